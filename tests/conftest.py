@@ -1,0 +1,60 @@
+"""Shared fixtures: the anyio backend, and fake installed plugin distributions."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from importlib import invalidate_caches
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+PluginDistFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginDistFactory]:
+    """Create installed-looking distributions (dist-info + module) on ``sys.path``.
+
+    ``plugin_dist("acme", {"acme": "acme_plugin"}, {"acme_plugin": "source"}, requires=[...])``
+    makes ``importlib.metadata`` see distribution ``acme`` with those voicekit entry points,
+    exactly as pip would have installed it.
+    """
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    created_modules: list[str] = []
+
+    def make(
+        dist: str,
+        entry_points: dict[str, str],
+        modules: dict[str, str],
+        *,
+        version: str = "1.0",
+        requires: list[str] | None = None,
+        extras: list[str] | None = None,
+    ) -> Path:
+        info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        meta = [f"Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}"]
+        meta += [f"Provides-Extra: {e}" for e in extras or []]
+        meta += [f"Requires-Dist: {r}" for r in requires or []]
+        (info / "METADATA").write_text("\n".join(meta) + "\n")
+        eps = "[voicekit]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items())
+        (info / "entry_points.txt").write_text(eps)
+        for mod, source in modules.items():
+            (site / f"{mod}.py").write_text(textwrap.dedent(source))
+            created_modules.append(mod)
+        invalidate_caches()
+        return site
+
+    yield make
+    for mod in created_modules:
+        sys.modules.pop(mod, None)

@@ -1,0 +1,108 @@
+"""voicekit: low-latency phone voice agents with pluggable providers.
+
+The public API is what ``__all__`` lists; everything else may change between releases.
+"""
+
+from voicekit._version import __version__
+from voicekit.audio import (
+    ALAW_8K,
+    PCM_8K,
+    PCM_16K,
+    PCM_24K,
+    ULAW_8K,
+    AudioConverter,
+    AudioFormat,
+    Framer,
+    Resampler,
+    alaw_decode,
+    alaw_encode,
+    ulaw_decode,
+    ulaw_encode,
+)
+from voicekit.config import VoiceKitSettings, load_settings
+from voicekit.errors import (
+    AudioFormatError,
+    ConfigError,
+    PluginError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotFoundError,
+    ProviderTimeoutError,
+    VoiceKitError,
+)
+from voicekit.hookspecs import hookimpl
+from voicekit.llm import LLM, Message, TextDelta, Tool, ToolCall, Usage
+from voicekit.plugins import PluginManager, ProviderRegistry, load_plugins
+from voicekit.provider import Provider, ProviderSettings, credential
+from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
+from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
+from voicekit.telephony import (
+    CallInfo,
+    Dtmf,
+    InboundAudio,
+    MarkReached,
+    MediaStream,
+    StreamStopped,
+    Telephony,
+)
+from voicekit.tts import TTS, Alignment, AudioChunk, TTSSession, Utterance
+
+__all__ = [
+    "ALAW_8K",
+    "LLM",
+    "PCM_8K",
+    "PCM_16K",
+    "PCM_24K",
+    "STT",
+    "TTS",
+    "ULAW_8K",
+    "Alignment",
+    "AudioChunk",
+    "AudioConverter",
+    "AudioFormat",
+    "AudioFormatError",
+    "CallInfo",
+    "CallRecord",
+    "ConfigError",
+    "Dtmf",
+    "EndOfTurn",
+    "Framer",
+    "InboundAudio",
+    "MarkReached",
+    "MediaStream",
+    "Message",
+    "PluginError",
+    "PluginManager",
+    "Provider",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderNotFoundError",
+    "ProviderRegistry",
+    "ProviderSettings",
+    "ProviderTimeoutError",
+    "Resampler",
+    "STTStream",
+    "SpeechStarted",
+    "StreamStopped",
+    "TTSSession",
+    "Telephony",
+    "TextDelta",
+    "Tool",
+    "ToolCall",
+    "Transcript",
+    "TranscriptEntry",
+    "TurnMetrics",
+    "Usage",
+    "Utterance",
+    "VoiceKitError",
+    "VoiceKitSettings",
+    "__version__",
+    "alaw_decode",
+    "alaw_encode",
+    "credential",
+    "hookimpl",
+    "load_plugins",
+    "load_settings",
+    "ulaw_decode",
+    "ulaw_encode",
+]

@@ -1,0 +1,101 @@
+"""Audio formats: what bytes mean, and the arithmetic of durations and frames.
+
+An :class:`AudioFormat` is a value (frozen, hashable, comparable): two components agree on
+a format by comparing them, which is how format negotiation decides that bytes can pass
+straight through with no conversion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from voicekit.errors import AudioFormatError
+
+__all__ = [
+    "ALAW_8K",
+    "AudioFormat",
+    "Encoding",
+    "PCM_16K",
+    "PCM_24K",
+    "PCM_8K",
+    "ULAW_8K",
+]
+
+Encoding = Literal["pcm_s16le", "mulaw", "alaw"]
+_ENCODINGS: tuple[str, ...] = get_args(Encoding)
+_SAMPLE_WIDTH = {"pcm_s16le": 2, "mulaw": 1, "alaw": 1}
+# The byte that decodes to (near) zero amplitude, used to pad frames with silence.
+_SILENCE_BYTE = {"pcm_s16le": b"\x00", "mulaw": b"\xff", "alaw": b"\xd5"}
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    """Encoding, sample rate and channel count of a raw (headerless) audio stream."""
+
+    encoding: Encoding
+    sample_rate: int
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        if self.encoding not in _ENCODINGS:
+            raise AudioFormatError(
+                f"unsupported audio encoding {self.encoding!r}; "
+                f"voicekit handles {', '.join(_ENCODINGS)}"
+            )
+        if not isinstance(self.sample_rate, int) or not 1000 <= self.sample_rate <= 384_000:
+            raise AudioFormatError(
+                f"sample_rate must be a whole number of Hz between 1000 and 384000, "
+                f"got {self.sample_rate!r}"
+            )
+        if not isinstance(self.channels, int) or not 1 <= self.channels <= 8:
+            raise AudioFormatError(f"channels must be 1..8, got {self.channels!r}")
+
+    @property
+    def sample_width(self) -> int:
+        """Bytes per sample of one channel."""
+        return _SAMPLE_WIDTH[self.encoding]
+
+    @property
+    def block_size(self) -> int:
+        """Bytes per sample frame (one sample of every channel): the unit bytes come in."""
+        return self.sample_width * self.channels
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.block_size * self.sample_rate
+
+    @property
+    def silence_byte(self) -> bytes:
+        return _SILENCE_BYTE[self.encoding]
+
+    def bytes_for_ms(self, ms: float) -> int:
+        """Bytes of ``ms`` milliseconds, rounded down to whole sample frames."""
+        samples = int(self.sample_rate * ms / 1000)
+        return samples * self.block_size
+
+    def duration_ms(self, nbytes: int) -> float:
+        """How long ``nbytes`` of this format play, in milliseconds."""
+        return nbytes * 1000.0 / self.bytes_per_second
+
+    def silence(self, ms: float) -> bytes:
+        return self.silence_byte * self.bytes_for_ms(ms)
+
+    def check(self, data: bytes | bytearray | memoryview) -> None:
+        """Raise :class:`AudioFormatError` unless ``data`` holds whole sample frames."""
+        if len(data) % self.block_size:
+            raise AudioFormatError(
+                f"{len(data)} bytes is not a whole number of {self.block_size}-byte "
+                f"samples for {self}"
+            )
+
+    def __str__(self) -> str:
+        ch = "" if self.channels == 1 else f"/{self.channels}ch"
+        return f"{self.encoding}@{self.sample_rate}{ch}"
+
+
+ULAW_8K = AudioFormat("mulaw", 8000)
+ALAW_8K = AudioFormat("alaw", 8000)
+PCM_8K = AudioFormat("pcm_s16le", 8000)
+PCM_16K = AudioFormat("pcm_s16le", 16000)
+PCM_24K = AudioFormat("pcm_s16le", 24000)

@@ -1,0 +1,5 @@
+"""The ``voicekit`` command line."""
+
+from voicekit.cli.main import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,120 @@
+"""Check the configured providers against the registry, and render settings safely.
+
+Kept apart from loading because it needs the plugins: a settings file can be parsed on a
+machine with no plugins installed, but only resolved where they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+from voicekit.config.settings import VoiceKitSettings
+from voicekit.errors import ConfigError, ProviderNotFoundError
+from voicekit.plugins.registry import ProviderRegistry, credential_env_vars
+from voicekit.provider import PROVIDER_KINDS, ProviderKind, ProviderSettings
+
+__all__ = ["MASK", "ResolvedProviders", "masked_settings", "resolve_providers"]
+
+MASK = "**********"
+_SECRET_WORDS = ("key", "secret", "token", "password", "authorization")
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedProviders:
+    """The validated settings of the provider chosen for each role."""
+
+    names: dict[ProviderKind, str]
+    settings: dict[ProviderKind, ProviderSettings]
+
+
+def resolve_providers(
+    settings: VoiceKitSettings,
+    registry: ProviderRegistry,
+    *,
+    kinds: tuple[ProviderKind, ...] = PROVIDER_KINDS,
+) -> ResolvedProviders:
+    """Validate that each chosen provider exists and its options are valid.
+
+    All problems are reported together, so one run of ``voicekit config check`` shows
+    everything to fix.
+    """
+    problems: list[str] = []
+    names: dict[ProviderKind, str] = {}
+    resolved: dict[ProviderKind, ProviderSettings] = {}
+    for kind in kinds:
+        name = getattr(settings, kind).provider
+        names[kind] = name
+        try:
+            resolved[kind] = registry.settings(
+                kind, name, settings.provider_options(name), source=f"[providers.{name}]"
+            )
+        except ProviderNotFoundError as exc:
+            problems.append(f"[{kind}] provider: {exc}")
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return ResolvedProviders(names, resolved)
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return MASK if value.get_secret_value() else ""
+    if isinstance(value, BaseModel):
+        return {k: _mask(getattr(value, k)) for k in type(value).model_fields}
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask(v) for v in value]
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    return value
+
+
+def _mask_raw_table(table: dict[str, Any], secret_fields: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        lowered = key.lower()
+        if key in secret_fields or any(w in lowered for w in _SECRET_WORDS):
+            out[key] = MASK if value else value
+        elif isinstance(value, dict):
+            out[key] = _mask_raw_table(value, set())
+        else:
+            out[key] = value
+    return out
+
+
+def masked_settings(
+    settings: VoiceKitSettings,
+    resolved: ResolvedProviders | None = None,
+    registry: ProviderRegistry | None = None,
+) -> dict[str, Any]:
+    """The effective settings as plain data with every secret replaced by a mask.
+
+    Chosen providers show their full validated options (defaults and credentials from
+    the environment included); other provider tables are shown as written, with any
+    credential-looking value masked.
+    """
+    data = {
+        name: _mask(getattr(settings, name))
+        for name in type(settings).model_fields
+        if name != "providers"
+    }
+    providers: dict[str, Any] = {}
+    chosen = {} if resolved is None else {resolved.names[k]: s for k, s in resolved.settings.items()}
+    for name, table in settings.providers.items():
+        if name in chosen:
+            continue
+        secret_fields: set[str] = set()
+        if registry is not None:
+            for kind in PROVIDER_KINDS:
+                if name in registry.names(kind):
+                    secret_fields |= set(credential_env_vars(registry.get(kind, name).Settings))
+        providers[name] = _mask_raw_table(table, secret_fields)
+    for name, model in chosen.items():
+        providers[name] = _mask(model)
+    data["providers"] = providers
+    return data

@@ -1,0 +1,148 @@
+"""The sections of ``voicekit.toml``, one pydantic model each.
+
+Field descriptions are the documentation: ``docs/configuration.md`` lists the same
+fields, and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+__all__ = [
+    "AgentSettings",
+    "FlowSettings",
+    "ProviderChoice",
+    "ServerSettings",
+    "TurnSettings",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSettings(_Section):
+    """What the agent says and how the model is asked."""
+
+    instructions: str = Field(
+        default="You are a helpful, concise phone assistant. Answer in one or two short "
+        "sentences of plain speech: no lists, no markdown.",
+        description="System instructions for the LLM.",
+    )
+    greeting: str | None = Field(
+        default="Hello! How can I help you today?",
+        description="What the agent says first when first_speaker is 'agent'.",
+    )
+    first_speaker: Literal["agent", "caller"] = Field(
+        default="agent", description="Who speaks first: 'agent' (greeting) or 'caller'."
+    )
+    history_turns: int = Field(
+        default=20, ge=1, le=1000, description="How many past turns the LLM sees."
+    )
+    max_tokens: int | None = Field(
+        default=300, ge=1, description="Upper bound on tokens per reply (none: provider's)."
+    )
+    temperature: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="Sampling temperature (none: provider's)."
+    )
+    knowledge: str | None = Field(
+        default=None, description="Reference text appended to the instructions."
+    )
+    knowledge_file: Path | None = Field(
+        default=None, description="A UTF-8 text file appended to the instructions."
+    )
+    apology: str = Field(
+        default="Sorry, I had a problem just now. Could you say that again?",
+        description="Spoken when the LLM or TTS fails during a turn.",
+    )
+    farewell: str = Field(
+        default="Thank you for calling. Goodbye!",
+        description="Spoken before the agent hangs up.",
+    )
+
+
+class ProviderChoice(_Section):
+    """Which provider serves this role; its options live in ``[providers.<name>]``."""
+
+    provider: str = Field(description="Registered provider name (see `voicekit plugins`).")
+
+
+class TurnSettings(_Section):
+    """Turn-taking, barge-in, silence and call-length rules."""
+
+    min_interruption_words: int = Field(
+        default=2, ge=1, description="Words the caller must say over the agent to barge in."
+    )
+    echo_filter: bool = Field(
+        default=True,
+        description="Ignore caller partials that repeat the agent's own recent words.",
+    )
+    playout_lead_ms: int = Field(
+        default=120, ge=20, le=2000, description="Audio sent ahead of real-time playback."
+    )
+    idle_timeout_s: float = Field(
+        default=8.0, gt=0, description="Silence after the agent's turn before an idle prompt."
+    )
+    idle_prompts: list[str] = Field(
+        default_factory=lambda: ["Are you still there?"],
+        description="Prompts spoken in turn on silence; after the last, the agent hangs up.",
+    )
+    max_call_seconds: float = Field(
+        default=1800.0, gt=0, description="The agent says farewell and hangs up after this."
+    )
+    voicemail_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "leave a message",
+            "after the tone",
+            "after the beep",
+            "not available",
+            "voicemail",
+            "press one",
+            "press 1",
+        ],
+        description="Phrases in the first caller turn that mean a machine answered.",
+    )
+    voicemail_action: Literal["hangup", "leave_message", "ignore"] = Field(
+        default="hangup", description="What to do when a machine answers."
+    )
+    voicemail_message: str | None = Field(
+        default=None, description="Left after the beep when voicemail_action='leave_message'."
+    )
+
+
+class ServerSettings(_Section):
+    """The HTTP/WebSocket server that telephony providers call."""
+
+    host: str = Field(default="127.0.0.1", description="Interface to listen on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="TCP port.")
+    public_url: str | None = Field(
+        default=None,
+        description="Public https URL of this server, used in webhook and stream URLs.",
+    )
+    media_auth_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret signing the media-stream tokens (random per process if unset).",
+    )
+    media_token_ttl_s: int = Field(
+        default=300, ge=10, description="How long a media-stream token stays valid."
+    )
+    shutdown_grace_s: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, how long active calls may finish."
+    )
+    max_calls: int = Field(default=500, ge=1, description="Concurrent calls before refusing.")
+
+
+class FlowSettings(_Section):
+    """An optional call flow; with neither field set the agent converses freely."""
+
+    file: Path | None = Field(default=None, description="Path of a flow file (TOML or JSON).")
+    inline: dict[str, Any] | None = Field(default=None, description="The flow, inline.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FlowSettings:
+        if self.file is not None and self.inline is not None:
+            raise ValueError("set either flow.file or flow.inline, not both")
+        return self

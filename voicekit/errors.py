@@ -1,0 +1,101 @@
+"""The one exception tree of voicekit.
+
+Every error voicekit raises on purpose derives from :class:`VoiceKitError`, so an
+application can catch everything of ours with one ``except`` and let real bugs through::
+
+    VoiceKitError
+    ├── ConfigError            a setting is missing or wrong; names the field and the fix
+    ├── PluginError            a plugin failed to load, clashed with another, or lacks its extra
+    │   └── ProviderNotFoundError   no provider of that kind and name is registered
+    ├── AudioFormatError       audio bytes or formats that cannot be processed
+    └── ProviderError          a provider (STT, LLM, TTS, telephony) failed
+        ├── ProviderAuthError       the provider refused our credentials (never retryable)
+        └── ProviderTimeoutError    the provider did not answer in time (retryable)
+
+``ProviderError`` carries ``retryable`` and ``status_code`` because the core, not each
+plugin, owns the retry policy (DESIGN.md §8): a plugin states what happened, the core
+decides whether trying again can help.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AudioFormatError",
+    "ConfigError",
+    "PluginError",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderNotFoundError",
+    "ProviderTimeoutError",
+    "VoiceKitError",
+]
+
+
+class VoiceKitError(Exception):
+    """Base of every error voicekit raises deliberately."""
+
+
+class ConfigError(VoiceKitError):
+    """A setting is invalid or missing.
+
+    The message always names where the value came from (file, variable or argument),
+    the field, and what would be accepted.
+    """
+
+
+class PluginError(VoiceKitError):
+    """A plugin could not be loaded or used (import failure, name clash, missing extra)."""
+
+
+class ProviderNotFoundError(PluginError):
+    """No provider of the requested kind and name is registered."""
+
+
+class AudioFormatError(VoiceKitError, ValueError):
+    """Audio that cannot be processed: odd-length PCM, an unsupported encoding or rate."""
+
+
+class ProviderError(VoiceKitError):
+    """A provider failed.
+
+    ``retryable`` says whether the same request may succeed if tried again (timeouts,
+    rate limits, 5xx); ``status_code`` is the provider's own code when it gave one
+    (HTTP status, WebSocket close code or an error code in a message body).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        retryable: bool = False,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.retryable = retryable
+        self.status_code = status_code
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        prefix = f"[{self.provider}] " if self.provider else ""
+        suffix = f" (status {self.status_code})" if self.status_code is not None else ""
+        return f"{prefix}{text}{suffix}"
+
+
+class ProviderAuthError(ProviderError):
+    """The provider refused the credentials. Retrying with the same key cannot help."""
+
+    def __init__(
+        self, message: str, *, provider: str | None = None, status_code: int | None = None
+    ) -> None:
+        super().__init__(message, provider=provider, retryable=False, status_code=status_code)
+
+
+class ProviderTimeoutError(ProviderError):
+    """The provider did not answer within its timeout."""
+
+    def __init__(
+        self, message: str, *, provider: str | None = None, status_code: int | None = None
+    ) -> None:
+        super().__init__(message, provider=provider, retryable=True, status_code=status_code)

@@ -1,0 +1,183 @@
+"""Plugin discovery and loading (pluggy, entry point group ``voicekit``).
+
+First-party and third-party plugins load the same way: each is a module named by an
+entry point. ``VOICEKIT_LOAD_PLUGINS`` (comma list) is an allowlist, where an empty value
+loads none; ``VOICEKIT_BLOCK_PLUGINS`` skips the plugins it names. A plugin that fails to
+import is reported and the others still load.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+from packaging.requirements import InvalidRequirement, Requirement
+
+from voicekit import hookspecs
+from voicekit.errors import PluginError
+from voicekit.plugins.registry import PluginInfo, ProviderRegistry
+from voicekit.provider import PROVIDER_KINDS, Provider, ProviderKind
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginManager", "load_plugins"]
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "voicekit"
+LOAD_ENV = "VOICEKIT_LOAD_PLUGINS"
+BLOCK_ENV = "VOICEKIT_BLOCK_PLUGINS"
+
+
+def _split(value: str) -> set[str]:
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _installed(req: Requirement) -> bool:
+    try:
+        version = metadata.version(req.name)
+    except metadata.PackageNotFoundError:
+        return False
+    return not req.specifier or req.specifier.contains(version, prereleases=True)
+
+
+def _missing_requirements(dist: metadata.Distribution, extra: str) -> list[str]:
+    """Requirements of ``dist`` (its base ones, plus extra ``extra`` if it has one) that
+    are not installed."""
+    extras = set(dist.metadata.get_all("Provides-Extra") or [])
+    missing: list[str] = []
+    for raw in dist.requires or []:
+        try:
+            req = Requirement(raw)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None:
+            env = {"extra": extra if extra in extras else ""}
+            if not req.marker.evaluate(env):
+                continue
+        if not _installed(req):
+            missing.append(str(req.name) + str(req.specifier))
+    return missing
+
+
+class PluginManager:
+    """Loads plugins, keeps the pluggy manager, and fills a :class:`ProviderRegistry`."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = ProviderRegistry()
+        self.plugins: dict[str, PluginInfo] = {}
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay: ``manager.hook.call_started(call=...)``."""
+        return self.pm.hook
+
+    # -- loading ----------------------------------------------------------------------
+
+    def load_entry_points(self, environ: Mapping[str, str] | None = None) -> None:
+        """Discover and load every plugin of group ``voicekit``, honouring the env lists."""
+        env = os.environ if environ is None else environ
+        allow = _split(env[LOAD_ENV]) if LOAD_ENV in env else None
+        block = _split(env.get(BLOCK_ENV, ""))
+        seen: set[str] = set()
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in seen:
+                continue  # the same distribution visible twice on sys.path
+            seen.add(ep.name)
+            if (allow is not None and ep.name not in allow) or ep.name in block:
+                logger.debug("plugin %s skipped by %s/%s", ep.name, LOAD_ENV, BLOCK_ENV)
+                continue
+            dist = ep.dist
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                distribution=dist.metadata["Name"] if dist is not None else None,
+                version=dist.version if dist is not None else None,
+            )
+            if dist is not None:
+                info.missing = _missing_requirements(dist, ep.name)
+                if info.missing:
+                    extras = set(dist.metadata.get_all("Provides-Extra") or [])
+                    target = f"{info.distribution}[{ep.name}]" if ep.name in extras else (
+                        info.distribution or ep.name
+                    )
+                    info.install_hint = f'pip install "{target}"'
+            try:
+                module = ep.load()
+            except Exception as exc:  # a broken plugin must not take the others down
+                info.error = f"import failed: {type(exc).__name__}: {exc}"
+                logger.warning("plugin %s could not be loaded: %s", ep.name, info.error)
+                self.plugins[ep.name] = info
+                continue
+            self._register(module, info)
+        self.check_pending()
+        self.collect_providers()
+
+    def register(self, plugin: ModuleType | object, name: str | None = None) -> PluginInfo:
+        """Register a plugin object directly (an app's own hooks, or tests).
+
+        Call :meth:`collect_providers` afterwards to pick up its providers.
+        """
+        pname = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        info = PluginInfo(name=pname, module=getattr(plugin, "__name__", pname))
+        self._register(plugin, info)
+        return info
+
+    def _register(self, plugin: ModuleType | object, info: PluginInfo) -> None:
+        if info.name in self.plugins and self.plugins[info.name].ok:
+            raise PluginError(f"a plugin named {info.name!r} is already loaded")
+        try:
+            self.pm.register(plugin, name=info.name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            info.error = f"invalid plugin: {exc}"
+            logger.warning("plugin %s rejected: %s", info.name, exc)
+        self.plugins[info.name] = info
+
+    def check_pending(self) -> None:
+        """Fail on hook implementations that match no hook (usually a misspelt name)."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(
+                f"plugin {exc.plugin!r} implements a hook voicekit does not define: {exc}. "
+                "See docs/plugins.md for the hook names."
+            ) from None
+
+    def collect_providers(self) -> None:
+        """Call every plugin's ``register_*`` hooks, recording which plugin gave what.
+
+        Each plugin's registration runs on its own, so one plugin's error is reported
+        against that plugin and the others still register.
+        """
+        for kind in PROVIDER_KINDS:
+            caller = getattr(self.pm.hook, f"register_{kind}")
+            for impl in caller.get_hookimpls():
+                info = self.plugins.get(impl.plugin_name)
+                if info is None or info.error is not None:
+                    continue
+                register = self._registrar(kind, info)
+                try:
+                    impl.function(*[{"register": register}[a] for a in impl.argnames])
+                except PluginError:
+                    raise
+                except Exception as exc:
+                    info.error = f"register_{kind} failed: {type(exc).__name__}: {exc}"
+                    logger.warning("plugin %s: %s", info.name, info.error)
+
+    def _registrar(self, kind: ProviderKind, info: PluginInfo) -> Callable[[type[Provider]], None]:
+        def register(cls: type[Provider]) -> None:
+            self.registry.add(kind, cls, info)
+
+        return register
+
+
+def load_plugins(environ: Mapping[str, str] | None = None) -> PluginManager:
+    """A plugin manager with every installed plugin loaded (per the env lists)."""
+    manager = PluginManager()
+    manager.load_entry_points(environ)
+    return manager

@@ -1,0 +1,190 @@
+"""The provider registry: which provider classes exist, who registered them, and how to
+build one from configuration.
+
+The core owns names: two plugins registering the same name for the same kind is an error
+naming both, and a provider's options are validated against its ``Settings`` model with
+errors that name the provider and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from voicekit.errors import ConfigError, PluginError, ProviderNotFoundError
+from voicekit.llm import LLM
+from voicekit.provider import PROVIDER_KINDS, Provider, ProviderKind, ProviderSettings
+from voicekit.stt import STT
+from voicekit.telephony import Telephony
+from voicekit.tts import TTS
+
+__all__ = ["PluginInfo", "ProviderRegistry", "Registration", "credential_env_vars"]
+
+_BASES: dict[ProviderKind, type[Provider]] = {
+    "stt": STT,
+    "llm": LLM,
+    "tts": TTS,
+    "telephony": Telephony,
+}
+
+
+@dataclass(slots=True)
+class PluginInfo:
+    """A loaded (or failed) plugin, as ``voicekit plugins`` shows it."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    error: str | None = None
+    providers: list[tuple[ProviderKind, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    install_hint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    kind: ProviderKind
+    name: str
+    cls: type[Provider]
+    plugin: PluginInfo
+
+
+def credential_env_vars(settings_cls: type[ProviderSettings]) -> dict[str, str]:
+    """Field name → conventional environment variable, for fields declared ``credential``."""
+    found: dict[str, str] = {}
+    for fname, finfo in settings_cls.model_fields.items():
+        extra = finfo.json_schema_extra
+        if isinstance(extra, dict) and isinstance(extra.get("env"), str):
+            found[fname] = str(extra["env"])
+    return found
+
+
+def _describe_error(err: Mapping[str, Any]) -> str:
+    """Turn one pydantic error into 'what is wrong, what is allowed'."""
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "is not a known option"
+    if kind == "missing":
+        return "is required"
+    return str(err.get("msg", "is invalid"))
+
+
+class ProviderRegistry:
+    """Provider classes by kind and name."""
+
+    def __init__(self) -> None:
+        self._entries: dict[ProviderKind, dict[str, Registration]] = {k: {} for k in PROVIDER_KINDS}
+
+    def add(self, kind: ProviderKind, cls: type[Provider], plugin: PluginInfo) -> None:
+        base = _BASES[kind]
+        if not isinstance(cls, type) or not issubclass(cls, base):
+            raise PluginError(
+                f"plugin {plugin.name!r} registered {cls!r} as an {kind} provider, but it is "
+                f"not a subclass of voicekit.{base.__name__}"
+            )
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise PluginError(
+                f"plugin {plugin.name!r}: {kind} provider {cls.__qualname__} needs a "
+                "non-empty class attribute `name`"
+            )
+        settings_cls = getattr(cls, "Settings", None)
+        if not (isinstance(settings_cls, type) and issubclass(settings_cls, ProviderSettings)):
+            raise PluginError(
+                f"plugin {plugin.name!r}: {kind} provider {name!r} needs `Settings`, a "
+                "subclass of voicekit.ProviderSettings"
+            )
+        existing = self._entries[kind].get(name)
+        if existing is not None and existing.cls is not cls:
+            raise PluginError(
+                f"{kind} provider {name!r} is registered by both plugin "
+                f"{existing.plugin.name!r} ({existing.cls.__module__}) and plugin "
+                f"{plugin.name!r} ({cls.__module__}); remove one, or block it with "
+                f"VOICEKIT_BLOCK_PLUGINS={plugin.name}"
+            )
+        self._entries[kind][name] = Registration(kind, name, cls, plugin)
+        if (kind, name) not in plugin.providers:
+            plugin.providers.append((kind, name))
+
+    def names(self, kind: ProviderKind) -> list[str]:
+        return sorted(self._entries[kind])
+
+    def registration(self, kind: ProviderKind, name: str) -> Registration:
+        try:
+            return self._entries[kind][name]
+        except KeyError:
+            installed = ", ".join(self.names(kind)) or "none"
+            raise ProviderNotFoundError(
+                f"no {kind} provider named {name!r}; installed {kind} providers: {installed}. "
+                "`voicekit plugins` lists every plugin and the extras still to install."
+            ) from None
+
+    def get(self, kind: ProviderKind, name: str) -> type[Provider]:
+        return self.registration(kind, name).cls
+
+    def settings(
+        self,
+        kind: ProviderKind,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        source: str = "[providers]",
+        environ: Mapping[str, str] | None = None,
+    ) -> ProviderSettings:
+        """Validate ``options`` for provider ``name``, filling credentials from the environment.
+
+        ``source`` says where the options came from, for the error message.
+        """
+        cls = self.get(kind, name)
+        env = os.environ if environ is None else environ
+        values = dict(options or {})
+        cred_env = credential_env_vars(cls.Settings)
+        for fname, var in cred_env.items():
+            if values.get(fname) in (None, "") and env.get(var):
+                values[fname] = env[var]
+        try:
+            return cls.Settings.model_validate(values)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"]) or "(options)"
+                line = f"providers.{name}.{loc} {_describe_error(err)}"
+                top = str(err["loc"][0]) if err["loc"] else ""
+                if top in cred_env and err.get("type") == "missing":
+                    line += f": set the environment variable {cred_env[top]} or {top} in {source}"
+                elif err.get("type") == "extra_forbidden":
+                    known = ", ".join(sorted(cls.Settings.model_fields))
+                    line += f" (known options: {known})"
+                problems.append(line)
+            raise ConfigError(
+                f"invalid settings for {kind} provider {name!r} in {source}:\n  "
+                + "\n  ".join(problems)
+            ) from None
+
+    def create(
+        self,
+        kind: ProviderKind,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        source: str = "[providers]",
+        environ: Mapping[str, str] | None = None,
+    ) -> Provider:
+        """Build a provider instance from its options (validated first)."""
+        reg = self.registration(kind, name)
+        if reg.plugin.missing:
+            raise PluginError(
+                f"{kind} provider {name!r} needs packages that are not installed "
+                f"({', '.join(reg.plugin.missing)}): {reg.plugin.install_hint}"
+            )
+        settings = self.settings(kind, name, options, source=source, environ=environ)
+        return reg.cls(settings)

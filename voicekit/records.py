@@ -1,0 +1,83 @@
+"""What the lifecycle hooks receive: per-turn latency timelines and the call record.
+
+Plain data with no behaviour, so observers (analytics, CRM export, logging) can keep them
+or serialise them (``dataclasses.asdict``) without holding on to live call objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from voicekit.telephony import CallInfo
+
+__all__ = ["CallRecord", "TranscriptEntry", "TurnMetrics"]
+
+# The timeline of one turn, in the order the events happen. Each is seconds on the
+# session's monotonic clock, or None when the step did not happen (e.g. a greeting turn
+# has no user speech end).
+TIMELINE_FIELDS: tuple[str, ...] = (
+    "user_speech_end",
+    "stt_end_of_turn",
+    "llm_request",
+    "llm_first_token",
+    "first_segment",
+    "tts_first_audio",
+    "first_frame_sent",
+    "first_mark_reached",
+)
+
+
+@dataclass(slots=True)
+class TurnMetrics:
+    """One agent turn's latency timeline (monotonic seconds) and outcome."""
+
+    turn_index: int
+    user_text: str = ""
+    agent_text: str = ""
+    heard_text: str = ""
+    interrupted: bool = False
+    user_speech_end: float | None = None
+    stt_end_of_turn: float | None = None
+    llm_request: float | None = None
+    llm_first_token: float | None = None
+    first_segment: float | None = None
+    tts_first_audio: float | None = None
+    first_frame_sent: float | None = None
+    first_mark_reached: float | None = None
+    error: str | None = None
+
+    @property
+    def ttfa_ms(self) -> float | None:
+        """Time to first audio: caller stopped speaking → first agent frame sent."""
+        start = self.user_speech_end if self.user_speech_end is not None else self.stt_end_of_turn
+        if start is None or self.first_frame_sent is None:
+            return None
+        return (self.first_frame_sent - start) * 1000.0
+
+    def steps_ms(self) -> dict[str, float]:
+        """Milliseconds between consecutive recorded timeline points."""
+        points = [(n, getattr(self, n)) for n in TIMELINE_FIELDS if getattr(self, n) is not None]
+        return {f"{a}->{b}": (tb - ta) * 1000.0 for (a, ta), (b, tb) in zip(points, points[1:])}
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEntry:
+    """One line of the call transcript. Agent lines hold what the caller heard."""
+
+    role: Literal["user", "agent"]
+    text: str
+    at: float
+    interrupted: bool = False
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """Everything known about a finished call."""
+
+    call: CallInfo
+    started_at: float
+    ended_at: float | None = None
+    end_reason: str = "unknown"
+    transcript: list[TranscriptEntry] = field(default_factory=list)
+    turns: list[TurnMetrics] = field(default_factory=list)

@@ -1,0 +1,100 @@
+"""Speech-to-text interface: one streaming recognition session per call.
+
+Audio goes in with :meth:`STTStream.send_audio` in the format the stream was opened with;
+events come out by async iteration. ``EndOfTurn`` is the provider's endpoint ("the caller
+stopped"), which is what starts a reply.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ClassVar, Self
+
+from voicekit.audio.formats import AudioFormat
+from voicekit.provider import Provider, ProviderKind
+
+__all__ = ["STT", "EndOfTurn", "STTEvent", "STTStream", "SpeechStarted", "Transcript"]
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """Recognised words. Non-final text may still be revised; final text never is.
+
+    ``start_ms``/``end_ms`` are positions in the stream's audio (not wall-clock time).
+    """
+
+    text: str
+    is_final: bool
+    start_ms: float | None = None
+    end_ms: float | None = None
+    confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfTurn:
+    """The caller finished speaking (provider endpoint detection or ``finalize``)."""
+
+    end_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The provider heard the caller begin to speak (voice activity)."""
+
+    start_ms: float | None = None
+
+
+STTEvent = Transcript | EndOfTurn | SpeechStarted
+
+
+class STTStream(ABC):
+    """One recognition session. Use as ``async with stt.stream(fmt) as stream:``."""
+
+    @abstractmethod
+    async def send_audio(self, data: bytes) -> None:
+        """Send raw audio in the stream's format. Never blocks on recognition."""
+
+    @abstractmethod
+    async def finalize(self) -> None:
+        """Ask the provider to make every pending word final now."""
+
+    @abstractmethod
+    def __aiter__(self) -> AsyncIterator[STTEvent]:
+        """Events in the order the provider produced them; ends when the stream closes."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """End the session: flush what the provider holds, then release the connection."""
+
+
+class STT(Provider, ABC):
+    """A speech-to-text provider."""
+
+    kind: ClassVar[ProviderKind] = "stt"
+
+    @property
+    @abstractmethod
+    def input_formats(self) -> tuple[AudioFormat, ...]:
+        """Formats the provider accepts natively, preferred first.
+
+        The session passes the call's audio straight through when it is among these, and
+        converts in process to the first one otherwise.
+        """
+
+    @abstractmethod
+    def stream(self, fmt: AudioFormat, *, call_id: str | None = None) -> STTStream:
+        """Open a recognition session for audio in ``fmt`` (one of ``input_formats``)."""

@@ -1,0 +1,120 @@
+"""Telephony interface: call control, webhooks, and the per-call media stream.
+
+A telephony provider is both a client (answer, hang up, dial, transfer, record) and a
+server (its webhook and media-WebSocket routes are mounted in the voicekit app). The
+media stream is the call's audio in both directions plus marks, which is how voicekit
+learns what the caller has actually heard.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from voicekit.audio.formats import AudioFormat
+from voicekit.provider import Provider, ProviderKind
+
+__all__ = [
+    "CallInfo",
+    "Dtmf",
+    "InboundAudio",
+    "MarkReached",
+    "MediaEvent",
+    "MediaStream",
+    "StreamStopped",
+    "Telephony",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """Who is calling whom, and the provider's identifiers for the call."""
+
+    call_id: str
+    from_number: str | None = None
+    to_number: str | None = None
+    direction: Literal["inbound", "outbound"] = "inbound"
+    provider_data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundAudio:
+    """Caller audio in the stream's inbound format."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    """A key the caller pressed."""
+
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkReached:
+    """Playback reached a mark sent with :meth:`MediaStream.mark`."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStopped:
+    """The media stream ended (caller hung up or the provider stopped streaming)."""
+
+    reason: str = "stopped"
+
+
+MediaEvent = InboundAudio | Dtmf | MarkReached | StreamStopped
+
+
+class MediaStream(ABC):
+    """One call's bidirectional audio."""
+
+    @property
+    @abstractmethod
+    def call(self) -> CallInfo: ...
+
+    @property
+    @abstractmethod
+    def inbound_format(self) -> AudioFormat: ...
+
+    @property
+    @abstractmethod
+    def outbound_format(self) -> AudioFormat: ...
+
+    @abstractmethod
+    def __aiter__(self) -> AsyncIterator[MediaEvent]:
+        """Inbound events; ends after :class:`StreamStopped` or when the socket closes."""
+
+    @abstractmethod
+    async def send_audio(self, data: bytes) -> None:
+        """Queue audio (in ``outbound_format``) for playback to the caller."""
+
+    @abstractmethod
+    async def mark(self, name: str) -> None:
+        """Ask to be told (``MarkReached``) when audio sent so far has played."""
+
+    @abstractmethod
+    async def clear(self) -> None:
+        """Drop all queued audio at the far end (barge-in)."""
+
+
+class Telephony(Provider, ABC):
+    """A telephony provider: call control plus webhook and media routes."""
+
+    kind: ClassVar[ProviderKind] = "telephony"
+
+    @abstractmethod
+    async def hangup(self, call_id: str) -> None:
+        """End the call. A call that already ended counts as done."""
+
+    @abstractmethod
+    async def dial(self, to: str, *, from_number: str | None = None, **options: Any) -> str:
+        """Place an outbound call; returns the call id."""
+
+    @abstractmethod
+    async def transfer(self, call_id: str, to: str) -> None:
+        """Transfer the call to another number or SIP URI."""

@@ -1,0 +1,109 @@
+"""Text-to-speech interface: one persistent session per call, one utterance per reply.
+
+The session owns the provider connection for the whole call (no handshake per sentence);
+an utterance is one reply's stream of text in and audio out. Text is pushed as the LLM
+writes it, and audio comes back chunk by chunk while more text is still arriving.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ClassVar, Self
+
+from voicekit.audio.formats import AudioFormat
+from voicekit.provider import Provider, ProviderKind
+
+__all__ = ["TTS", "Alignment", "AudioChunk", "TTSSession", "Utterance"]
+
+
+@dataclass(frozen=True, slots=True)
+class Alignment:
+    """Which characters a chunk of audio speaks, and when (ms from the chunk's start).
+
+    This is what lets barge-in keep exactly the words the caller heard.
+    """
+
+    chars: tuple[str, ...]
+    start_ms: tuple[int, ...]
+    duration_ms: tuple[int, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chars)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Synthesised audio in the session's format, with its alignment when available."""
+
+    data: bytes
+    alignment: Alignment | None = None
+
+
+class Utterance(ABC):
+    """One reply: push text, then ``end``; iterate to receive audio.
+
+    ``cancel`` stops generation at once: no audio of a cancelled utterance is yielded
+    afterwards.
+    """
+
+    @abstractmethod
+    async def push_text(self, text: str) -> None:
+        """Append text to speak. May be any fragment; the provider buffers as needed."""
+
+    @abstractmethod
+    async def flush(self) -> None:
+        """Generate audio for all text pushed so far without waiting for more."""
+
+    @abstractmethod
+    async def end(self) -> None:
+        """No more text: finish generating, then end the audio iteration."""
+
+    @abstractmethod
+    async def cancel(self) -> None:
+        """Abandon the utterance (barge-in). Idempotent."""
+
+    @abstractmethod
+    def __aiter__(self) -> AsyncIterator[AudioChunk]:
+        """Audio in order; ends after ``end`` once all audio is delivered, or on cancel."""
+
+
+class TTSSession(ABC):
+    """A call's persistent connection to the TTS provider."""
+
+    @abstractmethod
+    def utterance(self) -> Utterance:
+        """Start a new utterance on this session."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close the connection; open utterances are cancelled."""
+
+
+class TTS(Provider, ABC):
+    """A text-to-speech provider."""
+
+    kind: ClassVar[ProviderKind] = "tts"
+
+    @property
+    @abstractmethod
+    def output_formats(self) -> tuple[AudioFormat, ...]:
+        """Formats the provider produces natively, preferred first."""
+
+    @abstractmethod
+    def session(self, fmt: AudioFormat, *, call_id: str | None = None) -> TTSSession:
+        """Open the call's session producing audio in ``fmt`` (one of ``output_formats``)."""

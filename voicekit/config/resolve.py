@@ -48,8 +48,9 @@ def resolve_providers(
         name = getattr(settings, kind).provider
         names[kind] = name
         try:
+            options = registry.options_for(kind, name, settings.provider_options(name))
             resolved[kind] = registry.settings(
-                kind, name, settings.provider_options(name), source=f"[providers.{name}]"
+                kind, name, options, source=f"[providers.{name}]"
             )
         except ProviderNotFoundError as exc:
             problems.append(f"[{kind}] provider: {exc}")
@@ -104,7 +105,10 @@ def masked_settings(
         if name != "providers"
     }
     providers: dict[str, Any] = {}
-    chosen = {} if resolved is None else {resolved.names[k]: s for k, s in resolved.settings.items()}
+    chosen: dict[str, dict[str, Any]] = {}
+    if resolved is not None:
+        for kind, model in resolved.settings.items():
+            chosen.setdefault(resolved.names[kind], {})[kind] = _mask(model)
     for name, table in settings.providers.items():
         if name in chosen:
             continue
@@ -114,7 +118,8 @@ def masked_settings(
                 if name in registry.names(kind):
                     secret_fields |= set(credential_env_vars(registry.get(kind, name).Settings))
         providers[name] = _mask_raw_table(table, secret_fields)
-    for name, model in chosen.items():
-        providers[name] = _mask(model)
+    for name, by_kind in chosen.items():
+        # A name chosen for one role shows flat; for several roles, one sub-table each.
+        providers[name] = next(iter(by_kind.values())) if len(by_kind) == 1 else by_kind
     data["providers"] = providers
     return data

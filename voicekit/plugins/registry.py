@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from voicekit.errors import ConfigError, PluginError, ProviderNotFoundError
 from voicekit.llm import LLM
@@ -103,6 +103,14 @@ class ProviderRegistry:
                 f"plugin {plugin.name!r}: {kind} provider {name!r} needs `Settings`, a "
                 "subclass of voicekit.ProviderSettings"
             )
+        for fname in credential_env_vars(settings_cls):
+            annotation = settings_cls.model_fields[fname].annotation
+            if annotation not in (SecretStr, SecretStr | None):
+                raise PluginError(
+                    f"plugin {plugin.name!r}: {kind} provider {name!r} declares credential "
+                    f"{fname!r} as {annotation!r}; it must be SecretStr (or SecretStr | None) "
+                    "so it can never be printed or logged"
+                )
         existing = self._entries[kind].get(name)
         if existing is not None and existing.cls is not cls:
             raise PluginError(
@@ -130,6 +138,28 @@ class ProviderRegistry:
 
     def get(self, kind: ProviderKind, name: str) -> type[Provider]:
         return self.registration(kind, name).cls
+
+    def options_for(
+        self, kind: ProviderKind, name: str, table: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The options of the ``kind`` provider ``name`` from its ``[providers.<name>]`` table.
+
+        One name can serve several roles (``local`` is both STT and TTS), so the table may
+        hold keys of each: a role takes the top-level keys its settings know, plus its own
+        ``[providers.<name>.<kind>]`` sub-table, which wins. A key that no role of that
+        name knows stays in, so validation reports it.
+        """
+        sub = table.get(kind)
+        own = dict(sub) if isinstance(sub, Mapping) else {}
+        top = {k: v for k, v in table.items() if k not in PROVIDER_KINDS}
+        sharing = [k for k in PROVIDER_KINDS if k != kind and name in self._entries[k]]
+        if sharing:
+            mine = set(self.get(kind, name).Settings.model_fields)
+            others: set[str] = set()
+            for other in sharing:
+                others |= set(self.get(other, name).Settings.model_fields)
+            top = {k: v for k, v in top.items() if k in mine or k not in others}
+        return {**top, **own}
 
     def settings(
         self,

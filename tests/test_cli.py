@@ -1,0 +1,184 @@
+"""The command line: --version, --help everywhere, plugins listing, config check."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import PluginDistFactory
+from voicekit import __version__
+from voicekit.cli import cli
+from voicekit.cli import commands as _commands  # noqa: F401  (registers subcommands)
+
+ALL_ROLES_PLUGIN = '''
+from typing import ClassVar
+from pydantic import SecretStr
+import voicekit
+from voicekit import STT, LLM, TTS, Telephony, ProviderSettings, credential
+
+class TTSSettings(ProviderSettings):
+    api_key: SecretStr = credential("ROLES_TTS_KEY")
+    voice: str = "default-voice"
+
+class RolesSTT(STT):
+    name: ClassVar[str] = "roles"
+    input_formats = (voicekit.ULAW_8K,)
+    def stream(self, fmt, *, call_id=None): raise RuntimeError("unused")
+
+class RolesLLM(LLM):
+    name: ClassVar[str] = "roles"
+    async def stream(self, messages, **kw):
+        yield voicekit.TextDelta("hi")
+
+class RolesTTS(TTS):
+    name: ClassVar[str] = "roles"
+    Settings: ClassVar[type[ProviderSettings]] = TTSSettings
+    output_formats = (voicekit.ULAW_8K,)
+    def session(self, fmt, *, call_id=None): raise RuntimeError("unused")
+
+class RolesTelephony(Telephony):
+    name: ClassVar[str] = "roles"
+    async def hangup(self, call_id): pass
+    async def dial(self, to, *, from_number=None, **options): return "c"
+    async def transfer(self, call_id, to): pass
+
+@voicekit.hookimpl
+def register_stt(register): register(RolesSTT)
+@voicekit.hookimpl
+def register_llm(register): register(RolesLLM)
+@voicekit.hookimpl
+def register_tts(register): register(RolesTTS)
+@voicekit.hookimpl
+def register_telephony(register): register(RolesTelephony)
+'''
+
+ROLES_CONFIG = """
+[stt]
+provider = "roles"
+[llm]
+provider = "roles"
+[tts]
+provider = "roles"
+[telephony]
+provider = "roles"
+[providers.roles]
+voice = "v2"
+[providers.elsewhere]
+api_key = "sk-should-never-print"
+region = "eu"
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("VOICEKIT_") or key == "ROLES_TTS_KEY":
+            monkeypatch.delenv(key)
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            found += all_commands(cmd, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    commands = all_commands(cli)
+    assert ("plugins",) in commands and ("config", "check") in commands
+    for path in commands:
+        result = runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage:" in result.output and len(result.output.splitlines()) > 3
+
+
+def test_plugins_lists_first_party_with_versions() -> None:
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = {p["name"]: p for p in json.loads(result.output)}
+    assert {"elevenlabs", "soniox", "telnyx", "openai", "grok", "anthropic", "local"} <= set(listed)
+    assert listed["telnyx"]["distribution"] == "voicekit" and listed["telnyx"]["version"] == __version__
+
+
+def test_plugins_text_shows_providers_and_missing_extras(plugin_dist: PluginDistFactory) -> None:
+    plugin_dist("roles-dist", {"roles": "roles_plugin"}, {"roles_plugin": ALL_ROLES_PLUGIN},
+                extras=["roles"], requires=['missing-sdk ; extra == "roles"'])
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0, result.output
+    line = next(l for l in result.output.splitlines() if l.startswith("roles "))
+    assert "roles-dist 1.0" in line and "stt:roles" in line and "telephony:roles" in line
+    assert 'missing missing-sdk: pip install "roles-dist[roles]"' in result.output
+
+
+def test_config_check_prints_effective_settings_masked(
+    tmp_path: Path, plugin_dist: PluginDistFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin_dist("roles-dist", {"roles": "roles_plugin"}, {"roles_plugin": ALL_ROLES_PLUGIN})
+    monkeypatch.setenv("ROLES_TTS_KEY", "xi-very-secret-key-123456")
+    path = tmp_path / "voicekit.toml"
+    path.write_text(ROLES_CONFIG)
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "xi-very" not in out and "123456" not in out and "sk-should" not in out
+    assert 'api_key = "**********"' in out
+    assert 'voice = "v2"' in out and 'region = "eu"' in out
+    assert "[providers.roles.tts]" in out and "[providers.roles.stt]" in out
+    assert "[agent]" in out and "[providers.elsewhere]" in out
+    as_json = CliRunner().invoke(cli, ["config", "check", "--config", str(path), "--json"])
+    data = json.loads(as_json.output)
+    assert data["providers"]["roles"]["tts"]["api_key"] == "**********"
+    assert data["providers"]["elsewhere"]["api_key"] == "**********"
+    assert data["tts"]["provider"] == "roles"
+
+
+def test_config_check_missing_credential_names_variable(
+    tmp_path: Path, plugin_dist: PluginDistFactory
+) -> None:
+    plugin_dist("roles-dist", {"roles": "roles_plugin"}, {"roles_plugin": ALL_ROLES_PLUGIN})
+    path = tmp_path / "voicekit.toml"
+    path.write_text(ROLES_CONFIG)
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "set the environment variable ROLES_TTS_KEY" in result.output
+
+
+def test_config_check_unknown_provider_lists_installed(
+    tmp_path: Path, plugin_dist: PluginDistFactory
+) -> None:
+    plugin_dist("roles-dist", {"roles": "roles_plugin"}, {"roles_plugin": ALL_ROLES_PLUGIN})
+    path = tmp_path / "voicekit.toml"
+    path.write_text(ROLES_CONFIG.replace('[llm]\nprovider = "roles"', '[llm]\nprovider = "gpt"'))
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "no llm provider named 'gpt'; installed llm providers: roles" in result.output
+
+
+def test_config_check_bad_value_exits_nonzero_naming_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "voicekit.toml"
+    path.write_text('[server]\nport = "eighty"\n')
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}: server.port input should be a valid integer" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_config_check_syntax_error(tmp_path: Path) -> None:
+    path = tmp_path / "voicekit.toml"
+    path.write_text("[server\n")
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2 and "line 1, column 8" in result.output

@@ -1,0 +1,124 @@
+"""Settings precedence, env names, and errors that name the origin, field and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voicekit.config import load_settings
+from voicekit.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str, name: str = "voicekit.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("VOICEKIT_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_without_any_file() -> None:
+    s = load_settings()
+    assert s.agent.first_speaker == "agent"
+    assert s.turn.min_interruption_words == 2 and s.turn.playout_lead_ms == 120
+    assert (s.stt.provider, s.llm.provider, s.tts.provider) == ("local", "local", "local")
+    assert s.telephony.provider == "telnyx"
+    assert s.providers == {}
+
+
+def test_precedence_arguments_over_env_over_file_over_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, '[agent]\ngreeting = "file"\ntemperature = 0.1\nmax_tokens = 50\n')
+    monkeypatch.setenv("VOICEKIT_AGENT__TEMPERATURE", "0.7")
+    monkeypatch.setenv("VOICEKIT_AGENT__GREETING", "env")
+    s = load_settings(path, agent={"greeting": "argument"})
+    assert s.agent.greeting == "argument"  # argument beats env and file
+    assert s.agent.temperature == 0.7  # env beats file
+    assert s.agent.max_tokens == 50  # file beats default
+    assert s.agent.history_turns == 20  # default
+
+
+def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[tts]\nprovider = "elevenlabs"\n')
+    monkeypatch.setenv("VOICEKIT_CONFIG", str(path))
+    assert load_settings().tts.provider == "elevenlabs"
+
+
+def test_swapping_a_provider_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[stt]\nprovider = "soniox"\n')
+    assert load_settings(path).stt.provider == "soniox"
+    monkeypatch.setenv("VOICEKIT_STT__PROVIDER", "deepgram")
+    assert load_settings(path).stt.provider == "deepgram"
+
+
+def test_provider_tables_from_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[providers.elevenlabs]\nvoice_id = "abc"\nmodel_id = "eleven_flash_v2_5"\n')
+    monkeypatch.setenv("VOICEKIT_PROVIDERS__ELEVENLABS__VOICE_ID", "from-env")
+    s = load_settings(path)
+    assert s.provider_options("elevenlabs") == {"voice_id": "from-env", "model_id": "eleven_flash_v2_5"}
+    assert s.provider_options("absent") == {}
+
+
+def test_bad_value_in_file_names_file_field_and_allowed(tmp_path: Path) -> None:
+    path = write(tmp_path, '[agent]\nfirst_speaker = "robot"\n[turn]\nmin_interruption_words = 0\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    text = str(err.value)
+    assert f"{path}: agent.first_speaker input should be 'agent' or 'caller'" in text
+    assert f"{path}: turn.min_interruption_words input should be greater than or equal to 1" in text
+
+
+def test_bad_value_in_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEKIT_SERVER__PORT", "99999")
+    with pytest.raises(ConfigError, match=r"environment variable VOICEKIT_SERVER__PORT: server.port input should be less than or equal to 65535"):
+        load_settings()
+
+
+def test_bad_argument_is_attributed_to_the_argument() -> None:
+    with pytest.raises(ConfigError, match=r"argument: agent.history_turns"):
+        load_settings(agent={"history_turns": -1})
+
+
+def test_unknown_field_and_section(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"agent.greting is not a known setting"):
+        load_settings(write(tmp_path, '[agent]\ngreting = "hi"\n'))
+    with pytest.raises(ConfigError, match=r"unknown section\(s\) 'agnet'; the sections are \[agent\]"):
+        load_settings(write(tmp_path, '[agnet]\ngreeting = "hi"\n', "b.toml"))
+
+
+def test_toml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, '[agent]\ngreeting = "hi"\ntemperature = = 3\n')
+    with pytest.raises(ConfigError, match=r"TOML syntax error: .*line 3, column 15"):
+        load_settings(path)
+
+
+def test_missing_and_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b'[agent]\ngreeting = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(bad)
+
+
+def test_flow_accepts_one_source_only(tmp_path: Path) -> None:
+    path = write(tmp_path, '[flow]\nfile = "flow.toml"\n[flow.inline]\nstart = "a"\n')
+    with pytest.raises(ConfigError, match="set either flow.file or flow.inline, not both"):
+        load_settings(path)
+
+
+def test_media_secret_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEKIT_SERVER__MEDIA_AUTH_SECRET", "hunter2-very-secret")
+    s = load_settings()
+    assert "hunter2" not in repr(s)
+    assert s.server.media_auth_secret is not None
+    assert s.server.media_auth_secret.get_secret_value() == "hunter2-very-secret"

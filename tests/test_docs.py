@@ -1,0 +1,49 @@
+"""Docs stay in step with the code: every hook and every setting is documented."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from voicekit import hookspecs
+from voicekit.config.settings import VoiceKitSettings
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def hook_names() -> list[str]:
+    return [
+        name
+        for name, obj in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(obj, "voicekit_spec")
+    ]
+
+
+def test_every_hook_is_specified_and_has_a_docstring() -> None:
+    names = hook_names()
+    assert set(names) == {
+        "register_stt", "register_llm", "register_tts", "register_telephony",
+        "call_started", "turn_completed", "call_ended",
+    }
+    for name in names:
+        assert (getattr(hookspecs, name).__doc__ or "").strip(), name
+
+
+def test_every_hook_is_documented_in_plugins_md() -> None:
+    text = (DOCS / "plugins.md").read_text()
+    missing = [name for name in hook_names() if f"`{name}(" not in text]
+    assert not missing, f"hooks missing from docs/plugins.md: {missing}"
+
+
+def test_every_setting_is_documented_with_its_env_name() -> None:
+    text = (DOCS / "configuration.md").read_text()
+    missing = []
+    for section, field in VoiceKitSettings.model_fields.items():
+        if section == "providers":
+            assert "[providers.<name>]" in text
+            continue
+        for name in field.annotation.model_fields:  # type: ignore[union-attr]
+            env = f"VOICEKIT_{section.upper()}__{name.upper()}"
+            if f"`{name}`" not in text or env not in text:
+                missing.append(env)
+    assert not missing, f"settings missing from docs/configuration.md: {missing}"

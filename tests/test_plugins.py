@@ -1,0 +1,261 @@
+"""Plugin discovery, the env allow/block lists, clashes, failures and missing extras."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+from pydantic import SecretStr
+
+from tests.conftest import PluginDistFactory
+from voicekit import LLM, STT, ProviderSettings, credential
+from voicekit.errors import ConfigError, PluginError, ProviderNotFoundError
+from voicekit.plugins import PluginManager, ProviderRegistry, load_plugins
+from voicekit.plugins.registry import PluginInfo
+
+STT_PLUGIN = '''
+from typing import ClassVar
+import voicekit
+from voicekit.stt import STT
+
+class {cls}(STT):
+    name: ClassVar[str] = "{name}"
+    @property
+    def input_formats(self):
+        return (voicekit.ULAW_8K,)
+    def stream(self, fmt, *, call_id=None):
+        raise RuntimeError("not used in this test")
+
+@voicekit.hookimpl
+def register_stt(register):
+    register({cls})
+'''
+
+FIRST_PARTY = {"anthropic", "elevenlabs", "grok", "local", "openai", "soniox", "telnyx"}
+
+
+def test_first_party_plugins_are_discovered_through_entry_points() -> None:
+    manager = load_plugins({})
+    assert FIRST_PARTY <= set(manager.plugins)
+    for name in FIRST_PARTY:
+        info = manager.plugins[name]
+        assert info.ok, info.error
+        assert info.distribution == "voicekit" and info.version
+
+
+def test_allowlist_empty_loads_none_and_blocklist_skips(plugin_dist: PluginDistFactory) -> None:
+    plugin_dist("acme-stt", {"acme": "acme_stt"}, {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")})
+    assert load_plugins({"VOICEKIT_LOAD_PLUGINS": ""}).plugins == {}
+    only = load_plugins({"VOICEKIT_LOAD_PLUGINS": "acme, openai"})
+    assert set(only.plugins) == {"acme", "openai"}
+    assert only.registry.names("stt") == ["acme"]
+    blocked = load_plugins({"VOICEKIT_BLOCK_PLUGINS": "acme"})
+    assert "acme" not in blocked.plugins and FIRST_PARTY <= set(blocked.plugins)
+
+
+def test_third_party_provider_is_attributed_to_its_distribution(plugin_dist: PluginDistFactory) -> None:
+    plugin_dist("acme-stt", {"acme": "acme_stt"}, {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")}, version="2.3")
+    manager = load_plugins({})
+    reg = manager.registry.registration("stt", "acme")
+    assert reg.plugin.distribution == "acme-stt" and reg.plugin.version == "2.3"
+    assert manager.plugins["acme"].providers == [("stt", "acme")]
+
+
+def test_import_failure_is_reported_and_others_still_load(plugin_dist: PluginDistFactory) -> None:
+    plugin_dist("broken", {"broken": "broken_plugin"}, {"broken_plugin": "import does_not_exist_anywhere\n"})
+    plugin_dist("acme-stt", {"acme": "acme_stt"}, {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")})
+    manager = load_plugins({})
+    assert "ModuleNotFoundError" in (manager.plugins["broken"].error or "")
+    assert manager.registry.names("stt") == ["acme"]
+
+
+def test_register_hook_failure_is_reported_against_that_plugin(plugin_dist: PluginDistFactory) -> None:
+    source = "import voicekit\n@voicekit.hookimpl\ndef register_llm(register):\n    raise KeyError('boom')\n"
+    plugin_dist("bad-reg", {"badreg": "badreg_plugin"}, {"badreg_plugin": source})
+    manager = load_plugins({})
+    assert "register_llm failed: KeyError" in (manager.plugins["badreg"].error or "")
+    assert manager.plugins["openai"].ok
+
+
+def test_same_name_from_two_plugins_is_an_error_naming_both(plugin_dist: PluginDistFactory) -> None:
+    plugin_dist("one", {"one": "one_plugin"}, {"one_plugin": STT_PLUGIN.format(cls="OneSTT", name="dup")})
+    plugin_dist("two", {"two": "two_plugin"}, {"two_plugin": STT_PLUGIN.format(cls="TwoSTT", name="dup")})
+    with pytest.raises(PluginError) as err:
+        load_plugins({})
+    message = str(err.value)
+    assert "'dup'" in message and "'one'" in message and "'two'" in message
+    assert "VOICEKIT_BLOCK_PLUGINS" in message
+    # Blocking one of them resolves the clash.
+    assert load_plugins({"VOICEKIT_BLOCK_PLUGINS": "two"}).registry.names("stt") == ["dup"]
+
+
+def test_misspelt_hook_fails_check_pending(plugin_dist: PluginDistFactory) -> None:
+    source = "import voicekit\n@voicekit.hookimpl\ndef register_ttts(register):\n    pass\n"
+    plugin_dist("typo", {"typo": "typo_plugin"}, {"typo_plugin": source})
+    with pytest.raises(PluginError, match="register_ttts"):
+        load_plugins({})
+
+
+def test_missing_extra_is_detected_with_install_hint(plugin_dist: PluginDistFactory) -> None:
+    plugin_dist(
+        "acme-stt",
+        {"acme": "acme_stt"},
+        {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")},
+        extras=["acme"],
+        requires=["numpy>=1", 'no-such-sdk-package>=2 ; extra == "acme"', 'other-missing ; extra == "unrelated"'],
+    )
+    manager = load_plugins({})
+    info = manager.plugins["acme"]
+    assert info.missing == ["no-such-sdk-package>=2"]
+    assert info.install_hint == 'pip install "acme-stt[acme]"'
+    with pytest.raises(PluginError, match=r'pip install "acme-stt\[acme\]"'):
+        manager.registry.create("stt", "acme")
+
+
+# -- registry -----------------------------------------------------------------------------
+
+
+class KeyedSettings(ProviderSettings):
+    api_key: SecretStr = credential("ACME_API_KEY")
+    voice: str = "alloy"
+    speed: float = 1.0
+
+
+class KeyedLLM(LLM):
+    name: ClassVar[str] = "keyed"
+    Settings: ClassVar[type[ProviderSettings]] = KeyedSettings
+
+    async def stream(self, messages, *, tools=None, max_tokens=None, temperature=None):  # type: ignore[no-untyped-def,override]
+        yield  # pragma: no cover
+
+
+def _registry() -> ProviderRegistry:
+    reg = ProviderRegistry()
+    reg.add("llm", KeyedLLM, PluginInfo(name="test", module=__name__))
+    return reg
+
+
+def test_unknown_provider_lists_installed_ones() -> None:
+    with pytest.raises(ProviderNotFoundError, match=r"no llm provider named 'nope'; installed llm providers: keyed"):
+        _registry().get("llm", "nope")
+
+
+def test_settings_errors_name_provider_and_field() -> None:
+    with pytest.raises(ConfigError) as err:
+        _registry().settings("llm", "keyed", {"api_key": "x", "speed": "fast", "voise": "a"}, environ={})
+    text = str(err.value)
+    assert "llm provider 'keyed'" in text
+    assert "providers.keyed.speed" in text and "valid number" in text
+    assert "providers.keyed.voise is not a known option" in text and "known options:" in text
+
+
+def test_missing_credential_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"providers.keyed.api_key is required: set the environment variable ACME_API_KEY"):
+        _registry().settings("llm", "keyed", {}, environ={})
+
+
+def test_credential_comes_from_its_conventional_variable() -> None:
+    settings = _registry().settings("llm", "keyed", {}, environ={"ACME_API_KEY": "sk-secret-123"})
+    assert "sk-secret-123" not in repr(settings) and "sk-secret-123" not in str(settings)
+    assert settings.api_key.get_secret_value() == "sk-secret-123"  # type: ignore[attr-defined]
+
+
+def test_registering_a_wrong_class_is_an_error() -> None:
+    reg = ProviderRegistry()
+    info = PluginInfo(name="p", module="m")
+    with pytest.raises(PluginError, match="not a subclass of voicekit.STT"):
+        reg.add("stt", KeyedLLM, info)
+
+    class Nameless(LLM):
+        async def stream(self, messages, **kw):  # type: ignore[no-untyped-def,override]
+            yield  # pragma: no cover
+
+    with pytest.raises(PluginError, match="non-empty class attribute `name`"):
+        reg.add("llm", Nameless, info)
+
+
+def test_credential_must_be_a_secret() -> None:
+    class LeakySettings(ProviderSettings):
+        api_key: str = credential("LEAKY_KEY")
+
+    class LeakyLLM(KeyedLLM):
+        name: ClassVar[str] = "leaky"
+        Settings: ClassVar[type[ProviderSettings]] = LeakySettings
+
+    with pytest.raises(PluginError, match="must be SecretStr"):
+        ProviderRegistry().add("llm", LeakyLLM, PluginInfo(name="p", module="m"))
+
+
+def test_programmatic_registration() -> None:
+    import types
+
+    import voicekit
+
+    module = types.ModuleType("inline_plugin")
+
+    @voicekit.hookimpl
+    def register_llm(register):  # type: ignore[no-untyped-def]
+        register(KeyedLLM)
+
+    module.register_llm = register_llm  # type: ignore[attr-defined]
+    manager = PluginManager()
+    manager.register(module, "inline")
+    manager.collect_providers()
+    assert manager.registry.names("llm") == ["keyed"]
+    assert isinstance(manager.registry.create("llm", "keyed", {"api_key": "k"}, environ={}), KeyedLLM)
+
+
+def test_lifecycle_hooks_reach_plugins() -> None:
+    import types
+
+    import voicekit
+    from voicekit import CallInfo
+
+    seen: list[str] = []
+    module = types.ModuleType("observer")
+
+    @voicekit.hookimpl
+    def call_started(call):  # type: ignore[no-untyped-def]
+        seen.append(call.call_id)
+
+    module.call_started = call_started  # type: ignore[attr-defined]
+    manager = PluginManager()
+    manager.register(module, "observer")
+    manager.hook.call_started(call=CallInfo(call_id="c-1"))
+    assert seen == ["c-1"]
+
+
+def test_one_table_feeds_every_role_of_a_name() -> None:
+    class SttOpts(ProviderSettings):
+        model: str = "small"
+
+    class TtsOpts(ProviderSettings):
+        voice: str = "joe"
+
+    class LocalSTT(STT):
+        name: ClassVar[str] = "local"
+        Settings: ClassVar[type[ProviderSettings]] = SttOpts
+        input_formats = ()  # type: ignore[assignment]
+
+        def stream(self, fmt, *, call_id=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError("unused")
+
+    from voicekit import TTS
+
+    class LocalTTS(TTS):
+        name: ClassVar[str] = "local"
+        Settings: ClassVar[type[ProviderSettings]] = TtsOpts
+        output_formats = ()  # type: ignore[assignment]
+
+        def session(self, fmt, *, call_id=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError("unused")
+
+    reg = ProviderRegistry()
+    info = PluginInfo(name="local", module="m")
+    reg.add("stt", LocalSTT, info)
+    reg.add("tts", LocalTTS, info)
+    table = {"model": "large", "voice": "amy", "timeout": 3, "tts": {"voice": "joe2"}}
+    assert reg.options_for("stt", "local", table) == {"model": "large", "timeout": 3}
+    assert reg.options_for("tts", "local", table) == {"voice": "joe2", "timeout": 3}
+    with pytest.raises(ConfigError, match="providers.local.colour is not a known option"):
+        reg.settings("tts", "local", reg.options_for("tts", "local", {"colour": "red"}))

@@ -53,12 +53,27 @@ def main() -> None:
             import audioop
         except ImportError:  # Python 3.13+ without audioop-lts
             audioop = None  # type: ignore[assignment]
-    cases.append(("mu-law encode (160 samples)", lambda: ulaw_encode(pcm8k),
-                  (lambda: audioop.lin2ulaw(pcm8k, 2)) if audioop else None))
-    cases.append(("mu-law decode (160 bytes)", lambda: ulaw_decode(mulaw),
-                  (lambda: audioop.ulaw2lin(mulaw, 2)) if audioop else None))
-    cases.append(("A-law encode (160 samples)", lambda: alaw_encode(pcm8k),
-                  (lambda: audioop.lin2alaw(pcm8k, 2)) if audioop else None))
+    cases.append(
+        (
+            "mu-law encode (160 samples)",
+            lambda: ulaw_encode(pcm8k),
+            (lambda: audioop.lin2ulaw(pcm8k, 2)) if audioop else None,
+        )
+    )
+    cases.append(
+        (
+            "mu-law decode (160 bytes)",
+            lambda: ulaw_decode(mulaw),
+            (lambda: audioop.ulaw2lin(mulaw, 2)) if audioop else None,
+        )
+    )
+    cases.append(
+        (
+            "A-law encode (160 samples)",
+            lambda: alaw_encode(pcm8k),
+            (lambda: audioop.lin2alaw(pcm8k, 2)) if audioop else None,
+        )
+    )
     cases.append(("resample 16k->8k (320 samples)", lambda: resampler.process(pcm16k), None))
 
     print(f"per 20 ms frame, median of {args.repeats} runs x {args.frames} frames")
@@ -71,7 +86,8 @@ def main() -> None:
         failed |= not ok
         ref_text = f"{ref:11.2f}" if ref is not None else f"{'-':>11}"
         ratio = f"{ours_us / ref:6.2f}" if ref else f"{'-':>6}"
-        print(f"{name:<32} {ours_us:12.2f} {ref_text} {ratio}  {'ok' if ok else 'OVER'} (<= {TARGET_US:.0f})")
+        verdict = "ok" if ok else "OVER"
+        print(f"{name:<32} {ours_us:12.2f} {ref_text} {ratio}  {verdict} (<= {TARGET_US:.0f})")
     raise SystemExit(1 if failed else 0)
 
 

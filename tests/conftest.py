@@ -43,7 +43,7 @@ def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plu
     ) -> Path:
         info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
-        meta = [f"Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}"]
+        meta = ["Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}"]
         meta += [f"Provides-Extra: {e}" for e in extras or []]
         meta += [f"Requires-Dist: {r}" for r in requires or []]
         (info / "METADATA").write_text("\n".join(meta) + "\n")

@@ -52,7 +52,9 @@ def test_format_arithmetic() -> None:
     assert PCM_8K.duration_ms(320) == pytest.approx(20.0)
     assert ULAW_8K.silence(20) == b"\xff" * 160
     assert ALAW_8K.silence(10) == b"\xd5" * 80
-    assert ULAW_8K == AudioFormat("mulaw", 8000) and hash(ULAW_8K) == hash(AudioFormat("mulaw", 8000))
+    assert ULAW_8K == AudioFormat("mulaw", 8000) and hash(ULAW_8K) == hash(
+        AudioFormat("mulaw", 8000)
+    )
     assert str(PCM_16K) == "pcm_s16le@16000"
 
 
@@ -79,7 +81,10 @@ def test_check_rejects_partial_samples() -> None:
 # -- Resampler -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("from_rate,to_rate", [(16000, 8000), (8000, 16000), (24000, 8000), (22050, 16000), (44100, 8000)])
+@pytest.mark.parametrize(
+    "from_rate,to_rate",
+    [(16000, 8000), (8000, 16000), (24000, 8000), (22050, 16000), (44100, 8000)],
+)
 @pytest.mark.parametrize("chunk_ms", [20, 7, 1000])
 def test_stream_output_length_is_exact(from_rate: int, to_rate: int, chunk_ms: int) -> None:
     seconds = 2.0
@@ -101,9 +106,12 @@ def test_chunking_does_not_change_the_result() -> None:
     pcm = tone(700, 16000, 1.0)
     whole = run_stream(Resampler(16000, 8000), pcm, len(pcm))
     pieces = run_stream(Resampler(16000, 8000), pcm, 38)
-    assert np.abs(
-        np.frombuffer(whole, "<i2").astype(int) - np.frombuffer(pieces, "<i2").astype(int)
-    ).max() <= 1
+    assert (
+        np.abs(
+            np.frombuffer(whole, "<i2").astype(int) - np.frombuffer(pieces, "<i2").astype(int)
+        ).max()
+        <= 1
+    )
 
 
 def test_flush_resets_for_a_new_stream() -> None:

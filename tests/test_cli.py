@@ -15,7 +15,7 @@ from voicekit import __version__
 from voicekit.cli import cli
 from voicekit.cli import commands as _commands  # noqa: F401  (registers subcommands)
 
-ALL_ROLES_PLUGIN = '''
+ALL_ROLES_PLUGIN = """
 from typing import ClassVar
 from pydantic import SecretStr
 import voicekit
@@ -55,7 +55,7 @@ def register_llm(register): register(RolesLLM)
 def register_tts(register): register(RolesTTS)
 @voicekit.hookimpl
 def register_telephony(register): register(RolesTelephony)
-'''
+"""
 
 ROLES_CONFIG = """
 [stt]
@@ -111,15 +111,23 @@ def test_plugins_lists_first_party_with_versions() -> None:
     assert result.exit_code == 0, result.output
     listed = {p["name"]: p for p in json.loads(result.output)}
     assert {"elevenlabs", "soniox", "telnyx", "openai", "grok", "anthropic", "local"} <= set(listed)
-    assert listed["telnyx"]["distribution"] == "voicekit" and listed["telnyx"]["version"] == __version__
+    assert (
+        listed["telnyx"]["distribution"] == "voicekit"
+        and listed["telnyx"]["version"] == __version__
+    )
 
 
 def test_plugins_text_shows_providers_and_missing_extras(plugin_dist: PluginDistFactory) -> None:
-    plugin_dist("roles-dist", {"roles": "roles_plugin"}, {"roles_plugin": ALL_ROLES_PLUGIN},
-                extras=["roles"], requires=['missing-sdk ; extra == "roles"'])
+    plugin_dist(
+        "roles-dist",
+        {"roles": "roles_plugin"},
+        {"roles_plugin": ALL_ROLES_PLUGIN},
+        extras=["roles"],
+        requires=['missing-sdk ; extra == "roles"'],
+    )
     result = CliRunner().invoke(cli, ["plugins"])
     assert result.exit_code == 0, result.output
-    line = next(l for l in result.output.splitlines() if l.startswith("roles "))
+    line = next(x for x in result.output.splitlines() if x.startswith("roles "))
     assert "roles-dist 1.0" in line and "stt:roles" in line and "telephony:roles" in line
     assert 'missing missing-sdk: pip install "roles-dist[roles]"' in result.output
 

@@ -61,10 +61,15 @@ def test_swapping_a_provider_is_one_line(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_provider_tables_from_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(tmp_path, '[providers.elevenlabs]\nvoice_id = "abc"\nmodel_id = "eleven_flash_v2_5"\n')
+    path = write(
+        tmp_path, '[providers.elevenlabs]\nvoice_id = "abc"\nmodel_id = "eleven_flash_v2_5"\n'
+    )
     monkeypatch.setenv("VOICEKIT_PROVIDERS__ELEVENLABS__VOICE_ID", "from-env")
     s = load_settings(path)
-    assert s.provider_options("elevenlabs") == {"voice_id": "from-env", "model_id": "eleven_flash_v2_5"}
+    assert s.provider_options("elevenlabs") == {
+        "voice_id": "from-env",
+        "model_id": "eleven_flash_v2_5",
+    }
     assert s.provider_options("absent") == {}
 
 
@@ -79,7 +84,10 @@ def test_bad_value_in_file_names_file_field_and_allowed(tmp_path: Path) -> None:
 
 def test_bad_value_in_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOICEKIT_SERVER__PORT", "99999")
-    with pytest.raises(ConfigError, match=r"environment variable VOICEKIT_SERVER__PORT: server.port input should be less than or equal to 65535"):
+    with pytest.raises(
+        ConfigError,
+        match=r"environment variable VOICEKIT_SERVER__PORT: server.port input should be less than or equal to 65535",
+    ):
         load_settings()
 
 
@@ -91,7 +99,9 @@ def test_bad_argument_is_attributed_to_the_argument() -> None:
 def test_unknown_field_and_section(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"agent.greting is not a known setting"):
         load_settings(write(tmp_path, '[agent]\ngreting = "hi"\n'))
-    with pytest.raises(ConfigError, match=r"unknown section\(s\) 'agnet'; the sections are \[agent\]"):
+    with pytest.raises(
+        ConfigError, match=r"unknown section\(s\) 'agnet'; the sections are \[agent\]"
+    ):
         load_settings(write(tmp_path, '[agnet]\ngreeting = "hi"\n', "b.toml"))
 
 
@@ -112,7 +122,7 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
 
 def test_flow_accepts_one_source_only(tmp_path: Path) -> None:
     path = write(tmp_path, '[flow]\nfile = "flow.toml"\n[flow.inline]\nstart = "a"\n')
-    with pytest.raises(ConfigError, match="set either flow.file or flow.inline, not both"):
+    with pytest.raises(ConfigError, match=r"set either flow\.file or flow\.inline, not both"):
         load_settings(path)
 
 

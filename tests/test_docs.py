@@ -22,8 +22,13 @@ def hook_names() -> list[str]:
 def test_every_hook_is_specified_and_has_a_docstring() -> None:
     names = hook_names()
     assert set(names) == {
-        "register_stt", "register_llm", "register_tts", "register_telephony",
-        "call_started", "turn_completed", "call_ended",
+        "register_stt",
+        "register_llm",
+        "register_tts",
+        "register_telephony",
+        "call_started",
+        "turn_completed",
+        "call_ended",
     }
     for name in names:
         assert (getattr(hookspecs, name).__doc__ or "").strip(), name

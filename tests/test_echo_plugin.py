@@ -29,8 +29,19 @@ PLUGIN_SRC = ROOT / "examples" / "voicekit-echo-plugin"
 def echo_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("echo-site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(PLUGIN_SRC)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(PLUGIN_SRC),
+        ],
         check=True,
         capture_output=True,
     )
@@ -65,7 +76,7 @@ def test_listed_by_voicekit_plugins(echo_site: Path) -> None:
     assert echo["distribution"] == "voicekit-echo-plugin" and echo["version"] == "1.0.0"
     assert echo["providers"] == {"llm": ["echo"]} and echo["error"] is None
     text = run_cli(echo_site, "plugins").stdout
-    assert any(l.startswith("echo ") and "llm:echo" in l for l in text.splitlines())
+    assert any(x.startswith("echo ") and "llm:echo" in x for x in text.splitlines())
 
 
 def test_named_among_installed_providers(echo_site: Path, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def test_round_trip_is_stable(encode, decode) -> None:  # type: ignore[no-untype
     # Decoding then re-encoding any code gives the same code (the codec is idempotent).
     # μ-law has two codes for zero (0x7F and 0xFF); both decode to 0, which encodes to 0xFF.
     again = encode(decode(ALL_CODES))
-    diffs = [c for c, a in zip(ALL_CODES, again) if c != a]
+    diffs = [c for c, a in zip(ALL_CODES, again, strict=True) if c != a]
     assert diffs in ([], [0x7F])
 
 

@@ -13,7 +13,7 @@ from voicekit.errors import ConfigError, PluginError, ProviderNotFoundError
 from voicekit.plugins import PluginManager, ProviderRegistry, load_plugins
 from voicekit.plugins.registry import PluginInfo
 
-STT_PLUGIN = '''
+STT_PLUGIN = """
 from typing import ClassVar
 import voicekit
 from voicekit.stt import STT
@@ -29,7 +29,7 @@ class {cls}(STT):
 @voicekit.hookimpl
 def register_stt(register):
     register({cls})
-'''
+"""
 
 FIRST_PARTY = {"anthropic", "elevenlabs", "grok", "local", "openai", "soniox", "telnyx"}
 
@@ -44,7 +44,11 @@ def test_first_party_plugins_are_discovered_through_entry_points() -> None:
 
 
 def test_allowlist_empty_loads_none_and_blocklist_skips(plugin_dist: PluginDistFactory) -> None:
-    plugin_dist("acme-stt", {"acme": "acme_stt"}, {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")})
+    plugin_dist(
+        "acme-stt",
+        {"acme": "acme_stt"},
+        {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")},
+    )
     assert load_plugins({"VOICEKIT_LOAD_PLUGINS": ""}).plugins == {}
     only = load_plugins({"VOICEKIT_LOAD_PLUGINS": "acme, openai"})
     assert set(only.plugins) == {"acme", "openai"}
@@ -53,8 +57,15 @@ def test_allowlist_empty_loads_none_and_blocklist_skips(plugin_dist: PluginDistF
     assert "acme" not in blocked.plugins and FIRST_PARTY <= set(blocked.plugins)
 
 
-def test_third_party_provider_is_attributed_to_its_distribution(plugin_dist: PluginDistFactory) -> None:
-    plugin_dist("acme-stt", {"acme": "acme_stt"}, {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")}, version="2.3")
+def test_third_party_provider_is_attributed_to_its_distribution(
+    plugin_dist: PluginDistFactory,
+) -> None:
+    plugin_dist(
+        "acme-stt",
+        {"acme": "acme_stt"},
+        {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")},
+        version="2.3",
+    )
     manager = load_plugins({})
     reg = manager.registry.registration("stt", "acme")
     assert reg.plugin.distribution == "acme-stt" and reg.plugin.version == "2.3"
@@ -62,14 +73,22 @@ def test_third_party_provider_is_attributed_to_its_distribution(plugin_dist: Plu
 
 
 def test_import_failure_is_reported_and_others_still_load(plugin_dist: PluginDistFactory) -> None:
-    plugin_dist("broken", {"broken": "broken_plugin"}, {"broken_plugin": "import does_not_exist_anywhere\n"})
-    plugin_dist("acme-stt", {"acme": "acme_stt"}, {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")})
+    plugin_dist(
+        "broken", {"broken": "broken_plugin"}, {"broken_plugin": "import does_not_exist_anywhere\n"}
+    )
+    plugin_dist(
+        "acme-stt",
+        {"acme": "acme_stt"},
+        {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")},
+    )
     manager = load_plugins({})
     assert "ModuleNotFoundError" in (manager.plugins["broken"].error or "")
     assert manager.registry.names("stt") == ["acme"]
 
 
-def test_register_hook_failure_is_reported_against_that_plugin(plugin_dist: PluginDistFactory) -> None:
+def test_register_hook_failure_is_reported_against_that_plugin(
+    plugin_dist: PluginDistFactory,
+) -> None:
     source = "import voicekit\n@voicekit.hookimpl\ndef register_llm(register):\n    raise KeyError('boom')\n"
     plugin_dist("bad-reg", {"badreg": "badreg_plugin"}, {"badreg_plugin": source})
     manager = load_plugins({})
@@ -78,8 +97,12 @@ def test_register_hook_failure_is_reported_against_that_plugin(plugin_dist: Plug
 
 
 def test_same_name_from_two_plugins_is_an_error_naming_both(plugin_dist: PluginDistFactory) -> None:
-    plugin_dist("one", {"one": "one_plugin"}, {"one_plugin": STT_PLUGIN.format(cls="OneSTT", name="dup")})
-    plugin_dist("two", {"two": "two_plugin"}, {"two_plugin": STT_PLUGIN.format(cls="TwoSTT", name="dup")})
+    plugin_dist(
+        "one", {"one": "one_plugin"}, {"one_plugin": STT_PLUGIN.format(cls="OneSTT", name="dup")}
+    )
+    plugin_dist(
+        "two", {"two": "two_plugin"}, {"two_plugin": STT_PLUGIN.format(cls="TwoSTT", name="dup")}
+    )
     with pytest.raises(PluginError) as err:
         load_plugins({})
     message = str(err.value)
@@ -102,7 +125,11 @@ def test_missing_extra_is_detected_with_install_hint(plugin_dist: PluginDistFact
         {"acme": "acme_stt"},
         {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")},
         extras=["acme"],
-        requires=["numpy>=1", 'no-such-sdk-package>=2 ; extra == "acme"', 'other-missing ; extra == "unrelated"'],
+        requires=[
+            "numpy>=1",
+            'no-such-sdk-package>=2 ; extra == "acme"',
+            'other-missing ; extra == "unrelated"',
+        ],
     )
     manager = load_plugins({})
     info = manager.plugins["acme"]
@@ -136,13 +163,17 @@ def _registry() -> ProviderRegistry:
 
 
 def test_unknown_provider_lists_installed_ones() -> None:
-    with pytest.raises(ProviderNotFoundError, match=r"no llm provider named 'nope'; installed llm providers: keyed"):
+    with pytest.raises(
+        ProviderNotFoundError, match=r"no llm provider named 'nope'; installed llm providers: keyed"
+    ):
         _registry().get("llm", "nope")
 
 
 def test_settings_errors_name_provider_and_field() -> None:
     with pytest.raises(ConfigError) as err:
-        _registry().settings("llm", "keyed", {"api_key": "x", "speed": "fast", "voise": "a"}, environ={})
+        _registry().settings(
+            "llm", "keyed", {"api_key": "x", "speed": "fast", "voise": "a"}, environ={}
+        )
     text = str(err.value)
     assert "llm provider 'keyed'" in text
     assert "providers.keyed.speed" in text and "valid number" in text
@@ -150,7 +181,10 @@ def test_settings_errors_name_provider_and_field() -> None:
 
 
 def test_missing_credential_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match=r"providers.keyed.api_key is required: set the environment variable ACME_API_KEY"):
+    with pytest.raises(
+        ConfigError,
+        match=r"providers.keyed.api_key is required: set the environment variable ACME_API_KEY",
+    ):
         _registry().settings("llm", "keyed", {}, environ={})
 
 
@@ -163,7 +197,7 @@ def test_credential_comes_from_its_conventional_variable() -> None:
 def test_registering_a_wrong_class_is_an_error() -> None:
     reg = ProviderRegistry()
     info = PluginInfo(name="p", module="m")
-    with pytest.raises(PluginError, match="not a subclass of voicekit.STT"):
+    with pytest.raises(PluginError, match=r"not a subclass of voicekit\.STT"):
         reg.add("stt", KeyedLLM, info)
 
     class Nameless(LLM):
@@ -202,7 +236,9 @@ def test_programmatic_registration() -> None:
     manager.register(module, "inline")
     manager.collect_providers()
     assert manager.registry.names("llm") == ["keyed"]
-    assert isinstance(manager.registry.create("llm", "keyed", {"api_key": "k"}, environ={}), KeyedLLM)
+    assert isinstance(
+        manager.registry.create("llm", "keyed", {"api_key": "k"}, environ={}), KeyedLLM
+    )
 
 
 def test_lifecycle_hooks_reach_plugins() -> None:
@@ -257,5 +293,5 @@ def test_one_table_feeds_every_role_of_a_name() -> None:
     table = {"model": "large", "voice": "amy", "timeout": 3, "tts": {"voice": "joe2"}}
     assert reg.options_for("stt", "local", table) == {"model": "large", "timeout": 3}
     assert reg.options_for("tts", "local", table) == {"voice": "joe2", "timeout": 3}
-    with pytest.raises(ConfigError, match="providers.local.colour is not a known option"):
+    with pytest.raises(ConfigError, match=r"providers\.local\.colour is not a known option"):
         reg.settings("tts", "local", reg.options_for("tts", "local", {"colour": "red"}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic.config import JsonDict
 
 __all__ = ["Provider", "ProviderKind", "ProviderSettings", "credential"]
 
@@ -36,7 +37,7 @@ def credential(env: str, *, description: str = "", required: bool = True) -> Any
     missing value naming the variable. The value is a ``SecretStr``: it prints as
     ``**********`` and is never logged.
     """
-    extra = {"env": env, "credential": True}
+    extra: JsonDict = {"env": env, "credential": True}
     if required:
         return Field(description=description or f"API key (env {env})", json_schema_extra=extra)
     return Field(

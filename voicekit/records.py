@@ -7,6 +7,7 @@ or serialise them (``dataclasses.asdict``) without holding on to live call objec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Literal
 
 from voicekit.telephony import CallInfo
@@ -58,7 +59,7 @@ class TurnMetrics:
     def steps_ms(self) -> dict[str, float]:
         """Milliseconds between consecutive recorded timeline points."""
         points = [(n, getattr(self, n)) for n in TIMELINE_FIELDS if getattr(self, n) is not None]
-        return {f"{a}->{b}": (tb - ta) * 1000.0 for (a, ta), (b, tb) in zip(points, points[1:])}
+        return {f"{a}->{b}": (tb - ta) * 1000.0 for (a, ta), (b, tb) in pairwise(points)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ from voicekit.audio.resample import Resampler
 
 __all__ = [
     "ALAW_8K",
+    "PCM_8K",
     "PCM_16K",
     "PCM_24K",
-    "PCM_8K",
     "ULAW_8K",
     "AudioConverter",
     "AudioFormat",

@@ -26,7 +26,7 @@ _ENCODERS: dict[str, _Codec] = {"mulaw": ulaw_encode, "alaw": alaw_encode}
 def _mix_channels(pcm: bytes, src: int, dst: int) -> bytes:
     samples = np.frombuffer(pcm, dtype="<i2").reshape(-1, src)
     if dst == 1:
-        mixed = samples.mean(axis=1).round().astype("<i2")
+        mixed: np.ndarray = samples.mean(axis=1).round().astype("<i2")
         return mixed.tobytes()
     if src == 1:
         return np.repeat(samples, dst, axis=1).astype("<i2", copy=False).tobytes()

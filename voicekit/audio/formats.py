@@ -14,12 +14,12 @@ from voicekit.errors import AudioFormatError
 
 __all__ = [
     "ALAW_8K",
-    "AudioFormat",
-    "Encoding",
+    "PCM_8K",
     "PCM_16K",
     "PCM_24K",
-    "PCM_8K",
     "ULAW_8K",
+    "AudioFormat",
+    "Encoding",
 ]
 
 Encoding = Literal["pcm_s16le", "mulaw", "alaw"]

@@ -51,7 +51,9 @@ def _has_path(data: Mapping[str, Any], path: tuple[str, ...]) -> bool:
 
 
 def _origin(
-    loc: tuple[str, ...], overrides: Mapping[str, Any], file_data: Mapping[str, Any],
+    loc: tuple[str, ...],
+    overrides: Mapping[str, Any],
+    file_data: Mapping[str, Any],
     file_name: str | None,
 ) -> str:
     if _has_path(overrides, loc):

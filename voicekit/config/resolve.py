@@ -49,9 +49,7 @@ def resolve_providers(
         names[kind] = name
         try:
             options = registry.options_for(kind, name, settings.provider_options(name))
-            resolved[kind] = registry.settings(
-                kind, name, options, source=f"[providers.{name}]"
-            )
+            resolved[kind] = registry.settings(kind, name, options, source=f"[providers.{name}]")
         except ProviderNotFoundError as exc:
             problems.append(f"[{kind}] provider: {exc}")
         except ConfigError as exc:

@@ -29,18 +29,19 @@ __all__ = ["ENV_PREFIX", "VoiceKitSettings"]
 
 ENV_PREFIX = "VOICEKIT_"
 # The parsed TOML document for the settings being built; set by voicekit.config.load_settings.
-_file_data: ContextVar[dict[str, Any]] = ContextVar("voicekit_file_data", default={})
+_file_data: ContextVar[dict[str, Any] | None] = ContextVar("voicekit_file_data", default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):
     """Values from the already-parsed TOML file (parsed by the loader for good errors)."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        data = _file_data.get()
+        data = _file_data.get() or {}
         return data.get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in _file_data.get().items() if k in self.settings_cls.model_fields}
+        data = _file_data.get() or {}
+        return {k: v for k, v in data.items() if k in self.settings_cls.model_fields}
 
 
 class VoiceKitSettings(BaseSettings):

@@ -103,8 +103,10 @@ class PluginManager:
                 info.missing = _missing_requirements(dist, ep.name)
                 if info.missing:
                     extras = set(dist.metadata.get_all("Provides-Extra") or [])
-                    target = f"{info.distribution}[{ep.name}]" if ep.name in extras else (
-                        info.distribution or ep.name
+                    target = (
+                        f"{info.distribution}[{ep.name}]"
+                        if ep.name in extras
+                        else (info.distribution or ep.name)
                     )
                     info.install_hint = f'pip install "{target}"'
             try:

@@ -1,4 +1,5 @@
-"""voicekit plugin `elevenlabs`: ElevenLabs text-to-speech: the multi-stream-input WebSocket (one connection per call, one context per utterance) and the REST streaming fallback.
+"""voicekit plugin `elevenlabs`: ElevenLabs text-to-speech: the multi-stream-input WebSocket
+(one connection per call, one context per utterance) and the REST streaming fallback.
 
 Loaded through the entry point `elevenlabs` of group `voicekit`, exactly like a third-party
 plugin. Provider classes are registered here with `voicekit.hookimpl`; their third-party

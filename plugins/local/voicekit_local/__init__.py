@@ -1,4 +1,5 @@
-"""voicekit plugin `local`: Offline providers: piper neural TTS and pocketsphinx STT, no network and no keys.
+"""voicekit plugin `local`: Offline providers: piper neural TTS and pocketsphinx STT, no
+network and no keys.
 
 Loaded through the entry point `local` of group `voicekit`, exactly like a third-party
 plugin. Provider classes are registered here with `voicekit.hookimpl`; their third-party

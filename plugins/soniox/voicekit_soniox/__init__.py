@@ -1,4 +1,5 @@
-"""voicekit plugin `soniox`: Soniox real-time speech-to-text over its WebSocket, taking the call's codec natively.
+"""voicekit plugin `soniox`: Soniox real-time speech-to-text over its WebSocket, taking the
+call's codec natively.
 
 Loaded through the entry point `soniox` of group `voicekit`, exactly like a third-party
 plugin. Provider classes are registered here with `voicekit.hookimpl`; their third-party

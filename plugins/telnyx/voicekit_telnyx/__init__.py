@@ -1,4 +1,5 @@
-"""voicekit plugin `telnyx`: Telnyx telephony: Call Control v2, signed webhooks and the bidirectional media-stream WebSocket.
+"""voicekit plugin `telnyx`: Telnyx telephony: Call Control v2, signed webhooks and the
+bidirectional media-stream WebSocket.
 
 Loaded through the entry point `telnyx` of group `voicekit`, exactly like a third-party
 plugin. Provider classes are registered here with `voicekit.hookimpl`; their third-party

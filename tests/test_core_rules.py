@@ -1,0 +1,55 @@
+"""Rules of the core from DESIGN.md: one drawn error tree, no plugin imported by the core."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import voicekit
+from voicekit import errors
+
+
+def test_error_tree_docstring_draws_every_error_class() -> None:
+    doc = errors.__doc__ or ""
+    classes = [
+        obj
+        for _, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, errors.VoiceKitError)
+    ]
+    assert len(classes) >= 7
+    for cls in classes:
+        assert cls.__name__ in doc, f"{cls.__name__} is missing from the tree in voicekit.errors"
+
+
+def test_provider_error_carries_retryable_and_status() -> None:
+    err = errors.ProviderError("rate limited", provider="openai", retryable=True, status_code=429)
+    assert err.retryable and err.status_code == 429
+    assert str(err) == "[openai] rate limited (status 429)"
+    assert not errors.ProviderAuthError("bad key", status_code=401).retryable
+    assert errors.ProviderTimeoutError("slow").retryable
+    assert issubclass(errors.AudioFormatError, ValueError)
+
+
+def test_importing_voicekit_imports_no_plugin_and_no_sdk() -> None:
+    code = (
+        "import sys, voicekit, voicekit.cli, voicekit.config, voicekit.plugins;"
+        "bad = sorted(m for m in sys.modules if m.startswith('voicekit_') or "
+        "m.split('.')[0] in {'openai', 'anthropic', 'starlette', 'uvicorn', 'nacl', 'piper',"
+        " 'pocketsphinx'});"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_public_api_names_exist() -> None:
+    for name in voicekit.__all__:
+        assert hasattr(voicekit, name), name
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "voicekit", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "plugins" in out.stdout and "config" in out.stdout

@@ -52,3 +52,25 @@ def test_every_setting_is_documented_with_its_env_name() -> None:
             if f"`{name}`" not in text or env not in text:
                 missing.append(env)
     assert not missing, f"settings missing from docs/configuration.md: {missing}"
+
+
+def test_first_party_provider_options_are_documented() -> None:
+    from voicekit_anthropic.settings import AnthropicSettings
+    from voicekit_elevenlabs.settings import ElevenLabsSettings
+    from voicekit_grok.settings import GrokSettings
+    from voicekit_openai.settings import OpenAISettings
+    from voicekit_soniox.settings import SonioxSettings
+    from voicekit_telnyx.settings import TelnyxSettings
+
+    text = (DOCS / "configuration.md").read_text()
+    for name, cls in [
+        ("elevenlabs", ElevenLabsSettings),
+        ("soniox", SonioxSettings),
+        ("telnyx", TelnyxSettings),
+        ("openai", OpenAISettings),
+        ("grok", GrokSettings),
+        ("anthropic", AnthropicSettings),
+    ]:
+        section = text.split(f"#### `[providers.{name}]`", 1)[1].split("####", 1)[0]
+        for option in cls.model_fields:
+            assert f"| `{option}` |" in section, (name, option)

@@ -22,7 +22,13 @@ from voicekit.stt import STT
 from voicekit.telephony import Telephony
 from voicekit.tts import TTS
 
-__all__ = ["PluginInfo", "ProviderRegistry", "Registration", "credential_env_vars"]
+__all__ = [
+    "PluginInfo",
+    "ProviderRegistry",
+    "Registration",
+    "credential_env_vars",
+    "validate_settings",
+]
 
 _BASES: dict[ProviderKind, type[Provider]] = {
     "stt": STT,
@@ -76,6 +82,45 @@ def _describe_error(err: Mapping[str, Any]) -> str:
     if kind == "missing":
         return "is required"
     return str(err.get("msg", "is invalid"))
+
+
+def validate_settings(
+    settings_cls: type[ProviderSettings],
+    options: Mapping[str, Any] | None = None,
+    *,
+    label: str,
+    prefix: str,
+    source: str,
+    environ: Mapping[str, str] | None = None,
+) -> ProviderSettings:
+    """Validate provider options, filling credentials from their environment variables.
+
+    Errors name the provider (``label``), each bad field under ``prefix``, what is allowed,
+    and for a missing credential the variable to set.
+    """
+    env = os.environ if environ is None else environ
+    values = dict(options or {})
+    cred_env = credential_env_vars(settings_cls)
+    for fname, var in cred_env.items():
+        if values.get(fname) in (None, "") and env.get(var):
+            values[fname] = env[var]
+    try:
+        return settings_cls.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(options)"
+            line = f"{prefix}.{loc} {_describe_error(err)}"
+            top = str(err["loc"][0]) if err["loc"] else ""
+            if top in cred_env and err.get("type") == "missing":
+                line += f": set the environment variable {cred_env[top]} or {top} in {source}"
+            elif err.get("type") == "extra_forbidden":
+                known = ", ".join(sorted(settings_cls.model_fields))
+                line += f" (known options: {known})"
+            problems.append(line)
+        raise ConfigError(
+            f"invalid settings for {label} in {source}:\n  " + "\n  ".join(problems)
+        ) from None
 
 
 class ProviderRegistry:
@@ -174,31 +219,14 @@ class ProviderRegistry:
 
         ``source`` says where the options came from, for the error message.
         """
-        cls = self.get(kind, name)
-        env = os.environ if environ is None else environ
-        values = dict(options or {})
-        cred_env = credential_env_vars(cls.Settings)
-        for fname, var in cred_env.items():
-            if values.get(fname) in (None, "") and env.get(var):
-                values[fname] = env[var]
-        try:
-            return cls.Settings.model_validate(values)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                loc = ".".join(str(p) for p in err["loc"]) or "(options)"
-                line = f"providers.{name}.{loc} {_describe_error(err)}"
-                top = str(err["loc"][0]) if err["loc"] else ""
-                if top in cred_env and err.get("type") == "missing":
-                    line += f": set the environment variable {cred_env[top]} or {top} in {source}"
-                elif err.get("type") == "extra_forbidden":
-                    known = ", ".join(sorted(cls.Settings.model_fields))
-                    line += f" (known options: {known})"
-                problems.append(line)
-            raise ConfigError(
-                f"invalid settings for {kind} provider {name!r} in {source}:\n  "
-                + "\n  ".join(problems)
-            ) from None
+        return validate_settings(
+            self.get(kind, name).Settings,
+            options,
+            label=f"{kind} provider {name!r}",
+            prefix=f"providers.{name}",
+            source=source,
+            environ=environ,
+        )
 
     def create(
         self,

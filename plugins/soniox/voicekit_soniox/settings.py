@@ -1,0 +1,30 @@
+"""Options of the Soniox real-time STT provider (``[providers.soniox]``), per PROTOCOLS.md §2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr
+
+from voicekit.provider import ProviderSettings, credential
+
+__all__ = ["SonioxSettings"]
+
+
+class SonioxSettings(ProviderSettings):
+    api_key: SecretStr = credential("SONIOX_API_KEY")
+    model: str = Field(default="stt-rt-v5", description="Real-time model.")
+    language_hints: list[str] = Field(default_factory=lambda: ["en"])
+    context: str | dict[str, Any] | None = Field(
+        default=None, description="Domain words and text that help recognition."
+    )
+    enable_endpoint_detection: bool = True
+    max_endpoint_delay_ms: int = Field(
+        default=800, ge=500, le=3000, description="Longest pause before an endpoint."
+    )
+    api_key_in_config: bool = Field(
+        default=False,
+        description="Send the key in the config message (legacy) instead of the "
+        "Authorization header.",
+    )
+    url: str = Field(default="wss://stt-rt.soniox.com/transcribe-websocket")

@@ -1,0 +1,25 @@
+"""Options of the Telnyx telephony provider (``[providers.telnyx]``), per PROTOCOLS.md §3."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from voicekit.provider import ProviderSettings, credential
+
+__all__ = ["TelnyxSettings"]
+
+
+class TelnyxSettings(ProviderSettings):
+    api_key: SecretStr = credential("TELNYX_API_KEY")
+    public_key: SecretStr = credential(
+        "TELNYX_PUBLIC_KEY", description="Base64 Ed25519 key that signs webhooks."
+    )
+    connection_id: str | None = Field(default=None, description="For outbound dialling.")
+    from_number: str | None = Field(default=None, description="E.164 caller id for dialling.")
+    codec: Literal["PCMU", "PCMA", "L16"] = Field(
+        default="PCMU", description="Bidirectional media codec."
+    )
+    webhook_tolerance_s: int = Field(default=300, ge=1, le=3600)
+    base_url: str = Field(default="https://api.telnyx.com/v2")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar
 
+from voicekit._resource import AsyncResource
 from voicekit.audio.formats import AudioFormat
 from voicekit.provider import Provider, ProviderKind
 
@@ -50,7 +50,7 @@ class SpeechStarted:
 STTEvent = Transcript | EndOfTurn | SpeechStarted
 
 
-class STTStream(ABC):
+class STTStream(AsyncResource):
     """One recognition session. Use as ``async with stt.stream(fmt) as stream:``."""
 
     @abstractmethod
@@ -64,17 +64,6 @@ class STTStream(ABC):
     @abstractmethod
     def __aiter__(self) -> AsyncIterator[STTEvent]:
         """Events in the order the provider produced them; ends when the stream closes."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @abstractmethod
     async def aclose(self) -> None:

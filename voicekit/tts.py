@@ -10,9 +10,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar
 
+from voicekit._resource import AsyncResource
 from voicekit.audio.formats import AudioFormat
 from voicekit.provider import Provider, ProviderKind
 
@@ -71,23 +71,12 @@ class Utterance(ABC):
         """Audio in order; ends after ``end`` once all audio is delivered, or on cancel."""
 
 
-class TTSSession(ABC):
+class TTSSession(AsyncResource):
     """A call's persistent connection to the TTS provider."""
 
     @abstractmethod
     def utterance(self) -> Utterance:
         """Start a new utterance on this session."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @abstractmethod
     async def aclose(self) -> None:

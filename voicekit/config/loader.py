@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from voicekit._validation import describe_error
 from voicekit.config.settings import ENV_PREFIX, VoiceKitSettings, _file_data
 from voicekit.errors import ConfigError
 
@@ -68,16 +69,6 @@ def _origin(
     return "defaults"
 
 
-def _explain(err: Mapping[str, Any]) -> str:
-    kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        return "is not a known setting"
-    if kind == "missing":
-        return "is required"
-    msg = str(err.get("msg", "is invalid"))
-    return msg[0].lower() + msg[1:] if msg else "is invalid"
-
-
 def load_settings(
     config: str | os.PathLike[str] | None = None, **overrides: Any
 ) -> VoiceKitSettings:
@@ -105,7 +96,7 @@ def load_settings(
             loc = tuple(str(p) for p in err["loc"])
             field = ".".join(loc) or "(settings)"
             origin = _origin(loc, overrides, file_data, file_name)
-            lines.append(f"{origin}: {field} {_explain(err)}")
+            lines.append(f"{origin}: {field} {describe_error(err)}")
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
     finally:
         _file_data.reset(token)

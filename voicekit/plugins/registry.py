@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from voicekit._validation import describe_error
 from voicekit.errors import ConfigError, PluginError, ProviderNotFoundError
 from voicekit.llm import LLM
 from voicekit.provider import PROVIDER_KINDS, Provider, ProviderKind, ProviderSettings
@@ -74,16 +75,6 @@ def credential_env_vars(settings_cls: type[ProviderSettings]) -> dict[str, str]:
     return found
 
 
-def _describe_error(err: Mapping[str, Any]) -> str:
-    """Turn one pydantic error into 'what is wrong, what is allowed'."""
-    kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        return "is not a known option"
-    if kind == "missing":
-        return "is required"
-    return str(err.get("msg", "is invalid"))
-
-
 def validate_settings(
     settings_cls: type[ProviderSettings],
     options: Mapping[str, Any] | None = None,
@@ -110,7 +101,7 @@ def validate_settings(
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "(options)"
-            line = f"{prefix}.{loc} {_describe_error(err)}"
+            line = f"{prefix}.{loc} {describe_error(err, unknown='is not a known option')}"
             top = str(err["loc"][0]) if err["loc"] else ""
             if top in cred_env and err.get("type") == "missing":
                 line += f": set the environment variable {cred_env[top]} or {top} in {source}"

@@ -83,6 +83,12 @@ class TurnSettings(_Section):
     playout_lead_ms: int = Field(
         default=120, ge=20, le=2000, description="Audio sent ahead of real-time playback."
     )
+    first_clause_min_chars: int = Field(
+        default=10, ge=1, description="Shortest first clause spoken before its sentence ends."
+    )
+    max_segment_chars: int = Field(
+        default=220, ge=20, description="A longer sentence is cut at a clause or a space."
+    )
     idle_timeout_s: float = Field(
         default=8.0, gt=0, description="Silence after the agent's turn before an idle prompt."
     )

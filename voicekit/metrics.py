@@ -1,0 +1,38 @@
+"""Per-turn latency timelines: recording the points and reporting them honestly.
+
+Every point is taken on the same monotonic clock when the event actually happens (the
+first frame *sent*, the first mark *reached*), never reconstructed afterwards; the caller's
+speech end comes from the STT's audio position mapped back to when that audio arrived.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from voicekit.records import TIMELINE_FIELDS, TurnMetrics
+
+__all__ = ["TIMELINE_FIELDS", "format_turn", "stamp"]
+
+
+def stamp(metrics: TurnMetrics, field: str, at: float | None = None) -> None:
+    """Record timeline point ``field`` once (the first occurrence is the one that counts)."""
+    if getattr(metrics, field) is None:
+        setattr(metrics, field, anyio.current_time() if at is None else at)
+
+
+def format_turn(call_id: str, turn: TurnMetrics) -> str:
+    """One log line: TTFA, then each step relative to the caller's speech end."""
+    origin = turn.user_speech_end or turn.stt_end_of_turn or turn.llm_request
+    parts = [f"call={call_id}", f"turn={turn.turn_index}"]
+    ttfa = turn.ttfa_ms
+    parts.append(f"ttfa={ttfa:.0f}ms" if ttfa is not None else "ttfa=-")
+    if origin is not None:
+        for name in TIMELINE_FIELDS:
+            value = getattr(turn, name)
+            if value is not None and name != "user_speech_end":
+                parts.append(f"{name}=+{(value - origin) * 1000:.0f}")
+    if turn.interrupted:
+        parts.append("interrupted")
+    if turn.error:
+        parts.append(f"error={turn.error!r}")
+    return " ".join(parts)

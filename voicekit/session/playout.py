@@ -1,0 +1,114 @@
+"""Paced outbound audio: 20 ms frames sent at real-time speed with a small lead.
+
+Sending everything at once would queue seconds of audio at the far end, where barge-in
+cannot reach it quickly and where "sent" says nothing about "heard". Playout keeps only
+``lead_ms`` of audio ahead of real time: the first frames go out at once, then one frame
+per frame duration. Marks are interleaved with the frames, so the far end reports when
+the audio before each mark has played.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+
+from voicekit.audio import AudioFormat
+from voicekit.telephony import MediaStream
+
+__all__ = ["Playout"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Item:
+    generation: int
+    owner: int  # reply id
+    frame: bytes | None = None
+    mark: str | None = None
+
+
+class Playout:
+    """Owns the outbound side of the media stream; run :meth:`run` in the call's task group."""
+
+    def __init__(
+        self,
+        media: MediaStream,
+        fmt: AudioFormat,
+        *,
+        lead_ms: float = 120.0,
+        frame_ms: float = 20.0,
+        on_frame_sent: Callable[[int], None] | None = None,
+        call_id: str = "-",
+    ) -> None:
+        self.media = media
+        self.format = fmt
+        self.lead = lead_ms / 1000
+        self.frame_ms = frame_ms
+        self._queue: deque[_Item] = deque()
+        self._wake = anyio.Event()
+        self._generation = 0
+        self._play_end = 0.0  # when the audio sent so far will have finished playing
+        self._on_frame_sent = on_frame_sent
+        self._call_id = call_id
+        self.frames_sent = 0
+        self.bytes_sent = 0
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def enqueue_frame(self, owner: int, frame: bytes) -> None:
+        self._queue.append(_Item(self._generation, owner, frame=frame))
+        self._wake.set()
+
+    def enqueue_mark(self, owner: int, name: str) -> None:
+        self._queue.append(_Item(self._generation, owner, mark=name))
+        self._wake.set()
+
+    def drop_queued(self) -> None:
+        """Forget every queued frame and mark now (synchronous: part of barge-in's one step).
+
+        Items the sender already holds belong to the old generation and are discarded.
+        """
+        self._generation += 1
+        self._queue.clear()
+
+    def playing_until(self) -> float:
+        """When the audio already sent will have finished playing (monotonic seconds)."""
+        return self._play_end
+
+    async def clear(self) -> None:
+        """Barge-in: drop queued audio here and at the far end."""
+        self.drop_queued()
+        self._play_end = anyio.current_time()
+        await self.media.clear()
+
+    async def run(self) -> None:
+        while True:
+            if not self._queue:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+                continue
+            item = self._queue.popleft()
+            if item.frame is not None:
+                now = anyio.current_time()
+                if self._play_end < now:
+                    self._play_end = now  # the far end ran dry; playback restarts now
+                wait = self._play_end - self.lead - now
+                if wait > 0:
+                    await anyio.sleep(wait)
+                if item.generation != self._generation:
+                    continue  # dropped by a barge-in while we waited
+                await self.media.send_audio(item.frame)
+                self._play_end += self.format.duration_ms(len(item.frame)) / 1000
+                self.frames_sent += 1
+                self.bytes_sent += len(item.frame)
+                if self._on_frame_sent is not None:
+                    self._on_frame_sent(item.owner)
+            elif item.mark is not None and item.generation == self._generation:
+                await self.media.mark(item.mark)

@@ -1,0 +1,446 @@
+"""The per-call orchestrator: turn-taking, barge-in, greetings, silence, hang-up.
+
+One ``CallSession`` runs one call in one anyio task group: the media loop (caller audio to
+the STT, marks back from the far end), the STT loop (transcripts and turn ends), paced
+playout, a watchdog for silence and call length, and at most one reply at a time.
+
+Barge-in is one atomic step: with no ``await`` in between, the reply is marked
+interrupted, queued audio is dropped, the LLM and TTS are cancelled, and the assistant's
+message is cut to the words the far end confirmed as played; only then is ``clear``
+sent. Marks echoed by ``clear`` therefore cannot count as heard.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from voicekit.audio import AudioConverter
+from voicekit.config.sections import AgentSettings, TurnSettings
+from voicekit.errors import VoiceKitError
+from voicekit.llm import LLM
+from voicekit.metrics import format_turn, stamp
+from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
+from voicekit.session.bargein import is_interruption
+from voicekit.session.history import ConversationHistory
+from voicekit.session.negotiate import choose_format
+from voicekit.session.playout import Playout
+from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
+from voicekit.session.voicemail import VoicemailDetector
+from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
+from voicekit.telephony import Dtmf, InboundAudio, MarkReached, MediaStream, StreamStopped
+from voicekit.tts import TTS
+
+__all__ = ["CallSession"]
+
+logger = logging.getLogger(__name__)
+
+Hangup = Callable[[], Awaitable[None]]
+
+
+def _knowledge(agent: AgentSettings) -> str | None:
+    parts = [agent.knowledge or ""]
+    if agent.knowledge_file is not None:
+        parts.append(Path(agent.knowledge_file).read_text(encoding="utf-8"))
+    text = "\n\n".join(p for p in parts if p.strip())
+    return text or None
+
+
+class CallSession:
+    """Runs one call: ``record = await CallSession(media, stt=..., llm=..., tts=...).run()``."""
+
+    def __init__(
+        self,
+        media: MediaStream,
+        *,
+        stt: STT,
+        llm: LLM,
+        tts: TTS,
+        agent: AgentSettings | None = None,
+        turn: TurnSettings | None = None,
+        hooks: Any | None = None,
+        hangup: Hangup | None = None,
+    ) -> None:
+        self.media = media
+        self.stt = stt
+        self.llm = llm
+        self.tts = tts
+        self.agent = agent or AgentSettings()
+        self.turn = turn or TurnSettings()
+        self.call = media.call
+        self.call_id = media.call.call_id
+        self._hooks = hooks
+        self._hangup = hangup
+        self.history = ConversationHistory(
+            self.agent.instructions,
+            knowledge=_knowledge(self.agent),
+            window=self.agent.history_turns,
+        )
+        self.record = CallRecord(call=self.call, started_at=time.time())
+        self._voicemail = VoicemailDetector(self.turn.voicemail_phrases)
+        self.stt_format = choose_format(media.inbound_format, stt.input_formats)
+        self.tts_format = choose_format(media.outbound_format, tts.output_formats)
+        self._inbound = AudioConverter(media.inbound_format, self.stt_format)
+        # True where audio is converted; a call whose providers speak its codec has none.
+        self.transcoding = {
+            "inbound": not self._inbound.passthrough,
+            "outbound": self.tts_format != media.outbound_format,
+        }
+        self.playout = Playout(
+            media,
+            media.outbound_format,
+            lead_ms=self.turn.playout_lead_ms,
+            on_frame_sent=self._on_frame_sent,
+            call_id=self.call_id,
+        )
+        self._tg: TaskGroup | None = None
+        self._pipeline: ReplyPipeline | None = None
+        self._ended = anyio.Event()
+        self.end_reason = "unknown"
+        self._replies: dict[int, Reply] = {}
+        self._current: Reply | None = None
+        self._last_reply: Reply | None = None
+        self._marks: dict[str, tuple[Reply, float, bool]] = {}
+        self._pending_user: list[str] = []
+        self._partial = ""
+        self._caller_speaking = False
+        self._user_turns = 0
+        self._turn_seq = 0
+        self._reply_seq = 0
+        self._idle_prompts_used = 0
+        self._closing = False
+        self._started = 0.0
+        self._last_activity = 0.0
+        self._inbound_ms: list[float] = []  # cumulative inbound audio (ms) per chunk...
+        self._inbound_at: list[float] = []  # ...and when that chunk arrived
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self) -> CallRecord:
+        """Run the call to its end; always returns the call record."""
+        self._started = self._last_activity = anyio.current_time()
+        self._notify("call_started", call=self.call)
+        logger.info(
+            "call=%s started: stt %s, tts %s, transcoding %s",
+            self.call_id,
+            self.stt_format,
+            self.tts_format,
+            self.transcoding,
+        )
+        try:
+            async with AsyncExitStack() as stack:
+                stt_stream = await stack.enter_async_context(
+                    self.stt.stream(self.stt_format, call_id=self.call_id)
+                )
+                tts_session = await stack.enter_async_context(
+                    self.tts.session(self.tts_format, call_id=self.call_id)
+                )
+                self._pipeline = ReplyPipeline(
+                    llm=self.llm,
+                    tts_session=tts_session,
+                    tts_format=self.tts_format,
+                    playout=self.playout,
+                    messages=self.history.messages,
+                    register_mark=self._register_mark,
+                    max_tokens=self.agent.max_tokens,
+                    temperature=self.agent.temperature,
+                    first_clause_min_chars=self.turn.first_clause_min_chars,
+                    max_segment_chars=self.turn.max_segment_chars,
+                    call_id=self.call_id,
+                )
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    tg.start_soon(self._media_loop, stt_stream)
+                    tg.start_soon(self._stt_loop, stt_stream)
+                    tg.start_soon(self.playout.run)
+                    tg.start_soon(self._watchdog)
+                    if self.agent.first_speaker == "agent" and self.agent.greeting:
+                        self._start_reply("greeting", self.agent.greeting)
+                    await self._ended.wait()
+                    tg.cancel_scope.cancel()
+        except Exception as exc:  # a provider that cannot open ends this call, not the server
+            logger.error("call=%s failed: %s: %s", self.call_id, type(exc).__name__, exc)
+            self._end("error")
+        finally:
+            for reply in list(self._replies.values()):
+                self._complete_reply(reply)
+            self.record.ended_at = time.time()
+            self.record.end_reason = self.end_reason
+            logger.info(
+                "call=%s ended: %s after %d turns",
+                self.call_id,
+                self.end_reason,
+                len(self.record.turns),
+            )
+            self._notify("call_ended", call=self.call, record=self.record)
+        return self.record
+
+    def _end(self, reason: str) -> None:
+        if not self._ended.is_set():
+            self.end_reason = reason
+            self._ended.set()
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        if self._hooks is None:
+            return
+        try:
+            getattr(self._hooks, hook)(**kwargs)
+        except Exception:  # an observer's bug must not break the call
+            logger.exception("call=%s: plugin hook %s raised", self.call_id, hook)
+
+    # -- media ---------------------------------------------------------------------------
+
+    async def _media_loop(self, stt_stream: STTStream) -> None:
+        try:
+            async for event in self.media:
+                if isinstance(event, InboundAudio):
+                    self._note_inbound(len(event.data))
+                    data = self._inbound.process(event.data)
+                    if data:
+                        try:
+                            await stt_stream.send_audio(data)
+                        except VoiceKitError as exc:
+                            logger.warning("call=%s: STT send failed: %s", self.call_id, exc)
+                elif isinstance(event, MarkReached):
+                    self._on_mark(event.name)
+                elif isinstance(event, Dtmf):
+                    logger.info("call=%s: caller pressed %s", self.call_id, event.digit)
+                elif isinstance(event, StreamStopped):
+                    self._end("caller_hangup")
+                    return
+            self._end("stream_closed")
+        except Exception as exc:
+            logger.error(
+                "call=%s: media stream failed: %s: %s", self.call_id, type(exc).__name__, exc
+            )
+            self._end("media_error")
+
+    def _note_inbound(self, nbytes: int) -> None:
+        total = self._inbound_ms[-1] if self._inbound_ms else 0.0
+        self._inbound_ms.append(total + self.media.inbound_format.duration_ms(nbytes))
+        self._inbound_at.append(anyio.current_time())
+        if len(self._inbound_ms) > 4096:  # keep the last ~80 s of 20 ms frames
+            del self._inbound_ms[:2048], self._inbound_at[:2048]
+
+    def _audio_time(self, audio_ms: float | None) -> float | None:
+        """When the inbound audio at position ``audio_ms`` reached us."""
+        if audio_ms is None or not self._inbound_ms:
+            return None
+        i = bisect.bisect_left(self._inbound_ms, audio_ms - 1e-6)
+        return self._inbound_at[min(i, len(self._inbound_at) - 1)]
+
+    def _register_mark(self, name: str, reply: Reply, position_ms: float, final: bool) -> None:
+        self._marks[name] = (reply, position_ms, final)
+
+    def _on_mark(self, name: str) -> None:
+        entry = self._marks.pop(name, None)
+        if entry is None:
+            return
+        reply, position, final = entry
+        if reply.interrupted or reply.finished:
+            return  # echoed by clear, or late: it proves nothing about what was heard
+        stamp(reply.metrics, "first_mark_reached")
+        reply.heard_ms = max(reply.heard_ms, position)
+        if final:
+            reply.heard_ms = max(reply.heard_ms, reply.spoken.audio_ms)
+            reply.played.set()
+
+    def _on_frame_sent(self, reply_id: int) -> None:
+        reply = self._replies.get(reply_id)
+        if reply is not None and not reply.started_playing:
+            reply.started_playing = True
+            stamp(reply.metrics, "first_frame_sent")
+
+    # -- the caller's words ------------------------------------------------------------------
+
+    async def _stt_loop(self, stt_stream: STTStream) -> None:
+        try:
+            async for event in stt_stream:
+                now = anyio.current_time()
+                if isinstance(event, SpeechStarted):
+                    self._caller_speaking = True
+                    self._last_activity = now
+                elif isinstance(event, Transcript):
+                    self._caller_speaking = True
+                    self._last_activity = now
+                    if event.is_final:
+                        self._pending_user.append(event.text.strip())
+                        self._partial = ""
+                    else:
+                        self._partial = event.text.strip()
+                    await self._maybe_barge_in()
+                elif isinstance(event, EndOfTurn):
+                    self._caller_speaking = False
+                    self._last_activity = now
+                    await self._on_end_of_turn(event)
+        except Exception as exc:
+            logger.error("call=%s: STT failed: %s: %s", self.call_id, type(exc).__name__, exc)
+            if not self._ended.is_set():
+                await self._finish("stt_error")
+
+    def _caller_text(self) -> str:
+        return " ".join([*self._pending_user, self._partial]).strip()
+
+    async def _maybe_barge_in(self) -> None:
+        reply = self._current
+        if reply is None or not reply.started_playing or reply.played.is_set():
+            return
+        if reply.kind in ("farewell", "voicemail"):
+            return
+        recent = " ".join(r.text for r in (self._last_reply, reply) if r is not None)
+        if is_interruption(
+            self._caller_text(),
+            recent,
+            min_words=self.turn.min_interruption_words,
+            echo_filter=self.turn.echo_filter,
+        ):
+            logger.info(
+                "call=%s: barge-in on reply %d: %r", self.call_id, reply.id, self._caller_text()
+            )
+            await self._interrupt()
+
+    async def _interrupt(self) -> Reply | None:
+        """Barge-in as one step; see the module docstring."""
+        reply = self._current
+        if reply is None:
+            return None
+        reply.interrupted = True
+        self._current = None
+        self.playout.drop_queued()
+        reply.scope.cancel()
+        self._complete_reply(reply)
+        if reply.started_playing:
+            await self.playout.clear()
+        return reply
+
+    async def _on_end_of_turn(self, event: EndOfTurn) -> None:
+        text = self._caller_text()
+        self._pending_user.clear()
+        self._partial = ""
+        if not text or self._closing:
+            return
+        now = anyio.current_time()
+        self._turn_seq += 1
+        self._user_turns += 1
+        self._idle_prompts_used = 0
+        metrics = TurnMetrics(turn_index=self._turn_seq, user_text=text)
+        stamp(metrics, "user_speech_end", self._audio_time(event.end_ms) or now)
+        stamp(metrics, "stt_end_of_turn", now)
+        self.record.transcript.append(TranscriptEntry("user", text, time.time()))
+        if self._user_turns == 1 and self.turn.voicemail_action != "ignore":
+            phrase = self._voicemail.matches(text)
+            if phrase is not None:
+                logger.info("call=%s: voicemail detected (%r)", self.call_id, phrase)
+                self.history.add_user(text)
+                await self._finish(
+                    "voicemail",
+                    say=self.turn.voicemail_message
+                    if self.turn.voicemail_action == "leave_message"
+                    else None,
+                )
+                return
+        await self._interrupt()  # a new turn replaces a reply in progress
+        self.history.add_user(text)
+        self._start_reply("answer", metrics=metrics)
+
+    # -- replies -------------------------------------------------------------------------
+
+    def _start_reply(
+        self, kind: ReplyKind, text: str | None = None, metrics: TurnMetrics | None = None
+    ) -> Reply:
+        assert self._tg is not None and self._pipeline is not None
+        if metrics is None:
+            self._turn_seq += 1
+            metrics = TurnMetrics(turn_index=self._turn_seq)
+        self._reply_seq += 1
+        reply = Reply(id=self._reply_seq, kind=kind, metrics=metrics, fixed_text=text)
+        self._replies[reply.id] = reply
+        self._current = reply
+        self._tg.start_soon(self._run_reply, reply)
+        return reply
+
+    async def _run_reply(self, reply: Reply) -> None:
+        assert self._pipeline is not None
+        await self._pipeline.run(reply)
+        self._complete_reply(reply)
+
+    def _complete_reply(self, reply: Reply) -> None:
+        """Record a finished, failed or interrupted reply exactly once."""
+        if reply.finished:
+            return
+        reply.finished = True
+        self._replies.pop(reply.id, None)
+        if self._current is reply:
+            self._current = None
+        self._last_reply = reply
+        heard = reply.heard_text() if (reply.interrupted or reply.error) else reply.text
+        m = reply.metrics
+        m.agent_text, m.heard_text, m.interrupted = reply.text, heard, reply.interrupted
+        if reply.error is not None:
+            m.error = f"{type(reply.error).__name__}: {reply.error}"
+        if heard:
+            self.history.add_assistant(heard)
+            self.record.transcript.append(
+                TranscriptEntry("agent", heard, time.time(), interrupted=reply.interrupted)
+            )
+        self.record.turns.append(m)
+        self._last_activity = anyio.current_time()
+        logger.info(format_turn(self.call_id, m))
+        self._notify("turn_completed", call=self.call, turn=m)
+        self._after_reply(reply)
+        reply.done.set()
+
+    def _after_reply(self, reply: Reply) -> None:
+        if reply.error is not None and reply.kind == "answer" and not self._closing:
+            self._start_reply("apology", self.agent.apology)
+
+    # -- silence, call length, goodbye ---------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        max_end = self._started + self.turn.max_call_seconds
+        while not self._closing:
+            now = anyio.current_time()
+            if now >= max_end:
+                await self._finish("max_duration")
+                return
+            idle_at = self._last_activity + self.turn.idle_timeout_s
+            quiet = self._current is None and not self._caller_speaking
+            if quiet and now >= idle_at:
+                if self._idle_prompts_used < len(self.turn.idle_prompts):
+                    prompt = self.turn.idle_prompts[self._idle_prompts_used]
+                    self._idle_prompts_used += 1
+                    self._start_reply("prompt", prompt)
+                else:
+                    await self._finish("idle")
+                    return
+                continue
+            wake = min(max_end, idle_at if quiet else now + self.turn.idle_timeout_s)
+            await anyio.sleep(max(0.02, wake - now))
+
+    async def _finish(self, reason: str, *, say: str | None = "") -> None:
+        """Say goodbye, wait until it has played (its last mark), hang up, end the session.
+
+        ``say`` defaults to the configured farewell; ``None`` hangs up without a word.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        await self._interrupt()
+        text = self.agent.farewell if say == "" else say
+        if text:
+            reply = self._start_reply("voicemail" if reason == "voicemail" else "farewell", text)
+            await reply.done.wait()
+        if self._hangup is not None:
+            try:
+                await self._hangup()
+            except Exception as exc:
+                logger.warning("call=%s: hang-up failed: %s", self.call_id, exc)
+        self._end(reason)

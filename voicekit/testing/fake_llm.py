@@ -1,0 +1,94 @@
+"""A scripted streaming LLM with controllable latency and failures."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import ClassVar
+
+import anyio
+from pydantic import Field
+
+from voicekit.errors import ProviderError
+from voicekit.llm import LLM, LLMEvent, Message, TextDelta, Tool, Usage
+from voicekit.provider import ProviderSettings
+
+__all__ = ["FakeLLM", "FakeLLMSettings", "tokenize"]
+
+_TOKEN = re.compile(r"\s*[\w'$%@/:-]+|\s*[^\w\s]+|\s+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into LLM-like tokens: words with their leading space, punctuation apart."""
+    return _TOKEN.findall(text)
+
+
+class FakeLLMSettings(ProviderSettings):
+    replies: list[str] = Field(default_factory=list, description="Replies, in order.")
+    default_reply: str = Field(default="I see. Tell me more.", description="After the script.")
+    first_token_ms: float = Field(default=250.0, ge=0)
+    tokens_per_second: float = Field(default=40.0, gt=0)
+    fail_on_reply: int | None = Field(
+        default=None, description="Index of the reply that fails (0-based), if any."
+    )
+    fail_after_tokens: int = Field(default=0, ge=0, description="Tokens sent before failing.")
+
+
+class FakeLLM(LLM):
+    """Streams scripted replies, token by token, at a set first-token delay and rate.
+
+    ``requests`` keeps every message list it was asked with, so tests can check the
+    history the session sent (truncated after barge-in, windowed, with instructions).
+    """
+
+    name: ClassVar[str] = "fake"
+    Settings: ClassVar[type[ProviderSettings]] = FakeLLMSettings
+
+    def __init__(self, settings: ProviderSettings | None = None) -> None:
+        super().__init__(settings)
+        self.requests: list[list[Message]] = []
+        self.cancelled = 0
+        self.completed = 0
+
+    @classmethod
+    def scripted(cls, replies: Sequence[str], **options: object) -> FakeLLM:
+        return cls(FakeLLMSettings.model_validate({"replies": list(replies), **options}))
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[Tool] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> AsyncIterator[LLMEvent]:
+        s = self.settings
+        assert isinstance(s, FakeLLMSettings)
+        index = len(self.requests)
+        self.requests.append(list(messages))
+        reply = s.replies[index] if index < len(s.replies) else s.default_reply
+        tokens = tokenize(reply)
+        if max_tokens is not None:
+            tokens = tokens[:max_tokens]
+        gap = 1.0 / s.tokens_per_second
+        finished = False
+        try:
+            await anyio.sleep(s.first_token_ms / 1000)
+            for n, token in enumerate(tokens):
+                if s.fail_on_reply == index and n >= s.fail_after_tokens:
+                    raise ProviderError("scripted failure", provider="fake", retryable=False)
+                if n:
+                    await anyio.sleep(gap)
+                yield TextDelta(token)
+            if s.fail_on_reply == index and s.fail_after_tokens >= len(tokens):
+                raise ProviderError("scripted failure", provider="fake", retryable=False)
+            finished = True
+            yield Usage(
+                input_tokens=sum(len(m.content.split()) for m in messages),
+                output_tokens=len(tokens),
+            )
+        finally:
+            if finished:
+                self.completed += 1
+            else:
+                self.cancelled += 1

@@ -67,3 +67,49 @@ def test_voicemail_detector() -> None:
     d = VoicemailDetector(["leave a message", "after the tone"])
     assert d.matches("Please LEAVE a message.") == "leave a message"
     assert d.matches("I'd like to leave now") is None
+
+
+def test_silence_policy() -> None:
+    from voicekit.session.silence import SilencePolicy
+
+    p = SilencePolicy(idle_timeout_s=8.0, prompts=2, max_call_seconds=60.0)
+    kw = {"started": 0.0, "last_activity": 10.0}
+    assert p.decide(now=12.0, quiet=True, prompted=0, **kw) == ("wait", 18.0)
+    assert p.decide(now=18.0, quiet=True, prompted=0, **kw) == ("prompt", 18.0)
+    assert p.decide(now=18.0, quiet=True, prompted=2, **kw) == ("hang_up_idle", 18.0)
+    assert p.decide(now=18.0, quiet=False, prompted=0, **kw) == ("wait", 26.0)
+    assert p.decide(now=60.0, quiet=False, prompted=0, **kw)[0] == "hang_up_max_length"
+    assert p.decide(now=55.0, quiet=True, prompted=0, started=0.0, last_activity=50.0) == (
+        "wait",
+        58.0,
+    )
+    assert p.decide(now=57.0, quiet=True, prompted=0, started=0.0, last_activity=56.0) == (
+        "wait",
+        60.0,
+    )
+
+
+def test_caller_turns_accumulate_until_end_of_turn() -> None:
+    from voicekit.session.caller import CallerTurns
+    from voicekit.stt import SpeechStarted, Transcript
+
+    c = CallerTurns()
+    c.hear(SpeechStarted())
+    c.hear(Transcript("book a", is_final=False))
+    assert c.speaking and c.text == "book a"
+    c.hear(Transcript("book a table", is_final=True))
+    c.hear(Transcript("for two", is_final=False))
+    assert c.text == "book a table for two"
+    assert c.end_turn() == "book a table for two" and c.turns == 1 and not c.speaking
+    assert c.end_turn() == "" and c.turns == 1
+
+
+def test_inbound_clock_maps_audio_position_to_arrival() -> None:
+    from voicekit.session.inbound_clock import InboundClock
+
+    clock = InboundClock(keep=6)
+    for i in range(10):
+        clock.received(20.0, at=100.0 + i * 0.02)
+    assert clock.arrival(None) is None
+    assert clock.arrival(190.0) == 100.18  # position 190 ms arrived in the 10th chunk
+    assert clock.arrival(10_000) == 100.18

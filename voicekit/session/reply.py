@@ -79,7 +79,6 @@ class ReplyPipeline:
         tts_format: AudioFormat,
         playout: Playout,
         messages: Callable[[], Sequence[Message]],
-        register_mark: Callable[[str, Reply, float, bool], None],
         max_tokens: int | None,
         temperature: float | None,
         first_clause_min_chars: int,
@@ -91,7 +90,7 @@ class ReplyPipeline:
         self.tts_format = tts_format
         self.playout = playout
         self._messages = messages
-        self._register_mark = register_mark
+        self._marks: dict[str, tuple[Reply, float, bool]] = {}
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.first_clause_min_chars = first_clause_min_chars
@@ -158,7 +157,7 @@ class ReplyPipeline:
     def _mark(self, reply: Reply, position_ms: float, final: bool = False) -> None:
         self._mark_seq += 1
         name = f"r{reply.id}.{self._mark_seq}"
-        self._register_mark(name, reply, position_ms, final)
+        self._marks[name] = (reply, position_ms, final)
         self.playout.enqueue_mark(reply.id, name)
 
     async def _pump_audio(self, reply: Reply, utterance: Utterance) -> None:
@@ -200,6 +199,20 @@ class ReplyPipeline:
         reply.spoken.complete = True
         reply.audio_done = True
         self._mark(reply, position, final=True)
+
+    def mark_reached(self, name: str) -> None:
+        """The far end reports that the audio before mark ``name`` has played."""
+        entry = self._marks.pop(name, None)
+        if entry is None:
+            return
+        reply, position, final = entry
+        if reply.interrupted or reply.finished:
+            return  # echoed by clear, or late: it proves nothing about what was heard
+        stamp(reply.metrics, "first_mark_reached")
+        reply.heard_ms = max(reply.heard_ms, position)
+        if final:
+            reply.heard_ms = max(reply.heard_ms, reply.spoken.audio_ms)
+            reply.played.set()
 
     async def _wait_played(self, reply: Reply) -> None:
         """Wait for the final mark; give up (and say so) if the far end never echoes it."""

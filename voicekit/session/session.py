@@ -12,7 +12,6 @@ sent. Marks echoed by ``clear`` therefore cannot count as heard.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,10 +29,13 @@ from voicekit.llm import LLM
 from voicekit.metrics import format_turn, stamp
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.session.bargein import is_interruption
+from voicekit.session.caller import CallerTurns
 from voicekit.session.history import ConversationHistory
+from voicekit.session.inbound_clock import InboundClock
 from voicekit.session.negotiate import choose_format
 from voicekit.session.playout import Playout
 from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
+from voicekit.session.silence import SilencePolicy
 from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
 from voicekit.telephony import Dtmf, InboundAudio, MarkReached, MediaStream, StreamStopped
@@ -108,19 +110,14 @@ class CallSession:
         self._replies: dict[int, Reply] = {}
         self._current: Reply | None = None
         self._last_reply: Reply | None = None
-        self._marks: dict[str, tuple[Reply, float, bool]] = {}
-        self._pending_user: list[str] = []
-        self._partial = ""
-        self._caller_speaking = False
-        self._user_turns = 0
         self._turn_seq = 0
         self._reply_seq = 0
+        self._caller = CallerTurns()
         self._idle_prompts_used = 0
         self._closing = False
         self._started = 0.0
         self._last_activity = 0.0
-        self._inbound_ms: list[float] = []  # cumulative inbound audio (ms) per chunk...
-        self._inbound_at: list[float] = []  # ...and when that chunk arrived
+        self._clock = InboundClock()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -149,7 +146,6 @@ class CallSession:
                     tts_format=self.tts_format,
                     playout=self.playout,
                     messages=self.history.messages,
-                    register_mark=self._register_mark,
                     max_tokens=self.agent.max_tokens,
                     temperature=self.agent.temperature,
                     first_clause_min_chars=self.turn.first_clause_min_chars,
@@ -202,7 +198,10 @@ class CallSession:
         try:
             async for event in self.media:
                 if isinstance(event, InboundAudio):
-                    self._note_inbound(len(event.data))
+                    self._clock.received(
+                        self.media.inbound_format.duration_ms(len(event.data)),
+                        anyio.current_time(),
+                    )
                     data = self._inbound.process(event.data)
                     if data:
                         try:
@@ -210,7 +209,8 @@ class CallSession:
                         except VoiceKitError as exc:
                             logger.warning("call=%s: STT send failed: %s", self.call_id, exc)
                 elif isinstance(event, MarkReached):
-                    self._on_mark(event.name)
+                    if self._pipeline is not None:
+                        self._pipeline.mark_reached(event.name)
                 elif isinstance(event, Dtmf):
                     logger.info("call=%s: caller pressed %s", self.call_id, event.digit)
                 elif isinstance(event, StreamStopped):
@@ -222,36 +222,6 @@ class CallSession:
                 "call=%s: media stream failed: %s: %s", self.call_id, type(exc).__name__, exc
             )
             self._end("media_error")
-
-    def _note_inbound(self, nbytes: int) -> None:
-        total = self._inbound_ms[-1] if self._inbound_ms else 0.0
-        self._inbound_ms.append(total + self.media.inbound_format.duration_ms(nbytes))
-        self._inbound_at.append(anyio.current_time())
-        if len(self._inbound_ms) > 4096:  # keep the last ~80 s of 20 ms frames
-            del self._inbound_ms[:2048], self._inbound_at[:2048]
-
-    def _audio_time(self, audio_ms: float | None) -> float | None:
-        """When the inbound audio at position ``audio_ms`` reached us."""
-        if audio_ms is None or not self._inbound_ms:
-            return None
-        i = bisect.bisect_left(self._inbound_ms, audio_ms - 1e-6)
-        return self._inbound_at[min(i, len(self._inbound_at) - 1)]
-
-    def _register_mark(self, name: str, reply: Reply, position_ms: float, final: bool) -> None:
-        self._marks[name] = (reply, position_ms, final)
-
-    def _on_mark(self, name: str) -> None:
-        entry = self._marks.pop(name, None)
-        if entry is None:
-            return
-        reply, position, final = entry
-        if reply.interrupted or reply.finished:
-            return  # echoed by clear, or late: it proves nothing about what was heard
-        stamp(reply.metrics, "first_mark_reached")
-        reply.heard_ms = max(reply.heard_ms, position)
-        if final:
-            reply.heard_ms = max(reply.heard_ms, reply.spoken.audio_ms)
-            reply.played.set()
 
     def _on_frame_sent(self, reply_id: int) -> None:
         reply = self._replies.get(reply_id)
@@ -265,29 +235,18 @@ class CallSession:
         try:
             async for event in stt_stream:
                 now = anyio.current_time()
-                if isinstance(event, SpeechStarted):
-                    self._caller_speaking = True
+                if isinstance(event, SpeechStarted | Transcript):
+                    self._caller.hear(event)
                     self._last_activity = now
-                elif isinstance(event, Transcript):
-                    self._caller_speaking = True
-                    self._last_activity = now
-                    if event.is_final:
-                        self._pending_user.append(event.text.strip())
-                        self._partial = ""
-                    else:
-                        self._partial = event.text.strip()
-                    await self._maybe_barge_in()
+                    if isinstance(event, Transcript):
+                        await self._maybe_barge_in()
                 elif isinstance(event, EndOfTurn):
-                    self._caller_speaking = False
                     self._last_activity = now
                     await self._on_end_of_turn(event)
         except Exception as exc:
             logger.error("call=%s: STT failed: %s: %s", self.call_id, type(exc).__name__, exc)
             if not self._ended.is_set():
                 await self._finish("stt_error")
-
-    def _caller_text(self) -> str:
-        return " ".join([*self._pending_user, self._partial]).strip()
 
     async def _maybe_barge_in(self) -> None:
         reply = self._current
@@ -297,13 +256,13 @@ class CallSession:
             return
         recent = " ".join(r.text for r in (self._last_reply, reply) if r is not None)
         if is_interruption(
-            self._caller_text(),
+            self._caller.text,
             recent,
             min_words=self.turn.min_interruption_words,
             echo_filter=self.turn.echo_filter,
         ):
             logger.info(
-                "call=%s: barge-in on reply %d: %r", self.call_id, reply.id, self._caller_text()
+                "call=%s: barge-in on reply %d: %r", self.call_id, reply.id, self._caller.text
             )
             await self._interrupt()
 
@@ -322,20 +281,17 @@ class CallSession:
         return reply
 
     async def _on_end_of_turn(self, event: EndOfTurn) -> None:
-        text = self._caller_text()
-        self._pending_user.clear()
-        self._partial = ""
+        text = self._caller.end_turn()
         if not text or self._closing:
             return
         now = anyio.current_time()
         self._turn_seq += 1
-        self._user_turns += 1
         self._idle_prompts_used = 0
         metrics = TurnMetrics(turn_index=self._turn_seq, user_text=text)
-        stamp(metrics, "user_speech_end", self._audio_time(event.end_ms) or now)
+        stamp(metrics, "user_speech_end", self._clock.arrival(event.end_ms) or now)
         stamp(metrics, "stt_end_of_turn", now)
         self.record.transcript.append(TranscriptEntry("user", text, time.time()))
-        if self._user_turns == 1 and self.turn.voicemail_action != "ignore":
+        if self._caller.turns == 1 and self.turn.voicemail_action != "ignore":
             phrase = self._voicemail.matches(text)
             if phrase is not None:
                 logger.info("call=%s: voicemail detected (%r)", self.call_id, phrase)
@@ -405,25 +361,26 @@ class CallSession:
     # -- silence, call length, goodbye ---------------------------------------------------------
 
     async def _watchdog(self) -> None:
-        max_end = self._started + self.turn.max_call_seconds
+        policy = SilencePolicy(
+            self.turn.idle_timeout_s, len(self.turn.idle_prompts), self.turn.max_call_seconds
+        )
         while not self._closing:
             now = anyio.current_time()
-            if now >= max_end:
-                await self._finish("max_duration")
+            action, wake = policy.decide(
+                now=now,
+                started=self._started,
+                last_activity=self._last_activity,
+                quiet=self._current is None and not self._caller.speaking,
+                prompted=self._idle_prompts_used,
+            )
+            if action == "prompt":
+                self._idle_prompts_used += 1
+                self._start_reply("prompt", self.turn.idle_prompts[self._idle_prompts_used - 1])
+            elif action != "wait":
+                await self._finish("idle" if action == "hang_up_idle" else "max_duration")
                 return
-            idle_at = self._last_activity + self.turn.idle_timeout_s
-            quiet = self._current is None and not self._caller_speaking
-            if quiet and now >= idle_at:
-                if self._idle_prompts_used < len(self.turn.idle_prompts):
-                    prompt = self.turn.idle_prompts[self._idle_prompts_used]
-                    self._idle_prompts_used += 1
-                    self._start_reply("prompt", prompt)
-                else:
-                    await self._finish("idle")
-                    return
-                continue
-            wake = min(max_end, idle_at if quiet else now + self.turn.idle_timeout_s)
-            await anyio.sleep(max(0.02, wake - now))
+            else:
+                await anyio.sleep(wake - now)
 
     async def _finish(self, reason: str, *, say: str | None = "") -> None:
         """Say goodbye, wait until it has played (its last mark), hang up, end the session.

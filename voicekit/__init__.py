@@ -35,6 +35,7 @@ from voicekit.llm import LLM, Message, TextDelta, Tool, ToolCall, Usage
 from voicekit.plugins import PluginManager, ProviderRegistry, load_plugins
 from voicekit.provider import Provider, ProviderSettings, credential
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
+from voicekit.session import CallSession
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
 from voicekit.telephony import (
     CallInfo,
@@ -45,6 +46,7 @@ from voicekit.telephony import (
     StreamStopped,
     Telephony,
 )
+from voicekit.text import SentenceSegmenter
 from voicekit.tts import TTS, Alignment, AudioChunk, TTSSession, Utterance
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "AudioFormatError",
     "CallInfo",
     "CallRecord",
+    "CallSession",
     "ConfigError",
     "Dtmf",
     "EndOfTurn",
@@ -82,6 +85,7 @@ __all__ = [
     "ProviderTimeoutError",
     "Resampler",
     "STTStream",
+    "SentenceSegmenter",
     "SpeechStarted",
     "StreamStopped",
     "TTSSession",

@@ -73,12 +73,12 @@ class FakeLLM(LLM):
         gap = 1.0 / s.tokens_per_second
         finished = False
         try:
-            await anyio.sleep(s.first_token_ms / 1000)
+            first = anyio.current_time() + s.first_token_ms / 1000
             for n, token in enumerate(tokens):
                 if s.fail_on_reply == index and n >= s.fail_after_tokens:
                     raise ProviderError("scripted failure", provider="fake", retryable=False)
-                if n:
-                    await anyio.sleep(gap)
+                # Each token is due at a fixed time, so timer lateness does not accumulate.
+                await anyio.sleep(max(0.0, first + n * gap - anyio.current_time()))
                 yield TextDelta(token)
             if s.fail_on_reply == index and s.fail_after_tokens >= len(tokens):
                 raise ProviderError("scripted failure", provider="fake", retryable=False)

@@ -142,10 +142,13 @@ class FakeMediaStream(MediaStream):
     async def say(self, audio: bytes, *, frame_ms: float = 20.0, realtime: bool = True) -> None:
         """Stream caller audio in frames, paced in real time unless ``realtime=False``."""
         size = self._in_fmt.bytes_for_ms(frame_ms)
-        for i in range(0, len(audio), size):
+        start = anyio.current_time()
+        for n, i in enumerate(range(0, len(audio), size)):
             self.feed(audio[i : i + size])
             if realtime:
-                await anyio.sleep(frame_ms / 1000)
+                # Pace against the start time, like a phone's steady clock: sleeping a
+                # relative 20 ms per frame would let timer lateness pile up.
+                await anyio.sleep(max(0.0, start + (n + 1) * frame_ms / 1000 - anyio.current_time()))
 
     def press(self, digit: str) -> None:
         self._send.send_nowait(Dtmf(digit))

@@ -1,0 +1,160 @@
+"""Time to first audio (TTFA) through a real CallSession, and voicekit's own share of it.
+
+Providers are the voicekit.testing fakes with the latencies of issue 3: STT end of turn
+300 ms after speech end, LLM first token 250 ms then 40 tokens/s, TTS first audio 150 ms
+after its first text. Runs on the real clock (asyncio). Per turn:
+
+    own share = TTFA - 300 (STT) - 250 (LLM first token)
+                     - time the LLM needs to write the first segment - 150 (TTS)
+
+The same fakes also run the seeds' approach as a baseline: wait for the whole first
+sentence, synthesise all of it, and only then send audio.
+
+Target: own share median <= 5 ms, p95 <= 15 ms.
+
+    python benchmarks/latency.py [--turns 50] [--calls 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+
+import anyio
+
+from voicekit.audio import ULAW_8K
+from voicekit.config.sections import AgentSettings, TurnSettings
+from voicekit.records import TurnMetrics
+from voicekit.session import CallSession
+from voicekit.testing import FakeLLM, FakeMediaStream, FakeSTT, FakeTTS, silence, tokenize, voice
+from voicekit.text import SentenceSegmenter
+
+STT_MS, LLM_FIRST_MS, TOKENS_PER_S, TTS_FIRST_MS = 300.0, 250.0, 40.0, 150.0
+REPLIES = [
+    "Let me check the calendar for you, one moment. Tuesday at ten is free.",
+    "Sure, I can help with that. Your order shipped yesterday and arrives Friday.",
+    "Our opening hours are nine to five on weekdays, and ten to two on Saturdays.",
+    "I have booked the appointment for you. You will get a text message shortly.",
+    "That is a great question, and the short answer is yes. Anything else today?",
+]
+
+
+def first_segment_ms(reply: str) -> float:
+    """How long the LLM takes, after its first token, to write the first speakable piece."""
+    seg = SentenceSegmenter()
+    for i, token in enumerate(tokenize(reply)):
+        if seg.push(token):
+            return i * 1000.0 / TOKENS_PER_S
+    return (len(tokenize(reply)) - 1) * 1000.0 / TOKENS_PER_S
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def one_call(turns: int, replies: list[str], out: list[TurnMetrics]) -> None:
+    media = FakeMediaStream(inbound_format=ULAW_8K)
+    stt = FakeSTT.scripted([f"question number {i}" for i in range(turns)], endpoint_ms=STT_MS)
+    llm = FakeLLM.scripted(replies, first_token_ms=LLM_FIRST_MS, tokens_per_second=TOKENS_PER_S)
+    tts = FakeTTS.with_options(first_audio_ms=TTS_FIRST_MS, ms_per_char=15.0)
+    session = CallSession(
+        media, stt=stt, llm=llm, tts=tts,
+        agent=AgentSettings(first_speaker="caller"),
+        turn=TurnSettings(idle_timeout_s=600, max_call_seconds=3600),
+    )
+
+    async def caller() -> None:
+        # One steady 20 ms frame clock for the whole call, as a phone line has.
+        frame = ULAW_8K.bytes_for_ms(20)
+        quiet = silence(20, ULAW_8K)
+        start = anyio.current_time()
+        sent = 0
+
+        async def send(data: bytes) -> None:
+            nonlocal sent
+            media.feed(data)
+            sent += 1
+            await anyio.sleep(max(0.0, start + sent * 0.02 - anyio.current_time()))
+
+        for n in range(turns):
+            speech = voice(400, ULAW_8K)
+            for i in range(0, len(speech), frame):
+                await send(speech[i : i + frame])
+            while len(session.record.turns) <= n:
+                await send(quiet)
+            for _ in range(5):
+                await send(quiet)
+        media.hang_up()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(caller)
+        record = await session.run()
+    out.extend(record.turns)
+
+
+async def baseline_turn(reply: str) -> float:
+    """The seeds' pipeline on the same fakes: sentence → whole synthesis → send. Returns ms."""
+    llm = FakeLLM.scripted([reply], first_token_ms=LLM_FIRST_MS, tokens_per_second=TOKENS_PER_S)
+    tts = FakeTTS.with_options(first_audio_ms=TTS_FIRST_MS, ms_per_char=15.0)
+    start = anyio.current_time()  # the caller stops speaking
+    await anyio.sleep(STT_MS / 1000)
+    text = ""
+    async with tts.session(ULAW_8K) as session:
+        stream = llm.stream([])
+        async for event in stream:
+            text += getattr(event, "text", "")
+            match = re.search(r"[.!?](\s|$)", text)
+            if match:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+        utterance = session.utterance()
+        await utterance.push_text(text)
+        await utterance.end()
+        audio = b"".join([chunk.data async for chunk in utterance])
+    assert audio
+    return (anyio.current_time() - start) * 1000.0
+
+
+async def main(turns: int, calls: int) -> None:
+    per_call = max(1, turns // calls)
+    metrics: list[TurnMetrics] = []
+    async with anyio.create_task_group() as tg:
+        for c in range(calls):
+            replies = [REPLIES[(c + i) % len(REPLIES)] for i in range(per_call)]
+            tg.start_soon(one_call, per_call, replies, metrics)
+    ttfa, own, steps = [], [], {k: [] for k in ("eot", "first_token", "segment", "tts", "send")}
+    for m in metrics:
+        assert m.ttfa_ms is not None and m.user_speech_end is not None
+        scripted = STT_MS + LLM_FIRST_MS + first_segment_ms(m.agent_text) + TTS_FIRST_MS
+        ttfa.append(m.ttfa_ms)
+        own.append(m.ttfa_ms - scripted)
+        steps["eot"].append((m.stt_end_of_turn - m.user_speech_end) * 1000)  # type: ignore[operator]
+        steps["first_token"].append((m.llm_first_token - m.stt_end_of_turn) * 1000)  # type: ignore[operator]
+        steps["segment"].append((m.first_segment - m.llm_first_token) * 1000)  # type: ignore[operator]
+        steps["tts"].append((m.tts_first_audio - m.first_segment) * 1000)  # type: ignore[operator]
+        steps["send"].append((m.first_frame_sent - m.tts_first_audio) * 1000)  # type: ignore[operator]
+    base = []
+    for i in range(len(metrics)):
+        base.append(await baseline_turn(REPLIES[i % len(REPLIES)]))
+
+    print(f"{len(metrics)} turns over {calls} concurrent calls (real clock, asyncio)")
+    print(f"{'':<28}{'median':>9}{'p95':>9}")
+    print(f"{'TTFA voicekit (ms)':<28}{statistics.median(ttfa):9.1f}{percentile(ttfa, .95):9.1f}")
+    print(f"{'TTFA seeds baseline (ms)':<28}{statistics.median(base):9.1f}{percentile(base, .95):9.1f}")
+    print(f"{'voicekit own share (ms)':<28}{statistics.median(own):9.1f}{percentile(own, .95):9.1f}"
+          "   target <= 5 / <= 15")
+    print(f"baseline / voicekit TTFA, median: {statistics.median(base) / statistics.median(ttfa):.2f}x")
+    print("steps (median ms): " + ", ".join(
+        f"{k} {statistics.median(v):.1f}" for k, v in steps.items()))
+    ok = statistics.median(own) <= 5.0 and percentile(own, 0.95) <= 15.0
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="TTFA and voicekit's own share")
+    parser.add_argument("--turns", type=int, default=50)
+    parser.add_argument("--calls", type=int, default=5)
+    args = parser.parse_args()
+    anyio.run(main, args.turns, args.calls)

@@ -74,3 +74,20 @@ def test_first_party_provider_options_are_documented() -> None:
         section = text.split(f"#### `[providers.{name}]`", 1)[1].split("####", 1)[0]
         for option in cls.model_fields:
             assert f"| `{option}` |" in section, (name, option)
+
+
+def test_testing_guide_example_runs() -> None:
+    """The example in docs/testing.md is real code: extract it and run it."""
+    import re
+
+    import anyio
+    import trio.testing
+
+    text = (DOCS / "testing.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S)
+    assert code is not None
+    namespace: dict[str, object] = {}
+    exec(compile("import anyio\n" + code.group(1), "docs/testing.md", "exec"), namespace)
+    test = namespace["test_answers_the_caller"]
+    anyio.run(test, backend="trio",  # type: ignore[arg-type]
+              backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})

@@ -60,7 +60,10 @@ async def one_call(turns: int, replies: list[str], out: list[TurnMetrics]) -> No
     llm = FakeLLM.scripted(replies, first_token_ms=LLM_FIRST_MS, tokens_per_second=TOKENS_PER_S)
     tts = FakeTTS.with_options(first_audio_ms=TTS_FIRST_MS, ms_per_char=15.0)
     session = CallSession(
-        media, stt=stt, llm=llm, tts=tts,
+        media,
+        stt=stt,
+        llm=llm,
+        tts=tts,
         agent=AgentSettings(first_speaker="caller"),
         turn=TurnSettings(idle_timeout_s=600, max_call_seconds=3600),
     )
@@ -140,14 +143,21 @@ async def main(turns: int, calls: int) -> None:
         base.append(await baseline_turn(REPLIES[i % len(REPLIES)]))
 
     print(f"{len(metrics)} turns over {calls} concurrent calls (real clock, asyncio)")
+
+    def row(label: str, values: list[float], note: str = "") -> None:
+        median, p95 = statistics.median(values), percentile(values, 0.95)
+        print(f"{label:<28}{median:9.1f}{p95:9.1f}{note}")
+
     print(f"{'':<28}{'median':>9}{'p95':>9}")
-    print(f"{'TTFA voicekit (ms)':<28}{statistics.median(ttfa):9.1f}{percentile(ttfa, .95):9.1f}")
-    print(f"{'TTFA seeds baseline (ms)':<28}{statistics.median(base):9.1f}{percentile(base, .95):9.1f}")
-    print(f"{'voicekit own share (ms)':<28}{statistics.median(own):9.1f}{percentile(own, .95):9.1f}"
-          "   target <= 5 / <= 15")
-    print(f"baseline / voicekit TTFA, median: {statistics.median(base) / statistics.median(ttfa):.2f}x")
-    print("steps (median ms): " + ", ".join(
-        f"{k} {statistics.median(v):.1f}" for k, v in steps.items()))
+    row("TTFA voicekit (ms)", ttfa)
+    row("TTFA seeds baseline (ms)", base)
+    row("voicekit own share (ms)", own, "   target <= 5 / <= 15")
+    ratio = statistics.median(base) / statistics.median(ttfa)
+    print(f"baseline / voicekit TTFA, median: {ratio:.2f}x")
+    print(
+        "steps (median ms): "
+        + ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in steps.items())
+    )
     ok = statistics.median(own) <= 5.0 and percentile(own, 0.95) <= 15.0
     raise SystemExit(0 if ok else 1)
 

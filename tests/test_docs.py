@@ -89,5 +89,8 @@ def test_testing_guide_example_runs() -> None:
     namespace: dict[str, object] = {}
     exec(compile("import anyio\n" + code.group(1), "docs/testing.md", "exec"), namespace)
     test = namespace["test_answers_the_caller"]
-    anyio.run(test, backend="trio",  # type: ignore[arg-type]
-              backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
+    anyio.run(
+        test,
+        backend="trio",  # type: ignore[arg-type]
+        backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)},
+    )

@@ -164,3 +164,40 @@ async def test_one_in_process_conversion_when_formats_differ() -> None:
     assert session.transcoding == {"inbound": True, "outbound": True}
     assert all(len(frame) == 160 for _, frame in call.media.sent_frames)  # 20 ms of A-law
     assert record.turns[0].heard_text == "Hello there."
+
+
+async def test_retryable_llm_error_before_any_speech_is_retried() -> None:
+    call = make_call(
+        utterances=["hello"],
+        replies=["never streamed", "Recovered answer."],
+        llm={"fail_on_reply": 0, "fail_after_tokens": 1, "fail_retryable": True},
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(500, then_silence_ms=400)
+        await until(lambda: c.session.record.turns)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert len(call.llm.requests) == 2
+    assert record.turns[0].heard_text == "Recovered answer." and record.turns[0].error is None
+
+
+async def test_no_retry_once_part_of_the_reply_went_to_the_tts() -> None:
+    call = make_call(
+        utterances=["hello"],
+        replies=["First sentence is spoken. Then it breaks", "never used"],
+        llm={"fail_on_reply": 0, "fail_after_tokens": 8, "fail_retryable": True},
+        agent={"apology": "Sorry."},
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(500, then_silence_ms=400)
+        await until(lambda: len(c.session.record.turns) >= 2)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert len(call.llm.requests) == 1  # no second request: audio may have played
+    assert record.turns[0].error is not None
+    assert record.turns[0].heard_text == "First sentence is spoken."
+    assert record.turns[1].heard_text == "Sorry."

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from voicekit.audio import AudioConverter, AudioFormat, Framer
+from voicekit.errors import ProviderError
 from voicekit.llm import LLM, Message, TextDelta
 from voicekit.metrics import stamp
 from voicekit.records import TurnMetrics
@@ -84,6 +86,7 @@ class ReplyPipeline:
         first_clause_min_chars: int,
         max_segment_chars: int,
         call_id: str,
+        llm_attempts: int = 3,
     ) -> None:
         self.llm = llm
         self.tts_session = tts_session
@@ -96,6 +99,7 @@ class ReplyPipeline:
         self.first_clause_min_chars = first_clause_min_chars
         self.max_segment_chars = max_segment_chars
         self.call_id = call_id
+        self.llm_attempts = llm_attempts
         self._mark_seq = 0
 
     async def run(self, reply: Reply) -> None:
@@ -122,28 +126,69 @@ class ReplyPipeline:
 
     # -- text in ---------------------------------------------------------------------------
 
-    async def _feed_text(self, reply: Reply, utterance: Utterance) -> None:
-        segmenter = SentenceSegmenter(
+    def _segmenter(self) -> SentenceSegmenter:
+        return SentenceSegmenter(
             first_clause_min_chars=self.first_clause_min_chars, max_chars=self.max_segment_chars
         )
+
+    async def _feed_text(self, reply: Reply, utterance: Utterance) -> None:
         if reply.fixed_text is not None:
+            segmenter = self._segmenter()
             for piece in segmenter.push(reply.fixed_text) + segmenter.flush():
                 await self._push_piece(reply, utterance, piece)
         else:
             stamp(reply.metrics, "llm_request")
-            events: AsyncIterator[Any] = self.llm.stream(
-                self._messages(), max_tokens=self.max_tokens, temperature=self.temperature
+            # Retry only what can safely be repeated: a retryable provider error before any
+            # piece of this reply went to the TTS (so no audio of it can have played).
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(self.llm_attempts),
+                wait=wait_exponential(multiplier=0.2, max=2.0),
+                retry=retry_if_exception(
+                    lambda e: isinstance(e, ProviderError) and e.retryable and not reply.pieces
+                ),
+                sleep=anyio.sleep,
+                reraise=True,
             )
-            async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
-                async for event in stream:
-                    if isinstance(event, TextDelta) and event.text:
-                        stamp(reply.metrics, "llm_first_token")
-                        for piece in segmenter.push(event.text):
-                            await self._push_piece(reply, utterance, piece)
-            for piece in segmenter.flush():
-                await self._push_piece(reply, utterance, piece)
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        if attempt.retry_state.attempt_number > 1:
+                            logger.warning(
+                                "call=%s reply %d: retrying the LLM (attempt %d)",
+                                self.call_id,
+                                reply.id,
+                                attempt.retry_state.attempt_number,
+                            )
+                        await self._stream_llm(reply, utterance)
+            except Exception as exc:
+                if not reply.pieces:
+                    raise
+                # Part of the reply is already with the TTS: let it finish playing rather
+                # than cut the caller off mid-sentence; the session apologises after.
+                reply.error = exc
+                logger.warning(
+                    "call=%s reply %d: LLM failed after %d pieces: %s",
+                    self.call_id,
+                    reply.id,
+                    len(reply.pieces),
+                    exc,
+                )
         await utterance.flush()
         await utterance.end()
+
+    async def _stream_llm(self, reply: Reply, utterance: Utterance) -> None:
+        segmenter = self._segmenter()
+        events: AsyncIterator[Any] = self.llm.stream(
+            self._messages(), max_tokens=self.max_tokens, temperature=self.temperature
+        )
+        async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
+            async for event in stream:
+                if isinstance(event, TextDelta) and event.text:
+                    stamp(reply.metrics, "llm_first_token")
+                    for piece in segmenter.push(event.text):
+                        await self._push_piece(reply, utterance, piece)
+        for piece in segmenter.flush():
+            await self._push_piece(reply, utterance, piece)
 
     async def _push_piece(self, reply: Reply, utterance: Utterance, piece: str) -> None:
         stamp(reply.metrics, "first_segment")

@@ -32,6 +32,7 @@ class FakeLLMSettings(ProviderSettings):
         default=None, description="Index of the reply that fails (0-based), if any."
     )
     fail_after_tokens: int = Field(default=0, ge=0, description="Tokens sent before failing.")
+    fail_retryable: bool = Field(default=False, description="Whether the failure is retryable.")
 
 
 class FakeLLM(LLM):
@@ -76,12 +77,14 @@ class FakeLLM(LLM):
             first = anyio.current_time() + s.first_token_ms / 1000
             for n, token in enumerate(tokens):
                 if s.fail_on_reply == index and n >= s.fail_after_tokens:
-                    raise ProviderError("scripted failure", provider="fake", retryable=False)
+                    raise ProviderError(
+                        "scripted failure", provider="fake", retryable=s.fail_retryable
+                    )
                 # Each token is due at a fixed time, so timer lateness does not accumulate.
                 await anyio.sleep(max(0.0, first + n * gap - anyio.current_time()))
                 yield TextDelta(token)
             if s.fail_on_reply == index and s.fail_after_tokens >= len(tokens):
-                raise ProviderError("scripted failure", provider="fake", retryable=False)
+                raise ProviderError("scripted failure", provider="fake", retryable=s.fail_retryable)
             finished = True
             yield Usage(
                 input_tokens=sum(len(m.content.split()) for m in messages),

@@ -148,7 +148,9 @@ class FakeMediaStream(MediaStream):
             if realtime:
                 # Pace against the start time, like a phone's steady clock: sleeping a
                 # relative 20 ms per frame would let timer lateness pile up.
-                await anyio.sleep(max(0.0, start + (n + 1) * frame_ms / 1000 - anyio.current_time()))
+                await anyio.sleep(
+                    max(0.0, start + (n + 1) * frame_ms / 1000 - anyio.current_time())
+                )
 
     def press(self, digit: str) -> None:
         self._send.send_nowait(Dtmf(digit))

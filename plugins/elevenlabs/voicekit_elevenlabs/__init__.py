@@ -1,9 +1,25 @@
-"""voicekit plugin `elevenlabs`: ElevenLabs text-to-speech: the multi-stream-input WebSocket
-(one connection per call, one context per utterance) and the REST streaming fallback.
+"""voicekit plugin `elevenlabs`: ElevenLabs text-to-speech.
 
-Loaded through the entry point `elevenlabs` of group `voicekit`, exactly like a third-party
-plugin. Provider classes are registered here with `voicekit.hookimpl`; their third-party
-SDKs are imported lazily inside the providers, so this module always imports and
-`voicekit plugins` can say which extra is missing. The providers themselves arrive with
-their issues (see the project issue tracker); until then the plugin registers none.
+- ``elevenlabs``: the ``multi-stream-input`` WebSocket, one connection per call and one
+  context per utterance, with alignment for exact barge-in;
+- ``elevenlabs-rest``: the REST streaming endpoint, for networks without WebSockets.
+
+Both speak the protocol directly over the core's websockets and httpx: no SDK needed.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import voicekit
+from voicekit.tts import TTS
+from voicekit_elevenlabs.rest import ElevenLabsRestTTS
+from voicekit_elevenlabs.tts import ElevenLabsTTS
+
+__all__ = ["ElevenLabsRestTTS", "ElevenLabsTTS"]
+
+
+@voicekit.hookimpl
+def register_tts(register: Callable[[type[TTS]], None]) -> None:
+    register(ElevenLabsTTS)
+    register(ElevenLabsRestTTS)

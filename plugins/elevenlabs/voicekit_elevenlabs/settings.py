@@ -45,6 +45,12 @@ class ElevenLabsSettings(ProviderSettings):
         "gets the first audio out sooner.",
     )
     inactivity_timeout: int = Field(default=180, ge=5, le=180, description="Seconds.")
+    keepalive_interval_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Idle seconds before a keepalive (default: a third "
+        "of inactivity_timeout, at most 60).",
+    )
     url: str = Field(default="wss://api.elevenlabs.io", description="WebSocket base URL.")
     rest_url: str = Field(default="https://api.elevenlabs.io", description="REST base URL.")
 

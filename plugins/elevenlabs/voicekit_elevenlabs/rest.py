@@ -1,0 +1,166 @@
+"""The ``elevenlabs-rest`` TTS provider: ``POST /v1/text-to-speech/{voice}/stream``.
+
+For accounts or networks where WebSockets are unavailable. Each flushed piece of text is
+one streaming request; pieces are requested in order and their audio is forwarded as it
+streams in, so the first audio still arrives before the whole reply is written. There is
+no alignment on this endpoint, so barge-in truncation falls back to the played duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+import anyio
+import httpx
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from voicekit.audio import AudioFormat
+from voicekit.errors import ProviderAuthError, ProviderError
+from voicekit.provider import ProviderSettings
+from voicekit.tts import TTS, AudioChunk, TTSSession, Utterance
+from voicekit_elevenlabs.formats import OUTPUT_FORMATS, output_format_name
+from voicekit_elevenlabs.settings import ElevenLabsSettings
+
+__all__ = ["ElevenLabsRestTTS"]
+
+logger = logging.getLogger(__name__)
+PROVIDER = "elevenlabs-rest"
+
+
+def _error(response: httpx.Response, body: bytes) -> ProviderError:
+    status = response.status_code
+    detail = body.decode("utf-8", "replace")[:300]
+    if status in (401, 403):
+        return ProviderAuthError(
+            f"ElevenLabs refused the API key (HTTP {status})", provider=PROVIDER, status_code=status
+        )
+    return ProviderError(
+        f"ElevenLabs REST error HTTP {status}: {detail}",
+        provider=PROVIDER,
+        status_code=status,
+        retryable=status == 429 or status >= 500,
+    )
+
+
+class _RestUtterance(Utterance):
+    def __init__(self, session: _RestSession) -> None:
+        self.session = session
+        self._pending = ""
+        self._previous = ""
+        self._ended = False
+        self.cancelled = False
+        text_send, text_recv = anyio.create_memory_object_stream[str](math.inf)
+        self._text_send: MemoryObjectSendStream[str] = text_send
+        self._text_recv: MemoryObjectReceiveStream[str] = text_recv
+
+    async def push_text(self, text: str) -> None:
+        if not (self._ended or self.cancelled):
+            self._pending += text
+
+    async def flush(self) -> None:
+        if self._pending.strip() and not self.cancelled:
+            self._text_send.send_nowait(self._pending)
+        self._pending = ""
+
+    async def end(self) -> None:
+        if not self._ended:
+            await self.flush()
+            self._ended = True
+            self._text_send.close()
+
+    async def cancel(self) -> None:
+        self.cancelled = True
+        self._text_send.close()
+
+    async def __aiter__(self) -> AsyncIterator[AudioChunk]:
+        async for text in self._text_recv:
+            if self.cancelled:
+                return
+            async for data in self.session.synthesize(text, self._previous):
+                if self.cancelled:
+                    return
+                yield AudioChunk(data)
+            self._previous = (self._previous + text)[-500:]
+
+
+class _RestSession(TTSSession):
+    def __init__(self, tts: ElevenLabsRestTTS, fmt: AudioFormat) -> None:
+        self.tts = tts
+        self.format = fmt
+        self._output_format = output_format_name(fmt)
+        self._tg: TaskGroup | None = None
+
+    def utterance(self) -> _RestUtterance:
+        return _RestUtterance(self)
+
+    async def synthesize(self, text: str, previous: str) -> AsyncIterator[bytes]:
+        s = self.tts.settings_
+        body = {
+            "text": text,
+            "model_id": s.model_id,
+            "voice_settings": s.voice_settings.model_dump(),
+            "apply_text_normalization": s.apply_text_normalization,
+        }
+        if previous:
+            body["previous_text"] = previous
+        if s.language_code:
+            body["language_code"] = s.language_code
+        url = f"{s.rest_url.rstrip('/')}/v1/text-to-speech/{s.voice_id}/stream"
+        block = self.format.block_size
+        carry = b""
+        async with self.tts.client.stream(
+            "POST",
+            url,
+            params={"output_format": self._output_format},
+            json=body,
+            headers={"xi-api-key": s.api_key.get_secret_value()},
+        ) as response:
+            if response.status_code != 200:
+                raise _error(response, await response.aread())
+            async for data in response.aiter_bytes():
+                data = carry + data
+                cut = len(data) - len(data) % block
+                carry = data[cut:]
+                if cut:
+                    yield data[:cut]
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ElevenLabsRestTTS(TTS):
+    """ElevenLabs over plain HTTPS streaming; one pooled client per provider."""
+
+    name: ClassVar[str] = "elevenlabs-rest"
+    Settings: ClassVar[type[ProviderSettings]] = ElevenLabsSettings
+
+    def __init__(self, settings: ProviderSettings | None = None) -> None:
+        super().__init__(settings)
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def settings_(self) -> ElevenLabsSettings:
+        assert isinstance(self.settings, ElevenLabsSettings)
+        return self.settings
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.settings_.timeout))
+        return self._client
+
+    @property
+    def output_formats(self) -> tuple[AudioFormat, ...]:
+        return tuple(OUTPUT_FORMATS)
+
+    def session(self, fmt: AudioFormat, *, call_id: str | None = None) -> _RestSession:
+        return _RestSession(self, fmt)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -1,0 +1,29 @@
+"""The ``elevenlabs`` TTS provider: streaming synthesis over ``multi-stream-input``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from voicekit.audio import AudioFormat
+from voicekit.provider import ProviderSettings
+from voicekit.tts import TTS
+from voicekit_elevenlabs.formats import OUTPUT_FORMATS
+from voicekit_elevenlabs.session import ElevenLabsSession
+from voicekit_elevenlabs.settings import ElevenLabsSettings
+
+__all__ = ["ElevenLabsTTS"]
+
+
+class ElevenLabsTTS(TTS):
+    """One persistent WebSocket per call; see :mod:`voicekit_elevenlabs.session`."""
+
+    name: ClassVar[str] = "elevenlabs"
+    Settings: ClassVar[type[ProviderSettings]] = ElevenLabsSettings
+
+    @property
+    def output_formats(self) -> tuple[AudioFormat, ...]:
+        return tuple(OUTPUT_FORMATS)
+
+    def session(self, fmt: AudioFormat, *, call_id: str | None = None) -> ElevenLabsSession:
+        assert isinstance(self.settings, ElevenLabsSettings)
+        return ElevenLabsSession(self.settings, fmt, call_id)

@@ -1,0 +1,10 @@
+"""Loopback emulators of the providers' wire protocols (PROTOCOLS.md), for tests.
+
+Each is an async context manager that serves on an ephemeral 127.0.0.1 port and records
+what it received. They need the ``server`` extra (Starlette and uvicorn).
+"""
+
+from voicekit.testing.emulators._server import Faults, LoopbackServer
+from voicekit.testing.emulators.elevenlabs import ElevenLabsEmulator
+
+__all__ = ["ElevenLabsEmulator", "Faults", "LoopbackServer"]

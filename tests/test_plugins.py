@@ -83,7 +83,7 @@ def test_import_failure_is_reported_and_others_still_load(plugin_dist: PluginDis
     )
     manager = load_plugins({})
     assert "ModuleNotFoundError" in (manager.plugins["broken"].error or "")
-    assert manager.registry.names("stt") == ["acme"]
+    assert {"acme", "soniox"} <= set(manager.registry.names("stt"))
 
 
 def test_register_hook_failure_is_reported_against_that_plugin(
@@ -109,7 +109,7 @@ def test_same_name_from_two_plugins_is_an_error_naming_both(plugin_dist: PluginD
     assert "'dup'" in message and "'one'" in message and "'two'" in message
     assert "VOICEKIT_BLOCK_PLUGINS" in message
     # Blocking one of them resolves the clash.
-    assert load_plugins({"VOICEKIT_BLOCK_PLUGINS": "two"}).registry.names("stt") == ["dup"]
+    assert "dup" in load_plugins({"VOICEKIT_BLOCK_PLUGINS": "two"}).registry.names("stt")
 
 
 def test_misspelt_hook_fails_check_pending(plugin_dist: PluginDistFactory) -> None:

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import json
 import logging
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import anyio
 import websockets
-from anyio.abc import TaskGroup
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from voicekit.audio import AudioFormat
+from voicekit.background import BackgroundTasks
 from voicekit.errors import ProviderAuthError, ProviderError
+from voicekit.reconnect import ReconnectBudget
 from voicekit.tts import TTSSession
 from voicekit_elevenlabs.formats import output_format_name
 from voicekit_elevenlabs.protocol import (
@@ -57,7 +59,7 @@ class ElevenLabsSession(TTSSession):
         self._ws: Any = None
         self._connected = False
         self._closing = False
-        self._tg: TaskGroup | None = None
+        self._tasks = BackgroundTasks(f"elevenlabs call={call_id or '-'}")
         self._send_lock = anyio.Lock()
         self._slots = anyio.Semaphore(MAX_CONTEXTS)
         self._open: dict[str, ElevenLabsUtterance] = {}
@@ -66,15 +68,16 @@ class ElevenLabsSession(TTSSession):
         self._last_error: str | None = None
         self.malformed = 0
         self.reconnects = 0
+        self._budget = ReconnectBudget()
+        self._broken: ProviderError | None = None  # set when the session gave up
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> ElevenLabsSession:
         await self._connect()
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._reader)
-        self._tg.start_soon(self._keepalive)
+        await self._tasks.__aenter__()
+        self._tasks.start(self._reader)
+        self._tasks.start(self._keepalive)
         return self
 
     async def aclose(self) -> None:
@@ -90,9 +93,16 @@ class ElevenLabsSession(TTSSession):
                     await self._ws.close()
                 except (ConnectionClosed, OSError):
                     pass
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(None, None, None)
+        self._tasks.stop()  # the tasks' group itself is exited in __aexit__
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+        await self._tasks.__aexit__(None, None, None)
 
     def utterance(self) -> ElevenLabsUtterance:
         self._seq += 1
@@ -200,6 +210,9 @@ class ElevenLabsSession(TTSSession):
         """Bring the server up to date with ``utt``: init, new text, flush, close."""
         if utt.cancelled or utt.finished:
             return
+        if self._broken is not None:
+            utt.fail(self._broken)
+            return
         if not utt.holds_slot:
             await self._slots.acquire()
             utt.holds_slot = True
@@ -243,8 +256,8 @@ class ElevenLabsSession(TTSSession):
                     pass
         if not utt.initialized or not self._connected:
             self._forget(utt)
-        elif self._tg is not None:
-            self._tg.start_soon(self._release_later, utt)
+        else:
+            self._tasks.start(self._release_later, utt)
 
     async def _release_later(self, utt: ElevenLabsUtterance) -> None:
         await anyio.sleep(max(2.0, self.settings.timeout))
@@ -302,6 +315,14 @@ class ElevenLabsSession(TTSSession):
                 )
             async with self._send_lock:
                 self._connected = False
+            if not self._budget.spend():
+                error = ProviderError(
+                    "ElevenLabs keeps dropping the connection", provider=PROVIDER, retryable=True
+                )
+                logger.error("call=%s: giving up after repeated reconnects", self.call_id)
+                self._fail_open(error)
+                self._broken = error
+                return
             await self._reconnect()
 
     def _dispatch(self, raw: str | bytes) -> None:

@@ -1,9 +1,20 @@
-"""voicekit plugin `soniox`: Soniox real-time speech-to-text over its WebSocket, taking the
-call's codec natively.
+"""voicekit plugin `soniox`: Soniox real-time speech-to-text over its WebSocket.
 
-Loaded through the entry point `soniox` of group `voicekit`, exactly like a third-party
-plugin. Provider classes are registered here with `voicekit.hookimpl`; their third-party
-SDKs are imported lazily inside the providers, so this module always imports and
-`voicekit plugins` can say which extra is missing. The providers themselves arrive with
-their issues (see the project issue tracker); until then the plugin registers none.
+Speaks the protocol directly over the core's websockets library: no SDK needed. The
+call's codec (mulaw, alaw or PCM) goes to Soniox untouched.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import voicekit
+from voicekit.stt import STT
+from voicekit_soniox.stt import SonioxSTT
+
+__all__ = ["SonioxSTT"]
+
+
+@voicekit.hookimpl
+def register_stt(register: Callable[[type[STT]], None]) -> None:
+    register(SonioxSTT)

@@ -27,4 +27,16 @@ class SonioxSettings(ProviderSettings):
         description="Send the key in the config message (legacy) instead of the "
         "Authorization header.",
     )
-    url: str = Field(default="wss://stt-rt.soniox.com/transcribe-websocket")
+    keepalive_s: float = Field(
+        default=5.0, gt=0, le=15, description="Idle seconds before a keepalive is sent."
+    )
+    replay_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=60,
+        description="Audio kept for re-sending after a reconnect (seconds).",
+    )
+    url: str = Field(
+        default="wss://stt-rt.soniox.com/transcribe-websocket",
+        description="Real-time WebSocket URL.",
+    )

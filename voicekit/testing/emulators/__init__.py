@@ -6,5 +6,6 @@ what it received. They need the ``server`` extra (Starlette and uvicorn).
 
 from voicekit.testing.emulators._server import Faults, LoopbackServer
 from voicekit.testing.emulators.elevenlabs import ElevenLabsEmulator
+from voicekit.testing.emulators.soniox import SonioxEmulator
 
-__all__ = ["ElevenLabsEmulator", "Faults", "LoopbackServer"]
+__all__ = ["ElevenLabsEmulator", "Faults", "LoopbackServer", "SonioxEmulator"]

@@ -1,0 +1,300 @@
+"""One Soniox real-time session per call, surviving dropped connections.
+
+Audio goes out as binary frames in the call's codec. Audio not yet covered by final
+results is kept (at most ``replay_s`` seconds); if the connection drops, the stream
+reconnects with backoff, sends the config again, and re-sends that audio first, so no
+word is lost and none is finalised twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import deque
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import websockets
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from voicekit.audio import AudioFormat
+from voicekit.background import BackgroundTasks
+from voicekit.errors import ProviderAuthError, ProviderError
+from voicekit.reconnect import ReconnectBudget
+from voicekit.stt import STTEvent, STTStream
+from voicekit_soniox.tokens import PROVIDER, MalformedResponse, TokenState
+
+if TYPE_CHECKING:
+    from voicekit_soniox.settings import SonioxSettings
+
+__all__ = ["SonioxStream"]
+
+logger = logging.getLogger(__name__)
+
+
+class SonioxStream(STTStream):
+    def __init__(self, settings: SonioxSettings, fmt: AudioFormat, call_id: str | None) -> None:
+        self.settings = settings
+        self.format = fmt
+        self.call_id = call_id or "-"
+        self._ws: Any = None
+        self._connected = False
+        self._closing = False
+        self._tasks = BackgroundTasks(f"soniox call={call_id or '-'}")
+        self._lock = anyio.Lock()
+        self._state = TokenState()
+        self._sent_ms = 0.0  # audio sent over the whole call
+        self._replay: deque[tuple[float, bytes]] = deque()  # (start_ms, audio) not yet final
+        self._last_audio = 0.0
+        self._fin = anyio.Event()
+        self._finished = anyio.Event()
+        send, recv = anyio.create_memory_object_stream[STTEvent | Exception](math.inf)
+        self._events: MemoryObjectSendStream[STTEvent | Exception] = send
+        self._recv: MemoryObjectReceiveStream[STTEvent | Exception] = recv
+        self.malformed = 0
+        self.reconnects = 0
+        self._budget = ReconnectBudget()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> SonioxStream:
+        await self._connect()
+        await self._tasks.__aenter__()
+        self._tasks.start(self._reader)
+        self._tasks.start(self._keepalive)
+        return self
+
+    async def aclose(self) -> None:
+        """End of audio: an empty frame, the remaining results and ``finished``, then close."""
+        if self._closing:
+            return
+        self._closing = True
+        with anyio.move_on_after(max(2.0, self.settings.timeout), shield=True):
+            if self._connected:
+                try:
+                    async with self._lock:
+                        await self._ws.send(b"")
+                    await self._finished.wait()
+                except (ConnectionClosed, OSError):
+                    pass
+        if self._ws is not None:
+            with anyio.move_on_after(1.0, shield=True):
+                await self._ws.close()
+        self._tasks.stop()  # the tasks' group itself is exited in __aexit__
+        self._events.close()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+        await self._tasks.__aexit__(None, None, None)
+
+    # -- connecting ----------------------------------------------------------------------------
+
+    def _config(self) -> dict[str, Any]:
+        s = self.settings
+        config: dict[str, Any] = {
+            "model": s.model,
+            "audio_format": self.format.encoding,
+            "sample_rate": self.format.sample_rate,
+            "num_channels": self.format.channels,
+            "language_hints": s.language_hints,
+            "enable_endpoint_detection": s.enable_endpoint_detection,
+            "max_endpoint_delay_ms": s.max_endpoint_delay_ms,
+            "client_reference_id": self.call_id[:256],
+        }
+        if s.context is not None:
+            config["context"] = s.context
+        if s.api_key_in_config:
+            config["api_key"] = s.api_key.get_secret_value()
+        return config
+
+    async def _open(self) -> None:
+        s = self.settings
+        headers = (
+            {}
+            if s.api_key_in_config
+            else {"Authorization": f"Bearer {s.api_key.get_secret_value()}"}
+        )
+        try:
+            with anyio.fail_after(s.timeout):
+                self._ws = await websockets.connect(
+                    s.url, additional_headers=headers, max_size=2**22, ping_interval=20
+                )
+                await self._ws.send(json.dumps(self._config()))
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise ProviderAuthError(
+                    f"Soniox refused the API key (HTTP {status}); check SONIOX_API_KEY",
+                    provider=PROVIDER,
+                    status_code=status,
+                ) from None
+            raise ProviderError(
+                f"Soniox refused the connection (HTTP {status})",
+                provider=PROVIDER,
+                status_code=status,
+                retryable=status == 429 or status >= 500,
+            ) from None
+        except (OSError, TimeoutError, websockets.InvalidHandshake, ConnectionClosed) as exc:
+            raise ProviderError(
+                f"cannot reach Soniox: {type(exc).__name__}: {exc}",
+                provider=PROVIDER,
+                retryable=True,
+            ) from None
+        self._connected = True
+
+    async def _connect(self) -> None:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(4),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
+            sleep=anyio.sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self._open()
+
+    async def _reconnect(self) -> bool:
+        """Connect again and replay the audio not yet covered by final results."""
+        self.reconnects += 1
+        async with self._lock:
+            self._connected = False
+            try:
+                await self._connect()
+            except ProviderError as exc:
+                logger.error("call=%s: Soniox reconnect failed: %s", self.call_id, exc)
+                self._events.send_nowait(exc)
+                return False
+            start = self._replay[0][0] if self._replay else self._sent_ms
+            self._state.offset_ms = start
+            self._state.in_speech = False
+            self._state.partial = ""
+            try:
+                for _, audio in self._replay:
+                    await self._ws.send(audio)
+            except (ConnectionClosed, OSError):
+                pass
+        logger.warning(
+            "call=%s: Soniox connection restored; replayed %.0f ms of audio",
+            self.call_id,
+            self._sent_ms - start,
+        )
+        return True
+
+    # -- audio out ------------------------------------------------------------------------------
+
+    async def send_audio(self, data: bytes) -> None:
+        if self._closing or not data:
+            return
+        start = self._sent_ms
+        self._sent_ms += self.format.duration_ms(len(data))
+        self._replay.append((start, data))
+        self._trim_replay()
+        self._last_audio = anyio.current_time()
+        if not self._connected:
+            return  # kept for replay once the connection is back
+        try:
+            await self._ws.send(data)
+        except (ConnectionClosed, OSError):
+            pass  # the reader reconnects and replays
+
+    def _trim_replay(self) -> None:
+        covered = self._state.final_ms
+        limit = self._sent_ms - self.settings.replay_s * 1000
+        while self._replay:
+            start, audio = self._replay[0]
+            end = start + self.format.duration_ms(len(audio))
+            if end <= covered or start < limit:
+                self._replay.popleft()
+            else:
+                break
+
+    async def finalize(self) -> None:
+        if not self._connected:
+            return
+        self._fin = anyio.Event()
+        async with self._lock:
+            await self._ws.send(json.dumps({"type": "finalize"}))
+        with anyio.move_on_after(self.settings.timeout):
+            await self._fin.wait()
+
+    async def _keepalive(self) -> None:
+        every = self.settings.keepalive_s
+        while True:
+            await anyio.sleep(max(0.05, self._last_audio + every - anyio.current_time()))
+            if anyio.current_time() - self._last_audio < every or not self._connected:
+                continue
+            try:
+                async with self._lock:
+                    await self._ws.send(json.dumps({"type": "keepalive"}))
+                self._last_audio = anyio.current_time()
+            except (ConnectionClosed, OSError):
+                pass
+
+    # -- results in ------------------------------------------------------------------------------
+
+    async def __aiter__(self) -> AsyncIterator[STTEvent]:
+        async for item in self._recv:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    async def _reader(self) -> None:
+        while True:
+            ws = self._ws
+            error: ProviderError | None = None
+            try:
+                async for raw in ws:
+                    try:
+                        events = self._state.feed(raw)
+                    except MalformedResponse as exc:
+                        self.malformed += 1
+                        logger.warning(
+                            "call=%s: skipped a malformed Soniox response: %s", self.call_id, exc
+                        )
+                        continue
+                    except ProviderError as exc:
+                        error = exc
+                        break
+                    for event in events:
+                        self._events.send_nowait(event)
+                    if self._state.fin:
+                        self._state.fin = False
+                        self._fin.set()
+                    if self._state.finished:
+                        self._finished.set()
+                    self._trim_replay()
+            except ConnectionClosed:
+                pass
+            if self._closing or self._finished.is_set():
+                return
+            if error is not None and not error.retryable:
+                logger.error("call=%s: %s", self.call_id, error)
+                self._events.send_nowait(error)
+                return
+            if not self._budget.spend():
+                failure = error or ProviderError(
+                    "Soniox keeps dropping the connection", provider=PROVIDER, retryable=True
+                )
+                logger.error(
+                    "call=%s: giving up after repeated reconnects: %s", self.call_id, failure
+                )
+                self._events.send_nowait(failure)
+                return
+            logger.warning(
+                "call=%s: Soniox connection lost (%s); reconnecting",
+                self.call_id,
+                error or f"close code {ws.close_code}",
+            )
+            if not await self._reconnect():
+                return

@@ -1,0 +1,112 @@
+"""Turn Soniox responses into voicekit STT events (PROTOCOLS.md §2). Pure, no I/O."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from voicekit.errors import ProviderAuthError, ProviderError
+from voicekit.stt import EndOfTurn, SpeechStarted, STTEvent, Transcript
+
+__all__ = ["MalformedResponse", "TokenState", "soniox_error"]
+
+PROVIDER = "soniox"
+_RETRYABLE = {408, 429, 500, 502, 503, 504}
+
+
+class MalformedResponse(ValueError):
+    """Not a valid Soniox response; skip it."""
+
+
+def soniox_error(code: Any, message: str) -> ProviderError:
+    try:
+        status = int(code)
+    except (TypeError, ValueError):
+        status = None
+    text = f"Soniox error {code}: {message}"
+    if status in (401, 403):
+        return ProviderAuthError(
+            text + " (check SONIOX_API_KEY)", provider=PROVIDER, status_code=status
+        )
+    retryable = status in _RETRYABLE or "Cannot continue request" in message
+    return ProviderError(text, provider=PROVIDER, status_code=status, retryable=retryable)
+
+
+@dataclass
+class TokenState:
+    """Everything needed to turn responses into events across one call's connections.
+
+    ``offset_ms`` is added to token times: after a reconnect the new stream's clock starts
+    at zero, but its first audio is the replayed audio from ``offset_ms`` on.
+    """
+
+    offset_ms: float = 0.0
+    in_speech: bool = False
+    partial: str = ""
+    last_final_end: float | None = None
+    final_ms: float = 0.0  # audio position covered by final results
+    fin: bool = False
+    finished: bool = False
+    pending: list[STTEvent] = field(default_factory=list)
+
+    def feed(self, raw: str | bytes) -> list[STTEvent]:
+        """Events from one response. Raises ProviderError for an ``error_code`` response."""
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MalformedResponse(f"not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise MalformedResponse("not a JSON object")
+        if "error_code" in data:
+            raise soniox_error(data["error_code"], str(data.get("error_message", "")))
+        tokens = data.get("tokens", [])
+        if not isinstance(tokens, list) or not all(isinstance(t, dict) for t in tokens):
+            raise MalformedResponse("tokens is not a list of objects")
+        events: list[STTEvent] = []
+        finals = [t for t in tokens if t.get("is_final") and t.get("text")]
+        words = [t for t in finals if t["text"] not in ("<end>", "<fin>")]
+        partials = [t for t in tokens if not t.get("is_final") and t.get("text")]
+        if (words or partials) and not self.in_speech:
+            self.in_speech = True
+            first = (words or partials)[0]
+            events.append(SpeechStarted(self._time(first.get("start_ms"))))
+        if words:
+            confidences = [float(t["confidence"]) for t in words if "confidence" in t]
+            self.last_final_end = self._time(words[-1].get("end_ms"))
+            events.append(
+                Transcript(
+                    "".join(str(t["text"]) for t in words).strip(),
+                    is_final=True,
+                    start_ms=self._time(words[0].get("start_ms")),
+                    end_ms=self.last_final_end,
+                    confidence=min(confidences) if confidences else None,
+                )
+            )
+            self.partial = ""
+        partial = "".join(str(t["text"]) for t in partials).strip()
+        if partial and partial != self.partial:
+            self.partial = partial
+            events.append(
+                Transcript(
+                    partial,
+                    is_final=False,
+                    start_ms=self._time(partials[0].get("start_ms")),
+                    end_ms=self._time(partials[-1].get("end_ms")),
+                )
+            )
+        if isinstance(data.get("final_audio_proc_ms"), int | float):
+            self.final_ms = max(self.final_ms, self.offset_ms + float(data["final_audio_proc_ms"]))
+        markers = {t["text"] for t in finals} & {"<end>", "<fin>"}
+        if "<end>" in markers:
+            events.append(EndOfTurn(self.last_final_end))
+            self.in_speech = False
+            self.partial = ""
+        if "<fin>" in markers:
+            self.fin = True
+        if data.get("finished") is True:
+            self.finished = True
+        return events
+
+    def _time(self, value: Any) -> float | None:
+        return None if not isinstance(value, int | float) else self.offset_ms + float(value)

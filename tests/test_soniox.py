@@ -1,0 +1,235 @@
+"""The Soniox plugin against the loopback emulator, over real sockets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import pytest
+import websockets
+from voicekit_soniox import SonioxSTT
+from voicekit_soniox.settings import SonioxSettings
+from voicekit_soniox.tokens import MalformedResponse, TokenState
+
+from voicekit.audio import PCM_16K, ULAW_8K, AudioFormat
+from voicekit.errors import ProviderAuthError, ProviderError
+from voicekit.stt import EndOfTurn, SpeechStarted, STTEvent, Transcript
+from voicekit.testing import silence, voice
+from voicekit.testing.emulators import Faults, SonioxEmulator
+
+pytestmark = pytest.mark.anyio
+KEY = "test-soniox-key"
+
+
+def stt_for(sx: SonioxEmulator, **options: Any) -> SonioxSTT:
+    return SonioxSTT(
+        SonioxSettings.model_validate({"api_key": KEY, "url": sx.url, "timeout": 5, **options})
+    )
+
+
+async def run(
+    stt: SonioxSTT,
+    audio: bytes,
+    fmt: AudioFormat = ULAW_8K,
+    *,
+    frame_ms: float = 20,
+    pace: float = 0.002,
+    call_id: str = "call-7",
+) -> list[STTEvent]:
+    """Stream ``audio`` in frames (faster than real time), close, return every event."""
+    events: list[STTEvent] = []
+    async with stt.stream(fmt, call_id=call_id) as stream:
+
+        async def collect() -> None:
+            async for event in stream:
+                events.append(event)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(collect)
+            size = fmt.bytes_for_ms(frame_ms)
+            for i in range(0, len(audio), size):
+                await stream.send_audio(audio[i : i + size])
+                await anyio.sleep(pace)
+            await stream.aclose()
+    return events
+
+
+def finals(events: list[STTEvent]) -> list[str]:
+    return [e.text for e in events if isinstance(e, Transcript) and e.is_final]
+
+
+def turns(*words_ms: int, fmt: AudioFormat = ULAW_8K, gap_ms: int = 800) -> bytes:
+    return b"".join(voice(ms, fmt) + silence(gap_ms, fmt) for ms in words_ms)
+
+
+async def test_happy_path_partials_finals_and_end_of_turn() -> None:
+    async with SonioxEmulator(utterances=["book a table for two", "at seven"]) as sx:
+        events = await run(stt_for(sx), turns(1000, 500))
+    assert finals(events) == ["book a table for two", "at seven"]
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "SpeechStarted" and kinds.count("EndOfTurn") == 2
+    partials = [e.text for e in events if isinstance(e, Transcript) and not e.is_final]
+    assert partials[:3] == ["book", "book a", "book a table"]  # revised as words arrive
+    end = next(e for e in events if isinstance(e, EndOfTurn))
+    assert end.end_ms == pytest.approx(1000, abs=20)  # the speech end, in audio time
+    (config,) = sx.configs
+    assert config == {
+        "model": "stt-rt-v5",
+        "audio_format": "mulaw",
+        "sample_rate": 8000,
+        "num_channels": 1,
+        "language_hints": ["en"],
+        "enable_endpoint_detection": True,
+        "max_endpoint_delay_ms": 800,
+        "client_reference_id": "call-7",
+    }
+    assert "api_key" not in config  # the key went in the Authorization header
+    assert sx.streams[0].audio_bytes == len(turns(1000, 500))  # every byte, untouched
+
+
+async def test_pcm_and_legacy_key_in_config() -> None:
+    async with SonioxEmulator(utterances=["hello"]) as sx:
+        events = await run(stt_for(sx, api_key_in_config=True), turns(400, fmt=PCM_16K), PCM_16K)
+    assert finals(events) == ["hello"]
+    assert sx.configs[0]["audio_format"] == "pcm_s16le" and sx.configs[0]["sample_rate"] == 16000
+    assert sx.configs[0]["api_key"] == KEY
+
+
+async def test_finalize_completes_on_fin() -> None:
+    async with SonioxEmulator(utterances=["one two three"], endpoint_ms=3000) as sx:
+        async with stt_for(sx).stream(ULAW_8K) as stream:
+            events: list[STTEvent] = []
+
+            async def collect() -> None:
+                async for event in stream:
+                    events.append(event)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(collect)
+                for i in range(0, len(voice(700, ULAW_8K)), 160):
+                    await stream.send_audio(voice(700, ULAW_8K)[i : i + 160])
+                with anyio.fail_after(5):
+                    await stream.finalize()
+                await stream.aclose()
+    assert {"type": "finalize"} in sx.streams[0].controls
+    assert finals(events) == ["one two three"]
+
+
+@pytest.mark.parametrize("drop_after", [2, 5])
+async def test_reconnect_mid_speech_transcribes_every_word_once(drop_after: int) -> None:
+    """Dropped inside the first utterance (2) or inside the second, after the first's
+    finals (5): every word is final exactly once either way."""
+    faults = Faults(drop_after=drop_after, drops=1)
+    audio = turns(600, 1200)
+    async with SonioxEmulator(
+        utterances=["first turn here", "please call me back tomorrow"], faults=faults
+    ) as sx:
+        events = await run(stt_for(sx), audio)
+    assert faults.dropped == 1 and len(sx.streams) == 2
+    assert finals(events) == ["first turn here", "please call me back tomorrow"]
+    assert sum(isinstance(e, EndOfTurn) for e in events) == 2
+    assert sx.streams[1].config["client_reference_id"] == "call-7"
+    replayed = sx.streams[0].audio_bytes + sx.streams[1].audio_bytes - len(audio)
+    if drop_after == 5:
+        # Replay starts where the first turn's finals end, not at the start of the call.
+        assert replayed < len(audio) // 2 and sx.streams[1].audio_bytes < len(audio) - 4800
+
+
+async def test_refused_key_is_a_non_retryable_auth_error() -> None:
+    async with SonioxEmulator(api_key="right-key") as sx:
+        with pytest.raises(ProviderAuthError) as err:
+            async with stt_for(sx).stream(ULAW_8K):
+                pass
+    assert err.value.status_code == 401 and "SONIOX_API_KEY" in str(err.value)
+    assert KEY not in str(err.value)
+
+
+async def test_bad_config_error_code_surfaces() -> None:
+    async with SonioxEmulator() as sx:
+        stream = stt_for(sx, model="stt-rt-v99").stream(ULAW_8K)
+        async with stream:
+            with pytest.raises(ProviderError, match="Invalid model specified") as err:
+                async for _ in stream:
+                    pass
+    assert err.value.status_code == 400 and not err.value.retryable
+
+
+async def test_keepalive_when_no_audio_flows() -> None:
+    async with SonioxEmulator(idle_timeout_s=0.6) as sx:
+        async with stt_for(sx, keepalive_s=0.15).stream(ULAW_8K) as stream:
+            await stream.send_audio(silence(20, ULAW_8K))
+            await anyio.sleep(1.5)  # more than twice the server's idle limit
+            await stream.send_audio(silence(20, ULAW_8K))
+    keepalives = [c for c in sx.streams[0].controls if c == {"type": "keepalive"}]
+    assert len(keepalives) >= 4 and len(sx.streams) == 1
+
+
+async def test_idle_connection_is_closed_by_the_emulator_without_keepalive() -> None:
+    async with SonioxEmulator(idle_timeout_s=0.3) as sx:
+        stream = stt_for(sx, keepalive_s=15).stream(ULAW_8K)
+        async with stream:
+            with pytest.raises(ProviderError, match="no audio or keepalive") as err:
+                async for _ in stream:
+                    pass
+        assert err.value.status_code == 408 and err.value.retryable
+
+
+async def test_malformed_responses_are_skipped() -> None:
+    async with SonioxEmulator(
+        utterances=["alpha beta gamma"], faults=Faults(malformed_every=2)
+    ) as sx:
+        stt = stt_for(sx)
+        events = await run(stt, turns(700))
+    assert finals(events) == ["alpha beta gamma"]
+
+
+async def test_emulator_accepts_subprotocol_auth_and_rejects_bad_format() -> None:
+    async with SonioxEmulator(utterances=["hi"]) as sx:
+        async with websockets.connect(sx.url, subprotocols=["soniox-api-key", KEY]) as ws:  # type: ignore[list-item]
+            await ws.send(json.dumps({"model": "stt-rt-v5", "audio_format": "pcm_s16le"}))
+            reply = json.loads(await ws.recv())
+        assert reply["error_code"] == 400 and "sample_rate" in reply["error_message"]
+
+
+def test_token_state_handles_both_markers_and_offsets() -> None:
+    state = TokenState(offset_ms=1000)
+    events = state.feed(
+        json.dumps(
+            {"tokens": [{"text": " hel", "start_ms": 100, "end_ms": 200, "is_final": False}]}
+        )
+    )
+    assert isinstance(events[0], SpeechStarted) and events[0].start_ms == 1100
+    events = state.feed(
+        json.dumps(
+            {
+                "tokens": [
+                    {
+                        "text": "hello",
+                        "start_ms": 100,
+                        "end_ms": 400,
+                        "is_final": True,
+                        "confidence": 0.9,
+                    },
+                    {"text": "<end>", "is_final": True},
+                ],
+                "final_audio_proc_ms": 400,
+            }
+        )
+    )
+    assert events[0] == Transcript("hello", True, 1100, 1400, 0.9)
+    assert events[1] == EndOfTurn(1400) and state.final_ms == 1400
+    state.feed(json.dumps({"tokens": [{"text": "<fin>", "is_final": True}], "finished": True}))
+    assert state.fin and state.finished
+    with pytest.raises(MalformedResponse):
+        state.feed('{"tokens": 5}')
+    with pytest.raises(ProviderError) as err:
+        state.feed(
+            json.dumps(
+                {
+                    "error_code": 503,
+                    "error_message": "Cannot continue request (code 1). Please restart the request.",
+                }
+            )
+        )
+    assert err.value.retryable

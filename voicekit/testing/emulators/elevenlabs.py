@@ -115,6 +115,7 @@ class ElevenLabsEmulator:
         self.received: list[Received] = []
         self.connections: list[_Connection] = []
         self.handshakes: list[dict[str, str]] = []  # query params of every upgrade
+        self.audio_sent: dict[str, bytearray] = {}  # context id -> audio sent, in order
         self._server = LoopbackServer(self._app())
 
     @property
@@ -253,6 +254,8 @@ class ElevenLabsEmulator:
         ):
             await self._send(conn, message)
             ctx.generated += 1
+            key = cid or f"stream-{conn.id}"
+            self.audio_sent.setdefault(key, bytearray()).extend(base64.b64decode(message["audio"]))
 
     async def _worker(self, conn: _Connection, cid: str | None, ctx: _Context) -> None:
         """Generate a context's flushed texts in order; after a close, send ``isFinal``.

@@ -24,16 +24,26 @@ async def test_pcmu_call_through_soniox_and_elevenlabs_with_zero_transcoding() -
         SonioxEmulator(utterances=["what time do you open", "thanks"], endpoint_ms=500) as sx,
         ElevenLabsEmulator(first_audio_ms=40, ms_per_char=20) as el,
     ):
-        stt = SonioxSTT(SonioxSettings.model_validate(
-            {"api_key": "test-soniox-key", "url": sx.url}))
-        tts = ElevenLabsTTS(ElevenLabsSettings.model_validate(
-            {"api_key": "test-elevenlabs-key", "url": el.url}))
-        llm = FakeLLM.scripted(["We open at nine, and close at five.", "You are welcome."],
-                               first_token_ms=50, tokens_per_second=200)
+        stt = SonioxSTT(
+            SonioxSettings.model_validate({"api_key": "test-soniox-key", "url": sx.url})
+        )
+        tts = ElevenLabsTTS(
+            ElevenLabsSettings.model_validate({"api_key": "test-elevenlabs-key", "url": el.url})
+        )
+        llm = FakeLLM.scripted(
+            ["We open at nine, and close at five.", "You are welcome."],
+            first_token_ms=50,
+            tokens_per_second=200,
+        )
         media = FakeMediaStream(inbound_format=ULAW_8K)
-        session = CallSession(media, stt=stt, llm=llm, tts=tts,
-                              agent=AgentSettings(first_speaker="caller"),
-                              turn=TurnSettings(idle_timeout_s=60))
+        session = CallSession(
+            media,
+            stt=stt,
+            llm=llm,
+            tts=tts,
+            agent=AgentSettings(first_speaker="caller"),
+            turn=TurnSettings(idle_timeout_s=60),
+        )
         fed = bytearray()
 
         async def caller() -> None:
@@ -55,7 +65,9 @@ async def test_pcmu_call_through_soniox_and_elevenlabs_with_zero_transcoding() -
 
     assert [t.user_text for t in record.turns] == ["what time do you open", "thanks"]
     assert [t.heard_text for t in record.turns] == [
-        "We open at nine, and close at five.", "You are welcome."]
+        "We open at nine, and close at five.",
+        "You are welcome.",
+    ]
     # Zero transcoding, end to end: the call's mu-law goes to Soniox as mulaw, and
     # ElevenLabs' ulaw_8000 goes to the call byte for byte.
     assert session.transcoding == {"inbound": False, "outbound": False}

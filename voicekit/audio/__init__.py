@@ -17,6 +17,7 @@ from voicekit.audio.formats import (
 from voicekit.audio.framing import Framer
 from voicekit.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from voicekit.audio.resample import Resampler
+from voicekit.audio.wav import read_wav, write_wav
 
 __all__ = [
     "ALAW_8K",
@@ -31,6 +32,8 @@ __all__ = [
     "Resampler",
     "alaw_decode",
     "alaw_encode",
+    "read_wav",
     "ulaw_decode",
     "ulaw_encode",
+    "write_wav",
 ]

@@ -14,9 +14,9 @@ from pydantic import BaseModel, SecretStr
 from voicekit.config.settings import VoiceKitSettings
 from voicekit.errors import ConfigError, ProviderNotFoundError
 from voicekit.plugins.registry import ProviderRegistry, credential_env_vars
-from voicekit.provider import PROVIDER_KINDS, ProviderKind, ProviderSettings
+from voicekit.provider import PROVIDER_KINDS, Provider, ProviderKind, ProviderSettings
 
-__all__ = ["MASK", "ResolvedProviders", "masked_settings", "resolve_providers"]
+__all__ = ["MASK", "ResolvedProviders", "create_provider", "masked_settings", "resolve_providers"]
 
 MASK = "**********"
 _SECRET_WORDS = ("key", "secret", "token", "password", "authorization")
@@ -57,6 +57,15 @@ def resolve_providers(
     if problems:
         raise ConfigError("\n".join(problems))
     return ResolvedProviders(names, resolved)
+
+
+def create_provider(
+    kind: ProviderKind, settings: VoiceKitSettings, registry: ProviderRegistry
+) -> Provider:
+    """The provider configured for ``kind`` (``[stt] provider = ...``), built and validated."""
+    name = getattr(settings, kind).provider
+    options = registry.options_for(kind, name, settings.provider_options(name))
+    return registry.create(kind, name, options, source=f"[providers.{name}]")
 
 
 def _mask(value: Any) -> Any:

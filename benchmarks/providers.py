@@ -44,8 +44,15 @@ async def elevenlabs_in_process(n: int) -> list[float]:
     utterance.log = "x" * 10**6
     utterance.holds_slot = True
     session._open[utterance.context_id] = utterance
-    raw = json.dumps(audio_messages("Hello there. " * 2, ULAW_8K, ms_per_char=100 / 26,
-                                    chars_per_chunk=26, context_id=utterance.context_id)[0])
+    raw = json.dumps(
+        audio_messages(
+            "Hello there. " * 2,
+            ULAW_8K,
+            ms_per_char=100 / 26,
+            chars_per_chunk=26,
+            context_id=utterance.context_id,
+        )[0]
+    )
     chunks = aiter(utterance)
     times = []
     for _ in range(n):
@@ -72,8 +79,10 @@ async def elevenlabs_loopback(n: int) -> list[float]:
         async with tts.session(ULAW_8K) as session:
             for _ in range(n // 20):
                 utterance = session.utterance()
-                await utterance.push_text("This is one hundred characters of text to speak, "
-                                          "padded out so that chunks are about that size. " * 20)
+                await utterance.push_text(
+                    "This is one hundred characters of text to speak, "
+                    "padded out so that chunks are about that size. " * 20
+                )
                 await utterance.end()
                 async for _chunk in utterance:
                     times.append((time.perf_counter() - sent_at[len(times)]) * 1000)
@@ -100,12 +109,18 @@ async def main() -> None:
     loop = await elevenlabs_loopback(400)
     sends = await soniox_send(5000)
     print(f"{'measure':<52}{'median':>9}{'p95':>9}  target")
-    print(f"{'ElevenLabs message -> AudioChunk, in process (ms)':<52}"
-          f"{statistics.median(inproc):9.3f}{p95(inproc):9.3f}  <= 0.5")
-    print(f"{'ElevenLabs emulator send -> AudioChunk, loopback (ms)':<52}"
-          f"{statistics.median(loop):9.3f}{p95(loop):9.3f}")
-    print(f"{'Soniox send_audio, one 20 ms frame (us)':<52}"
-          f"{statistics.median(sends):9.1f}{p95(sends):9.1f}  <= 50")
+    print(
+        f"{'ElevenLabs message -> AudioChunk, in process (ms)':<52}"
+        f"{statistics.median(inproc):9.3f}{p95(inproc):9.3f}  <= 0.5"
+    )
+    print(
+        f"{'ElevenLabs emulator send -> AudioChunk, loopback (ms)':<52}"
+        f"{statistics.median(loop):9.3f}{p95(loop):9.3f}"
+    )
+    print(
+        f"{'Soniox send_audio, one 20 ms frame (us)':<52}"
+        f"{statistics.median(sends):9.1f}{p95(sends):9.1f}  <= 50"
+    )
     ok = statistics.median(inproc) <= 0.5 and statistics.median(sends) <= 50
     raise SystemExit(0 if ok else 1)
 

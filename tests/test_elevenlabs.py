@@ -259,3 +259,22 @@ def test_parse_accepts_every_documented_spelling() -> None:
     for bad in ("{not json", '{"audio": "***"}', "[1]", '{"audio": 5}'):
         with pytest.raises(MalformedMessage):
             parse_message(bad)
+
+
+async def test_emulator_enforces_the_context_limit_and_keepalive_rule() -> None:
+    async with ElevenLabsEmulator() as el:
+        url = f"{el.url}/v1/text-to-speech/v/multi-stream-input?output_format=ulaw_8000"
+        headers = {"xi-api-key": KEY}
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            for n in range(6):
+                await ws.send(json.dumps({"text": " ", "context_id": f"c{n}"}))
+            error = json.loads(await ws.recv())
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+        assert "maximum of 5 concurrent contexts" in error["message"]
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            await ws.send(json.dumps({"text": ""}))  # context-less keepalive: fine
+            await ws.send(json.dumps({"context_id": "late", "text": ""}))
+            error = json.loads(await ws.recv())
+        assert "keepalive before it was initialised" in error["message"]

@@ -12,12 +12,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import statistics
 import time
 
 import anyio
+import anyio.lowlevel
 from voicekit_elevenlabs import ElevenLabsTTS
 from voicekit_elevenlabs.session import ElevenLabsSession
 from voicekit_elevenlabs.settings import ElevenLabsSettings
@@ -100,7 +100,7 @@ async def soniox_send(n: int) -> list[float]:
                 await stream.send_audio(frame)
                 times.append((time.perf_counter() - start) * 1e6)
                 if i % 50 == 0:
-                    await anyio.sleep(0)  # let the emulator drain the socket
+                    await anyio.lowlevel.checkpoint()  # let the emulator drain the socket
         return times
 
 

@@ -9,14 +9,15 @@ learns what the caller has actually heard.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from voicekit.audio.formats import AudioFormat
 from voicekit.provider import Provider, ProviderKind
 
 __all__ = [
+    "CallHost",
     "CallInfo",
     "Dtmf",
     "InboundAudio",
@@ -102,10 +103,47 @@ class MediaStream(ABC):
         """Drop all queued audio at the far end (barge-in)."""
 
 
+class CallHost(Protocol):
+    """What the voicekit server offers a telephony provider's routes.
+
+    The provider owns its wire protocol (webhooks, media frames, REST); the host owns the
+    calls: it signs media URLs, runs the agent on a media stream, and ends calls.
+    """
+
+    @property
+    def public_url(self) -> str:
+        """Base URL (https://...) at which the provider's service reaches this server."""
+
+    def accepting_calls(self) -> bool:
+        """False while the server drains for shutdown: new calls must be refused."""
+
+    def issue_media_token(self, call_id: str) -> str:
+        """A signed, expiring token that lets one call's media stream connect."""
+
+    def check_media_token(self, token: str | None) -> str | None:
+        """The call id the token was issued for, or None if it is invalid or expired."""
+
+    async def run_call(
+        self, media: MediaStream, *, hangup: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run the agent on ``media`` until the call ends; never raises."""
+
+    def end_call(self, call_id: str, reason: str) -> None:
+        """The provider learnt the call is over (e.g. a hang-up webhook)."""
+
+    def machine_detected(self, call_id: str) -> None:
+        """Answering-machine detection says a machine answered: apply the voicemail policy."""
+
+
 class Telephony(Provider, ABC):
     """A telephony provider: call control plus webhook and media routes."""
 
     kind: ClassVar[ProviderKind] = "telephony"
+
+    @abstractmethod
+    def routes(self, host: CallHost) -> Sequence[Any]:
+        """ASGI routes (Starlette ``Route``/``WebSocketRoute``), mounted under
+        ``/telephony/<name>``."""
 
     @abstractmethod
     async def hangup(self, call_id: str) -> None:

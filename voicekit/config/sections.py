@@ -139,6 +139,9 @@ class ServerSettings(_Section):
         default=30.0, ge=0, description="On SIGTERM, how long active calls may finish."
     )
     max_calls: int = Field(default=500, ge=1, description="Concurrent calls before refusing.")
+    records_dir: Path | None = Field(
+        default=None, description="Write each finished call's record here as JSON."
+    )
 
 
 class FlowSettings(_Section):

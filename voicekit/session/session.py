@@ -118,6 +118,7 @@ class CallSession:
         self._started = 0.0
         self._last_activity = 0.0
         self._clock = InboundClock()
+        self._machine_pending = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -158,7 +159,9 @@ class CallSession:
                     tg.start_soon(self._stt_loop, stt_stream)
                     tg.start_soon(self.playout.run)
                     tg.start_soon(self._watchdog)
-                    if self.agent.first_speaker == "agent" and self.agent.greeting:
+                    if self._machine_pending:
+                        self.machine_answered()
+                    elif self.agent.first_speaker == "agent" and self.agent.greeting:
                         self._start_reply("greeting", self.agent.greeting)
                     await self._ended.wait()
                     tg.cancel_scope.cancel()
@@ -178,6 +181,32 @@ class CallSession:
             )
             self._notify("call_ended", call=self.call, record=self.record)
         return self.record
+
+    # -- control from outside (webhooks) --------------------------------------------------------
+
+    def caller_hung_up(self, reason: str = "caller_hangup") -> None:
+        """The telephony provider says the call is over: stop now, no farewell."""
+        self._end(reason)
+
+    def machine_answered(self) -> None:
+        """A machine answered (provider AMD): apply ``turn.voicemail_action``.
+
+        Called before :meth:`run`, it takes effect as soon as the session starts."""
+        if self._tg is None:
+            self._machine_pending = True
+            return
+        if self._closing or self.turn.voicemail_action == "ignore":
+            return
+        say = (self.turn.voicemail_message
+               if self.turn.voicemail_action == "leave_message" else None)
+        self._tg.start_soon(lambda: self._finish("voicemail", say=say))
+
+    def shut_down(self) -> None:
+        """The server is shutting down and the grace period is over: say farewell, hang up."""
+        if self._tg is not None and not self._closing:
+            self._tg.start_soon(lambda: self._finish("shutdown"))
+        elif self._tg is None:
+            self._end("shutdown")
 
     def _end(self, reason: str) -> None:
         if not self._ended.is_set():

@@ -1,9 +1,20 @@
-"""voicekit plugin `telnyx`: Telnyx telephony: Call Control v2, signed webhooks and the
-bidirectional media-stream WebSocket.
+"""voicekit plugin `telnyx`: Telnyx telephony.
 
-Loaded through the entry point `telnyx` of group `voicekit`, exactly like a third-party
-plugin. Provider classes are registered here with `voicekit.hookimpl`; their third-party
-SDKs are imported lazily inside the providers, so this module always imports and
-`voicekit plugins` can say which extra is missing. The providers themselves arrive with
-their issues (see the project issue tracker); until then the plugin registers none.
+Call Control v2 over one pooled HTTP client, Ed25519-verified webhooks, and the
+bidirectional media-stream WebSocket with marks and clear.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import voicekit
+from voicekit.telephony import Telephony
+from voicekit_telnyx.telephony import TelnyxTelephony
+
+__all__ = ["TelnyxTelephony"]
+
+
+@voicekit.hookimpl
+def register_telephony(register: Callable[[type[Telephony]], None]) -> None:
+    register(TelnyxTelephony)

@@ -21,5 +21,14 @@ class TelnyxSettings(ProviderSettings):
     codec: Literal["PCMU", "PCMA", "L16"] = Field(
         default="PCMU", description="Bidirectional media codec."
     )
-    webhook_tolerance_s: int = Field(default=300, ge=1, le=3600)
-    base_url: str = Field(default="https://api.telnyx.com/v2")
+    webhook_tolerance_s: int = Field(
+        default=300, ge=1, le=3600, description="Largest accepted webhook clock skew."
+    )
+    l16_byte_order: Literal["little", "big"] = Field(
+        default="little",
+        description="Byte order of L16 media (Telnyx's is unverified; RTP's is big-endian).",
+    )
+    answering_machine_detection: Literal["detect", "detect_beep", "premium", "disabled"] = Field(
+        default="detect", description="Answering-machine detection on outbound calls."
+    )
+    base_url: str = Field(default="https://api.telnyx.com/v2", description="Call Control base.")

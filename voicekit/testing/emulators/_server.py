@@ -63,6 +63,8 @@ class LoopbackServer:
     async def __aenter__(self) -> Self:
         import uvicorn  # test-only dependency, imported when an emulator starts
 
+        from voicekit.server._uvicorn import Server
+
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -72,8 +74,7 @@ class LoopbackServer:
             ws="websockets-sansio",
             ws_ping_interval=None,
         )
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None
+        self._server = Server(config)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._server.serve)

@@ -1,0 +1,188 @@
+"""One call's Telnyx media stream over the WebSocket Telnyx opened to us."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import numpy as np
+
+from voicekit.audio import AudioFormat
+from voicekit.telephony import (
+    CallInfo,
+    Dtmf,
+    InboundAudio,
+    MarkReached,
+    MediaEvent,
+    MediaStream,
+    StreamStopped,
+)
+from voicekit_telnyx.frames import (
+    BadFrame,
+    Connected,
+    DtmfFrame,
+    ErrorFrame,
+    MarkFrame,
+    MediaFrame,
+    StartFrame,
+    StopFrame,
+    clear_frame,
+    mark_frame,
+    media_frame,
+    parse_frame,
+)
+
+__all__ = ["StreamRejected", "TelnyxMediaStream"]
+
+logger = logging.getLogger(__name__)
+
+
+class StreamRejected(Exception):
+    """The stream cannot be used (no start frame, or a start for another call)."""
+
+
+def _swap16(data: bytes) -> bytes:
+    return np.frombuffer(data, "<u2").byteswap().tobytes()
+
+
+class TelnyxMediaStream(MediaStream):
+    def __init__(
+        self,
+        websocket: Any,
+        *,
+        call_id: str,
+        outbound_format: AudioFormat,
+        l16_big_endian: bool = False,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.websocket = websocket
+        self._call_id = call_id
+        self._out_fmt = outbound_format
+        self._in_fmt: AudioFormat | None = None
+        self._swap = l16_big_endian
+        self._details = details or {}
+        self._call: CallInfo | None = None
+        self._send_lock = anyio.Lock()
+        self._closed = False
+        self.bad_frames: Counter[str] = Counter()
+        self.frames_in = 0
+
+    # -- start ---------------------------------------------------------------------------
+
+    async def _next(self) -> str | bytes | None:
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            self._closed = True
+            return None
+        text: str | None = message.get("text")
+        if text is not None:
+            return text
+        data: bytes = message.get("bytes") or b""
+        return data
+
+    async def wait_start(self, timeout: float = 10.0) -> None:
+        """Read ``connected`` and ``start``; the call's format comes from ``start``."""
+        with anyio.fail_after(timeout):
+            while True:
+                raw = await self._next()
+                if raw is None:
+                    raise StreamRejected("the stream closed before its start frame")
+                try:
+                    frame = parse_frame(raw)
+                except BadFrame as exc:
+                    self._count(exc)
+                    continue
+                if isinstance(frame, Connected):
+                    continue
+                if isinstance(frame, StartFrame):
+                    if frame.call_control_id not in (None, self._call_id):
+                        raise StreamRejected(
+                            f"start frame for call {frame.call_control_id}, token for "
+                            f"{self._call_id}")
+                    self._in_fmt = frame.format
+                    self._call = CallInfo(
+                        call_id=self._call_id,
+                        from_number=frame.from_number or self._details.get("from"),
+                        to_number=frame.to_number or self._details.get("to"),
+                        direction=self._details.get("direction", "inbound"),
+                        provider_data={"stream_id": frame.stream_id,
+                                       "client_state": frame.client_state,
+                                       "custom_parameters": frame.custom_parameters},
+                    )
+                    return
+                self._count(BadFrame("before_start", type(frame).__name__))
+
+    def _count(self, exc: BadFrame) -> None:
+        self.bad_frames[exc.kind] += 1
+        logger.warning("call=%s: skipped a bad media frame: %s", self._call_id, exc)
+
+    # -- MediaStream --------------------------------------------------------------------------
+
+    @property
+    def call(self) -> CallInfo:
+        assert self._call is not None, "wait_start() first"
+        return self._call
+
+    @property
+    def inbound_format(self) -> AudioFormat:
+        assert self._in_fmt is not None, "wait_start() first"
+        return self._in_fmt
+
+    @property
+    def outbound_format(self) -> AudioFormat:
+        return self._out_fmt
+
+    async def __aiter__(self) -> AsyncIterator[MediaEvent]:
+        swap = self._swap and self.inbound_format.encoding == "pcm_s16le"
+        while True:
+            try:
+                raw = await self._next()
+            except (OSError, RuntimeError) as exc:
+                logger.info("call=%s: media socket closed: %s", self._call_id, exc)
+                raw = None
+            if raw is None:
+                yield StreamStopped("media stream disconnected")
+                return
+            try:
+                frame = parse_frame(raw)
+            except BadFrame as exc:
+                self._count(exc)
+                continue
+            self.frames_in += 1
+            if isinstance(frame, MediaFrame):
+                if frame.track == "inbound" and frame.payload:
+                    yield InboundAudio(_swap16(frame.payload) if swap else frame.payload)
+            elif isinstance(frame, MarkFrame):
+                yield MarkReached(frame.name)
+            elif isinstance(frame, DtmfFrame):
+                yield Dtmf(frame.digit)
+            elif isinstance(frame, StopFrame):
+                yield StreamStopped("stopped by Telnyx")
+                return
+            elif isinstance(frame, ErrorFrame):
+                logger.warning("call=%s: Telnyx media error %s %s: %s", self._call_id,
+                               frame.code, frame.title, frame.detail)
+
+    async def _send(self, text: str) -> None:
+        if self._closed:
+            return
+        async with self._send_lock:
+            try:
+                await self.websocket.send_text(text)
+            except (OSError, RuntimeError) as exc:
+                self._closed = True
+                logger.info("call=%s: media send failed: %s", self._call_id, exc)
+
+    async def send_audio(self, data: bytes) -> None:
+        if self._swap and self._out_fmt.encoding == "pcm_s16le":
+            data = _swap16(data)
+        await self._send(media_frame(data))
+
+    async def mark(self, name: str) -> None:
+        await self._send(mark_frame(name))
+
+    async def clear(self) -> None:
+        await self._send(clear_frame())

@@ -1,0 +1,78 @@
+"""Telnyx webhook signature verification (PROTOCOLS.md §3c), before anything else.
+
+The signed message is the UTF-8 bytes of ``f"{timestamp}|{raw_body}"``: the exact raw body,
+never re-serialised JSON. Timestamps more than ``tolerance`` seconds away from now, in
+either direction, are rejected, so a captured webhook cannot be replayed later and a
+forged future one cannot be stockpiled.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Mapping
+
+from voicekit.errors import VoiceKitError
+
+__all__ = ["WebhookVerificationError", "decode_public_key", "verify_webhook"]
+
+SIGNATURE_HEADER = "telnyx-signature-ed25519"
+TIMESTAMP_HEADER = "telnyx-timestamp"
+
+
+class WebhookVerificationError(VoiceKitError):
+    """The webhook is not provably from Telnyx; answer 401 and process nothing."""
+
+
+def decode_public_key(value: str) -> bytes:
+    """The 32 raw bytes of a base64 Ed25519 public key, or a clear error."""
+    try:
+        key = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise WebhookVerificationError("the Telnyx public key is not valid base64") from None
+    if len(key) != 32:
+        raise WebhookVerificationError(
+            f"the Telnyx public key must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def verify_webhook(
+    body: bytes,
+    headers: Mapping[str, str],
+    public_key: bytes,
+    *,
+    tolerance: int = 300,
+    now: float | None = None,
+) -> None:
+    """Raise :class:`WebhookVerificationError` unless ``body`` was signed by ``public_key``."""
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
+    lowered = {k.lower(): v for k, v in headers.items()}
+    signature_b64 = lowered.get(SIGNATURE_HEADER)
+    timestamp = lowered.get(TIMESTAMP_HEADER)
+    if not signature_b64 or not timestamp:
+        raise WebhookVerificationError("missing Telnyx signature or timestamp header")
+    try:
+        signed_at = int(timestamp)
+    except ValueError:
+        raise WebhookVerificationError("the Telnyx timestamp is not an integer") from None
+    current = time.time() if now is None else now
+    if abs(current - signed_at) > tolerance:
+        raise WebhookVerificationError(
+            f"the Telnyx timestamp is {current - signed_at:+.0f} s from now "
+            f"(allowed: {tolerance} s either way)")
+    try:
+        signature = base64.b64decode(signature_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise WebhookVerificationError("the Telnyx signature is not valid base64") from None
+    if len(signature) != 64:
+        raise WebhookVerificationError(
+            f"the Telnyx signature must decode to 64 bytes, got {len(signature)}")
+    if len(public_key) != 32:
+        raise WebhookVerificationError("the Telnyx public key must be 32 bytes")
+    try:
+        VerifyKey(public_key).verify(f"{timestamp}|".encode() + body, signature)
+    except BadSignatureError:
+        raise WebhookVerificationError("the Telnyx signature does not match the body") from None

@@ -123,9 +123,7 @@ class CallHost(Protocol):
     def check_media_token(self, token: str | None) -> str | None:
         """The call id the token was issued for, or None if it is invalid or expired."""
 
-    async def run_call(
-        self, media: MediaStream, *, hangup: Callable[[], Awaitable[None]]
-    ) -> None:
+    async def run_call(self, media: MediaStream, *, hangup: Callable[[], Awaitable[None]]) -> None:
         """Run the agent on ``media`` until the call ends; never raises."""
 
     def end_call(self, call_id: str, reason: str) -> None:

@@ -19,8 +19,14 @@ async def _serve(app: object, host: str, port: int) -> None:
 
     from voicekit.server._uvicorn import Server
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on",  # type: ignore[arg-type]
-                            ws="websockets-sansio")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        lifespan="on",  # type: ignore[arg-type]
+        ws="websockets-sansio",
+    )
     server = Server(config)
 
     async def on_signals() -> None:
@@ -28,7 +34,8 @@ async def _serve(app: object, host: str, port: int) -> None:
             async for signum in signals:
                 logger.info("received %s: draining calls", signal.Signals(signum).name)
                 await app.state.calls.drain(  # type: ignore[attr-defined]
-                    app.state.calls.settings.server.shutdown_grace_s)  # type: ignore[attr-defined]
+                    app.state.calls.settings.server.shutdown_grace_s
+                )  # type: ignore[attr-defined]
                 server.should_exit = True
                 return
 

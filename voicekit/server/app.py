@@ -60,8 +60,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        logger.info("voicekit server ready: stt=%s llm=%s tts=%s telephony=%s",
-                    stt_p.name, llm_p.name, tts_p.name, tel_p.name)
+        logger.info(
+            "voicekit server ready: stt=%s llm=%s tts=%s telephony=%s",
+            stt_p.name,
+            llm_p.name,
+            tts_p.name,
+            tel_p.name,
+        )
         try:
             yield
         finally:
@@ -73,8 +78,10 @@ def create_app(
                     logger.warning("closing %s failed: %s", provider.name, exc)
 
     app = Starlette(
-        routes=[Route("/healthz", healthz),
-                Mount(f"/telephony/{tel_p.name}", routes=list(tel_p.routes(calls)))],
+        routes=[
+            Route("/healthz", healthz),
+            Mount(f"/telephony/{tel_p.name}", routes=list(tel_p.routes(calls))),
+        ],
         lifespan=lifespan,
     )
     app.state.calls = calls

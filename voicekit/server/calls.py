@@ -33,15 +33,23 @@ logger = logging.getLogger(__name__)
 
 class CallManager:
     def __init__(
-        self, settings: VoiceKitSettings, *, stt: STT, llm: LLM, tts: TTS,
+        self,
+        settings: VoiceKitSettings,
+        *,
+        stt: STT,
+        llm: LLM,
+        tts: TTS,
         hooks: Any | None = None,
     ) -> None:
         self.settings = settings
         self.stt, self.llm, self.tts = stt, llm, tts
         self.hooks = hooks
         server = settings.server
-        secret = server.media_auth_secret.get_secret_value().encode() if (
-            server.media_auth_secret) else None
+        secret = (
+            server.media_auth_secret.get_secret_value().encode()
+            if (server.media_auth_secret)
+            else None
+        )
         self.tokens = MediaTokens(secret, ttl_s=server.media_token_ttl_s)
         self._public_url = server.public_url
         self.fallback_url: str | None = None  # learnt from the first request if unset
@@ -71,13 +79,17 @@ class CallManager:
     def check_media_token(self, token: str | None) -> str | None:
         return self.tokens.check(token)
 
-    async def run_call(
-        self, media: MediaStream, *, hangup: Callable[[], Awaitable[None]]
-    ) -> None:
+    async def run_call(self, media: MediaStream, *, hangup: Callable[[], Awaitable[None]]) -> None:
         call_id = media.call.call_id
         session = CallSession(
-            media, stt=self.stt, llm=self.llm, tts=self.tts, agent=self.settings.agent,
-            turn=self.settings.turn, hooks=self.hooks, hangup=hangup,
+            media,
+            stt=self.stt,
+            llm=self.llm,
+            tts=self.tts,
+            agent=self.settings.agent,
+            turn=self.settings.turn,
+            hooks=self.hooks,
+            hangup=hangup,
         )
         self.active[call_id] = session
         self.calls_total += 1
@@ -96,8 +108,9 @@ class CallManager:
             self.active.pop(call_id, None)
             if record is None:
                 record = session.record
-                record.end_reason = record.end_reason if record.end_reason != "unknown" else (
-                    "cancelled")
+                record.end_reason = (
+                    record.end_reason if record.end_reason != "unknown" else ("cancelled")
+                )
             self.records.append(record)
             del self.records[:-1000]
             self._write(record)
@@ -130,8 +143,11 @@ class CallManager:
             logger.error("call=%s: could not write the call record: %s", record.call.call_id, exc)
 
     def health(self) -> dict[str, Any]:
-        return {"status": "draining" if self.draining else "ok",
-                "active_calls": len(self.active), "calls_total": self.calls_total}
+        return {
+            "status": "draining" if self.draining else "ok",
+            "active_calls": len(self.active),
+            "calls_total": self.calls_total,
+        }
 
     async def drain(self, grace_s: float) -> None:
         """Refuse new calls, let active ones finish for ``grace_s``, then end them politely."""

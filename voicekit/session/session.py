@@ -197,8 +197,7 @@ class CallSession:
             return
         if self._closing or self.turn.voicemail_action == "ignore":
             return
-        say = (self.turn.voicemail_message
-               if self.turn.voicemail_action == "leave_message" else None)
+        say = self.turn.voicemail_message if self.turn.voicemail_action == "leave_message" else None
         self._tg.start_soon(lambda: self._finish("voicemail", say=say))
 
     def shut_down(self) -> None:

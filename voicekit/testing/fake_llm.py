@@ -26,6 +26,7 @@ def tokenize(text: str) -> list[str]:
 class FakeLLMSettings(ProviderSettings):
     replies: list[str] = Field(default_factory=list, description="Replies, in order.")
     default_reply: str = Field(default="I see. Tell me more.", description="After the script.")
+    echo: bool = Field(default=False, description="Reply 'You said: <last user message>'.")
     first_token_ms: float = Field(default=250.0, ge=0)
     tokens_per_second: float = Field(default=40.0, gt=0)
     fail_on_reply: int | None = Field(
@@ -68,6 +69,9 @@ class FakeLLM(LLM):
         index = len(self.requests)
         self.requests.append(list(messages))
         reply = s.replies[index] if index < len(s.replies) else s.default_reply
+        if s.echo:
+            last = next((m.content for m in reversed(messages) if m.role == "user"), "")
+            reply = f"You said: {last}."
         tokens = tokenize(reply)
         if max_tokens is not None:
             tokens = tokens[:max_tokens]

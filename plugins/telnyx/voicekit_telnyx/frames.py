@@ -130,8 +130,9 @@ def parse_frame(raw: str | bytes) -> Frame:
             payload = base64.b64decode(media["payload"], validate=True)
         except (binascii.Error, ValueError):
             raise BadFrame("bad_base64", "media.payload is not base64") from None
-        return MediaFrame(str(media.get("track", "inbound")), payload,
-                          _int(data.get("sequence_number")))
+        return MediaFrame(
+            str(media.get("track", "inbound")), payload, _int(data.get("sequence_number"))
+        )
     if event == "connected":
         token = data.get("stream_auth_token")
         nested = data.get("connected")
@@ -144,9 +145,12 @@ def parse_frame(raw: str | bytes) -> Frame:
             raise BadFrame("bad_start", "no start object")
         params = start.get("custom_parameters")
         return StartFrame(
-            stream_id=data.get("stream_id"), call_control_id=start.get("call_control_id"),
-            from_number=start.get("from"), to_number=start.get("to"),
-            client_state=start.get("client_state"), format=_format(start.get("media_format")),
+            stream_id=data.get("stream_id"),
+            call_control_id=start.get("call_control_id"),
+            from_number=start.get("from"),
+            to_number=start.get("to"),
+            client_state=start.get("client_state"),
+            format=_format(start.get("media_format")),
             custom_parameters=params if isinstance(params, dict) else {},
         )
     if event == "dtmf":
@@ -166,14 +170,14 @@ def parse_frame(raw: str | bytes) -> Frame:
     if event == "error":
         raw_info = data.get("payload")
         info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
-        return ErrorFrame(info.get("code"), str(info.get("title", "")),
-                          str(info.get("detail", "")))
+        return ErrorFrame(info.get("code"), str(info.get("title", "")), str(info.get("detail", "")))
     raise BadFrame("unknown_event", repr(event)[:40])
 
 
 def media_frame(audio: bytes) -> str:
-    return json.dumps({"event": "media",
-                       "media": {"payload": base64.b64encode(audio).decode("ascii")}})
+    return json.dumps(
+        {"event": "media", "media": {"payload": base64.b64encode(audio).decode("ascii")}}
+    )
 
 
 def mark_frame(name: str) -> str:

@@ -101,16 +101,19 @@ class TelnyxMediaStream(MediaStream):
                     if frame.call_control_id not in (None, self._call_id):
                         raise StreamRejected(
                             f"start frame for call {frame.call_control_id}, token for "
-                            f"{self._call_id}")
+                            f"{self._call_id}"
+                        )
                     self._in_fmt = frame.format
                     self._call = CallInfo(
                         call_id=self._call_id,
                         from_number=frame.from_number or self._details.get("from"),
                         to_number=frame.to_number or self._details.get("to"),
                         direction=self._details.get("direction", "inbound"),
-                        provider_data={"stream_id": frame.stream_id,
-                                       "client_state": frame.client_state,
-                                       "custom_parameters": frame.custom_parameters},
+                        provider_data={
+                            "stream_id": frame.stream_id,
+                            "client_state": frame.client_state,
+                            "custom_parameters": frame.custom_parameters,
+                        },
                     )
                     return
                 self._count(BadFrame("before_start", type(frame).__name__))
@@ -163,8 +166,13 @@ class TelnyxMediaStream(MediaStream):
                 yield StreamStopped("stopped by Telnyx")
                 return
             elif isinstance(frame, ErrorFrame):
-                logger.warning("call=%s: Telnyx media error %s %s: %s", self._call_id,
-                               frame.code, frame.title, frame.detail)
+                logger.warning(
+                    "call=%s: Telnyx media error %s %s: %s",
+                    self._call_id,
+                    frame.code,
+                    frame.title,
+                    frame.detail,
+                )
 
     async def _send(self, text: str) -> None:
         if self._closed:

@@ -26,10 +26,15 @@ CALL_ALREADY_ENDED = "90018"
 class TelnyxError(ProviderError):
     """A Call Control error with Telnyx's ``code`` (a string), ``title`` and ``detail``."""
 
-    def __init__(self, message: str, *, status_code: int, code: str | None, title: str,
-                 detail: str) -> None:
-        super().__init__(message, provider=PROVIDER, status_code=status_code,
-                         retryable=status_code == 429 or status_code >= 500)
+    def __init__(
+        self, message: str, *, status_code: int, code: str | None, title: str, detail: str
+    ) -> None:
+        super().__init__(
+            message,
+            provider=PROVIDER,
+            status_code=status_code,
+            retryable=status_code == 429 or status_code >= 500,
+        )
         self.code = code
         self.title = title
         self.detail = detail
@@ -48,8 +53,9 @@ def _error(action: str, response: httpx.Response) -> ProviderError:
         pass
     message = f"Telnyx {action} failed: HTTP {status} {code or ''} {title}: {detail}".strip()
     if status in (401, 403):
-        return ProviderAuthError(message + " (check TELNYX_API_KEY)", provider=PROVIDER,
-                                 status_code=status)
+        return ProviderAuthError(
+            message + " (check TELNYX_API_KEY)", provider=PROVIDER, status_code=status
+        )
     return TelnyxError(message, status_code=status, code=code, title=title, detail=detail)
 
 
@@ -70,15 +76,19 @@ class TelnyxClient:
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=0.2, max=3.0),
             retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
-            sleep=anyio.sleep, reraise=True,
+            sleep=anyio.sleep,
+            reraise=True,
         )
         async for attempt in retrying:
             with attempt:
                 try:
                     response = await self._client.post(path, json=body)
                 except httpx.HTTPError as exc:
-                    raise ProviderError(f"Telnyx {action}: {type(exc).__name__}: {exc}",
-                                        provider=PROVIDER, retryable=True) from None
+                    raise ProviderError(
+                        f"Telnyx {action}: {type(exc).__name__}: {exc}",
+                        provider=PROVIDER,
+                        retryable=True,
+                    ) from None
                 if response.status_code >= 400:
                     raise _error(action, response)
                 data = response.json().get("data", {})
@@ -111,8 +121,7 @@ class TelnyxClient:
         """``POST /calls``; needs ``connection_id``, ``from`` (pass ``from_``) and ``to``."""
         if "from_" in body:
             body["from"] = body.pop("from_")
-        return await self._post("calls", {k: v for k, v in body.items() if v is not None},
-                                "dial")
+        return await self._post("calls", {k: v for k, v in body.items() if v is not None}, "dial")
 
     async def playback_start(self, call_control_id: str, **body: Any) -> None:
         await self.command(call_control_id, "playback_start", **body)
@@ -120,10 +129,12 @@ class TelnyxClient:
     async def playback_stop(self, call_control_id: str, stop: str = "all") -> None:
         await self.command(call_control_id, "playback_stop", stop=stop)
 
-    async def record_start(self, call_control_id: str, *, format: str = "wav",
-                           channels: str = "dual", **body: Any) -> None:
-        await self.command(call_control_id, "record_start", format=format, channels=channels,
-                           **body)
+    async def record_start(
+        self, call_control_id: str, *, format: str = "wav", channels: str = "dual", **body: Any
+    ) -> None:
+        await self.command(
+            call_control_id, "record_start", format=format, channels=channels, **body
+        )
 
     async def record_stop(self, call_control_id: str, **body: Any) -> None:
         await self.command(call_control_id, "record_stop", **body)

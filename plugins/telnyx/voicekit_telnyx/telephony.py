@@ -60,8 +60,9 @@ class TelnyxTelephony(Telephony):
     def client(self) -> TelnyxClient:
         if self._client is None:
             s = self.settings_
-            self._client = TelnyxClient(api_key=s.api_key.get_secret_value(),
-                                        base_url=s.base_url, timeout=s.timeout)
+            self._client = TelnyxClient(
+                api_key=s.api_key.get_secret_value(), base_url=s.base_url, timeout=s.timeout
+            )
         return self._client
 
     async def aclose(self) -> None:
@@ -90,9 +91,12 @@ class TelnyxTelephony(Telephony):
         # goes in that request: sign it for a dial id of our own, mapped to the call id below.
         dial_id = f"dial-{secrets.token_hex(8)}"
         data = await self.client.dial(
-            connection_id=s.connection_id, to=to, from_=caller,
+            connection_id=s.connection_id,
+            to=to,
+            from_=caller,
             webhook_url=f"{host.public_url.rstrip('/')}/telephony/telnyx/webhook",
-            answering_machine_detection=None if s.answering_machine_detection == "disabled"
+            answering_machine_detection=None
+            if s.answering_machine_detection == "disabled"
             else s.answering_machine_detection,
             **self._stream_params(host, dial_id),
             **options,
@@ -135,12 +139,16 @@ class TelnyxTelephony(Telephony):
 
         body = await request.body()
         try:
-            verify_webhook(body, request.headers, self.public_key,
-                           tolerance=self.settings_.webhook_tolerance_s)
+            verify_webhook(
+                body, request.headers, self.public_key, tolerance=self.settings_.webhook_tolerance_s
+            )
         except WebhookVerificationError as exc:
             self.rejected_webhooks += 1
-            logger.warning("rejected a Telnyx webhook from %s: %s",
-                           request.client.host if request.client else "?", exc)
+            logger.warning(
+                "rejected a Telnyx webhook from %s: %s",
+                request.client.host if request.client else "?",
+                exc,
+            )
             return JSONResponse({"error": "invalid signature"}, status_code=401)
         try:
             data = json.loads(body)["data"]
@@ -159,25 +167,41 @@ class TelnyxTelephony(Telephony):
     def _dispatch(self, host: CallHost, event_type: str, payload: dict[str, Any]) -> Any:
         call_id = str(payload.get("call_control_id", ""))
         if event_type == "call.initiated" and payload.get("direction") == "incoming":
-            self._calls[call_id] = {"direction": "inbound", "from": payload.get("from"),
-                                    "to": payload.get("to")}
+            self._calls[call_id] = {
+                "direction": "inbound",
+                "from": payload.get("from"),
+                "to": payload.get("to"),
+            }
             if not host.accepting_calls():
-                logger.info("call=%s: refused, the server is shutting down", call_id)
-                return lambda: self._quietly(self.client.reject(call_id, "USER_BUSY"))
-            return lambda: self._quietly(
-                self.client.answer(call_id, **self._stream_params(host, call_id)))
+                logger.info("call=%s: refused, the server is not accepting calls", call_id)
+
+                async def reject() -> None:
+                    await self._quietly(self.client.reject(call_id, "USER_BUSY"))
+
+                return reject
+
+            async def answer() -> None:
+                await self._quietly(
+                    self.client.answer(call_id, **self._stream_params(host, call_id))
+                )
+
+            return answer
         if event_type == "call.hangup":
             host.end_call(call_id, f"hangup:{payload.get('hangup_cause', 'unspecified')}")
             self._calls.pop(call_id, None)
-        elif event_type in ("call.machine.detection.ended",
-                            "call.machine.premium.detection.ended"):
+        elif event_type in ("call.machine.detection.ended", "call.machine.premium.detection.ended"):
             if str(payload.get("result", "")) in MACHINE_RESULTS:
                 host.machine_detected(call_id)
         elif event_type == "streaming.failed":
-            logger.error("call=%s: Telnyx streaming failed: %s", call_id,
-                         payload.get("failure_reason"))
+            logger.error(
+                "call=%s: Telnyx streaming failed: %s", call_id, payload.get("failure_reason")
+            )
             host.end_call(call_id, "streaming_failed")
-            return lambda: self._quietly(self.client.hangup(call_id))
+
+            async def hang_up() -> None:
+                await self._quietly(self.client.hangup(call_id))
+
+            return hang_up
         return None
 
     async def _quietly(self, coro: Any) -> None:
@@ -187,8 +211,9 @@ class TelnyxTelephony(Telephony):
             logger.error("Telnyx command failed: %s", exc)
 
     async def _media(self, host: CallHost, websocket: Any) -> None:
-        token = (websocket.headers.get("x-telnyx-streaming-auth-token")
-                 or websocket.query_params.get("token"))
+        token = websocket.headers.get(
+            "x-telnyx-streaming-auth-token"
+        ) or websocket.query_params.get("token")
         subject = host.check_media_token(token)
         call_id = self._dial_ids.pop(subject, subject) if subject else None
         await websocket.accept()
@@ -197,10 +222,13 @@ class TelnyxTelephony(Telephony):
             await websocket.close(code=1008, reason="invalid or expired media token")
             return
         s = self.settings_
-        stream = TelnyxMediaStream(websocket, call_id=call_id,
-                                   outbound_format=CODECS[s.codec],
-                                   l16_big_endian=s.l16_byte_order == "big",
-                                   details=self._calls.get(call_id))
+        stream = TelnyxMediaStream(
+            websocket,
+            call_id=call_id,
+            outbound_format=CODECS[s.codec],
+            l16_big_endian=s.l16_byte_order == "big",
+            details=self._calls.get(call_id),
+        )
         try:
             await stream.wait_start()
         except (StreamRejected, TimeoutError) as exc:

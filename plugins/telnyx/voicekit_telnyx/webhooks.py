@@ -33,7 +33,8 @@ def decode_public_key(value: str) -> bytes:
         raise WebhookVerificationError("the Telnyx public key is not valid base64") from None
     if len(key) != 32:
         raise WebhookVerificationError(
-            f"the Telnyx public key must decode to 32 bytes, got {len(key)}")
+            f"the Telnyx public key must decode to 32 bytes, got {len(key)}"
+        )
     return key
 
 
@@ -62,14 +63,16 @@ def verify_webhook(
     if abs(current - signed_at) > tolerance:
         raise WebhookVerificationError(
             f"the Telnyx timestamp is {current - signed_at:+.0f} s from now "
-            f"(allowed: {tolerance} s either way)")
+            f"(allowed: {tolerance} s either way)"
+        )
     try:
         signature = base64.b64decode(signature_b64, validate=True)
     except (binascii.Error, ValueError):
         raise WebhookVerificationError("the Telnyx signature is not valid base64") from None
     if len(signature) != 64:
         raise WebhookVerificationError(
-            f"the Telnyx signature must decode to 64 bytes, got {len(signature)}")
+            f"the Telnyx signature must decode to 64 bytes, got {len(signature)}"
+        )
     if len(public_key) != 32:
         raise WebhookVerificationError("the Telnyx public key must be 32 bytes")
     try:

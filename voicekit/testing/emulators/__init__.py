@@ -7,5 +7,13 @@ what it received. They need the ``server`` extra (Starlette and uvicorn).
 from voicekit.testing.emulators._server import Faults, LoopbackServer
 from voicekit.testing.emulators.elevenlabs import ElevenLabsEmulator
 from voicekit.testing.emulators.soniox import SonioxEmulator
+from voicekit.testing.emulators.telnyx import Command, TelnyxEmulator
 
-__all__ = ["ElevenLabsEmulator", "Faults", "LoopbackServer", "SonioxEmulator"]
+__all__ = [
+    "Command",
+    "ElevenLabsEmulator",
+    "Faults",
+    "LoopbackServer",
+    "SonioxEmulator",
+    "TelnyxEmulator",
+]

@@ -46,8 +46,9 @@ class Faults:
 class LoopbackServer:
     """``async with LoopbackServer(app) as server:`` serves ``app`` on 127.0.0.1:<port>."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, lifespan: bool = False) -> None:
         self.app = app
+        self.lifespan = lifespan
         self.port = 0
         self._server: Any = None
         self._tg: TaskGroup | None = None
@@ -70,7 +71,7 @@ class LoopbackServer:
             host="127.0.0.1",
             port=0,
             log_level="critical",
-            lifespan="off",
+            lifespan="on" if self.lifespan else "off",
             ws="websockets-sansio",
             ws_ping_interval=None,
         )

@@ -73,6 +73,7 @@ class SonioxEmulator:
         self,
         *,
         utterances: list[str] | None = None,
+        by_call: dict[str, list[str]] | None = None,
         api_key: str = "test-soniox-key",
         endpoint_ms: float = 500.0,
         word_ms: float = 200.0,
@@ -81,13 +82,15 @@ class SonioxEmulator:
         faults: Faults | None = None,
     ) -> None:
         self.utterances = list(utterances or [])
+        # Scripts per call, chosen by the config's client_reference_id (the call id).
+        self.by_call = {k: list(v) for k, v in (by_call or {}).items()}
+        self._next: dict[str | None, int] = {}
         self.api_key = api_key
         self.endpoint_ms = endpoint_ms
         self.word_ms = word_ms
         self.energy_threshold = energy_threshold
         self.idle_timeout_s = idle_timeout_s
         self.faults = faults or Faults()
-        self.next_utterance = 0
         self.streams: list[_Stream] = []
         self._server = LoopbackServer(self._app())
 
@@ -220,14 +223,26 @@ class SonioxEmulator:
 
     # -- recognition --------------------------------------------------------------------------
 
-    def _words(self) -> list[str]:
-        n = self.next_utterance
-        return self.utterances[n].split() if n < len(self.utterances) else []
+    def _script(self, stream: _Stream) -> tuple[str | None, list[str]]:
+        ref = stream.config.get("client_reference_id")
+        if ref in self.by_call:
+            return ref, self.by_call[ref]
+        return None, self.utterances
+
+    @property
+    def next_utterance(self) -> int:
+        """Position in the shared script (per-call scripts keep their own)."""
+        return self._next.get(None, 0)
+
+    def _words(self, stream: _Stream) -> list[str]:
+        key, script = self._script(stream)
+        n = self._next.get(key, 0)
+        return script[n].split() if n < len(script) else []
 
     def _tokens(self, stream: _Stream, upto: int, final: bool) -> list[dict[str, Any]]:
         assert stream.speech_start is not None
         tokens = []
-        for i, word in enumerate(self._words()[:upto]):
+        for i, word in enumerate(self._words(stream)[:upto]):
             start = stream.speech_start + i * self.word_ms
             tokens.append(
                 {
@@ -272,7 +287,7 @@ class SonioxEmulator:
                 stream.speech_start, stream.speech_ms, stream.revealed = start, 0.0, 0
             stream.speech_ms += duration
             stream.speech_end = stream.audio_ms
-            shown = min(len(self._words()), 1 + int(stream.speech_ms // self.word_ms))
+            shown = min(len(self._words(stream)), 1 + int(stream.speech_ms // self.word_ms))
             if shown > stream.revealed:
                 stream.revealed = shown
                 await self._respond(stream, self._tokens(stream, shown, final=False))
@@ -289,9 +304,10 @@ class SonioxEmulator:
         tokens: list[dict[str, Any]] = []
         if stream.speech_start is not None:
             tokens = self._tokens(
-                stream, max(stream.revealed, 1) if self._words() else 0, final=True
+                stream, max(stream.revealed, 1) if self._words(stream) else 0, final=True
             )
-            self.next_utterance += 1
+            key, _ = self._script(stream)
+            self._next[key] = self._next.get(key, 0) + 1
             stream.speech_start = None
         stream.final_ms = stream.audio_ms if marker == "<fin>" else stream.speech_end
         if marker is not None:

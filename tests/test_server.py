@@ -1,0 +1,211 @@
+"""The voicekit server on loopback, called by the phone simulator, every provider emulated."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+import websockets
+
+from tests.server_helpers import rig
+from voicekit.audio import ULAW_8K
+from voicekit.testing import voice
+
+pytestmark = pytest.mark.anyio
+
+
+async def until(predicate, limit_s: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    with anyio.fail_after(limit_s):
+        while not predicate():  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+
+
+async def test_healthz(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        async with httpx.AsyncClient() as client:
+            reply = await client.get(f"{r.server.http_url}/healthz")
+    assert reply.status_code == 200
+    assert reply.json() == {"status": "ok", "active_calls": 0, "calls_total": 0}
+
+
+async def test_two_turn_call(tmp_path: Path) -> None:
+    async with rig(
+        tmp_path,
+        utterances=["hello there", "what are your hours"],
+        replies=["Hi, how can I help?", "Nine to five."],
+    ) as r:
+        async with r.phone.call() as call:
+            first = await call.say(voice(700, ULAW_8K))
+            await until(lambda: len(r.elevenlabs.audio_sent) >= 1 and call.marks_echoed)
+            await call.wait(1.0)
+            second = await call.say(voice(900, ULAW_8K))
+            await until(lambda: len(r.elevenlabs.audio_sent) >= 2)
+            await call.wait(1.5)
+        await until(lambda: not r.calls.active)
+    answer = r.telnyx.commands[0]
+    assert answer.action == "answer" and answer.body["stream_bidirectional_codec"] == "PCMU"
+    assert answer.body["stream_track"] == "inbound_track"
+    assert answer.body["stream_bidirectional_mode"] == "rtp"
+    assert answer.body["stream_url"].startswith("ws://127.0.0.1:")
+    record = r.calls.records[-1]
+    assert [t.user_text for t in record.turns] == ["hello there", "what are your hours"]
+    assert [t.heard_text for t in record.turns] == ["Hi, how can I help?", "Nine to five."]
+    assert first.latency_ms is not None and second.latency_ms is not None
+    assert first.latency_ms < 1500  # Soniox endpoint 500 ms + LLM + TTS, as the caller hears it
+    # The caller got exactly the agent's audio, framed in 20 ms.
+    assert bytes(call.agent_audio).startswith(bytes(next(iter(r.elevenlabs.audio_sent.values()))))
+    saved = json.loads(
+        (tmp_path / "records" / f"{call.call_id.replace('/', '_')}.json").read_text()
+    )
+    assert saved["end_reason"].startswith("hangup") or saved["end_reason"] == "caller_hangup"
+
+
+async def test_barge_in_stops_the_agent_and_sends_clear(tmp_path: Path) -> None:
+    long = "This is a long answer that keeps going for quite a while, " * 6
+    async with rig(
+        tmp_path, utterances=["tell me everything", "stop right there"], replies=[long, "Okay."]
+    ) as r:
+        async with r.phone.call() as call:
+            await call.say(voice(700, ULAW_8K))
+            await until(lambda: len(call.agent_audio) > 8000 * 1.5)  # 1.5 s of agent audio
+            await call.say(voice(800, ULAW_8K))
+            await until(lambda: call.clears)
+            await until(lambda: len(r.calls.records) == 0 and len(r.elevenlabs.audio_sent) >= 2)
+            await call.wait(1.0)
+        await until(lambda: r.calls.records)
+    record = r.calls.records[-1]
+    first = record.turns[0]
+    assert first.interrupted and first.heard_text and long.startswith(first.heard_text)
+    assert len(first.heard_text) < len(long) / 2
+    assistant = [m for m in r.llm.requests[1] if m.role == "assistant"]
+    assert assistant[0].content == first.heard_text
+
+
+async def test_caller_hangs_up_mid_reply(tmp_path: Path) -> None:
+    long = "Let me read you the whole policy, section by section. " * 8
+    async with rig(tmp_path, utterances=["read the policy"], replies=[long]) as r:
+        async with r.phone.call() as call:
+            await call.say(voice(600, ULAW_8K))
+            await until(lambda: len(call.agent_audio) > 8000)
+        await until(lambda: not r.calls.active and r.calls.records)
+        record = r.calls.records[-1]
+        assert record.end_reason in ("caller_hangup", "hangup:normal_clearing")
+        assert record.turns and record.turns[0].heard_text
+        assert (tmp_path / "records").glob("*.json")
+        assert r.llm.cancelled + r.llm.completed == 1
+
+
+@pytest.mark.parametrize("problem", ["bad_signature", "stale", "future", "missing_headers"])
+async def test_unverified_webhooks_are_rejected_and_ignored(tmp_path: Path, problem: str) -> None:
+    async with rig(tmp_path) as r:
+        payload = {
+            "call_control_id": "v3:evil",
+            "direction": "incoming",
+            "from": "+1555",
+            "to": "+1666",
+        }
+        now = int(time.time())
+        if problem == "bad_signature":
+            other = type(r.phone)(r.phone.server_url, r.telnyx)  # a different key
+            body = json.dumps(
+                {"data": {"id": "e1", "event_type": "call.initiated", "payload": payload}}
+            ).encode()
+            headers = other.sign(body)
+            await other.aclose()
+            async with httpx.AsyncClient() as client:
+                reply = await client.post(
+                    f"{r.server.http_url}/telephony/telnyx/webhook", content=body, headers=headers
+                )
+        elif problem == "missing_headers":
+            reply = await r.phone.webhook("call.initiated", payload, headers={"x": "y"})
+        else:
+            skew = -400 if problem == "stale" else 400
+            reply = await r.phone.webhook("call.initiated", payload, timestamp=now + skew)
+        assert reply.status_code == 401
+        await anyio.sleep(0.2)
+        assert r.telnyx.commands == []  # nothing was processed
+        assert r.telephony.rejected_webhooks == 1
+
+
+async def test_redelivered_event_is_handled_once_and_unknown_events_ignored(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        r.telnyx.register_call("v3:once")
+        payload = {
+            "call_control_id": "v3:once",
+            "direction": "incoming",
+            "from": "+1555",
+            "to": "+1666",
+        }
+        for _ in range(2):
+            reply = await r.phone.webhook("call.initiated", payload, event_id="same-id")
+            assert reply.status_code == 200
+        unknown = await r.phone.webhook("call.conversation.ended", {"call_control_id": "x"})
+        assert unknown.status_code == 200
+        await anyio.sleep(0.3)
+        assert r.telnyx.actions("v3:once") == ["answer"]
+
+
+@pytest.mark.parametrize("token", ["missing", "expired", "forged"])
+async def test_media_stream_without_a_valid_token_is_closed(tmp_path: Path, token: str) -> None:
+    async with rig(tmp_path) as r:
+        url = f"{r.server.ws_url}/telephony/telnyx/media"
+        headers = {}
+        if token == "expired":
+            expired = r.calls.tokens.issue("v3:x", now=time.time() - 3600)
+            headers = {"x-telnyx-streaming-auth-token": expired}
+        elif token == "forged":
+            headers = {"x-telnyx-streaming-auth-token": "djM6eA.9999999999.forgedmac"}
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.send(json.dumps({"event": "connected", "version": "1.0.0"}))
+                await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert r.calls.calls_total == 0
+
+
+async def test_malformed_media_frames_are_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with rig(tmp_path, utterances=["hello"], replies=["Hi there."]) as r:
+        async with r.phone.call() as call:
+            for bad in (
+                "{not json",
+                '{"event": "media", "media": {"payload": "***"}}',
+                '{"event": "party"}',
+                '{"event": "media"}',
+                "x" * 300_000,
+            ):
+                await call.send_raw(bad)
+            await call.say(voice(600, ULAW_8K))
+            await until(lambda: r.elevenlabs.audio_sent)
+            await call.wait(1.0)
+        await until(lambda: r.calls.records)
+    assert r.calls.records[-1].turns[0].heard_text == "Hi there."
+    skipped = [rec.message for rec in caplog.records if "skipped a bad media frame" in rec.message]
+    kinds = {m.split("skipped a bad media frame: ")[1].split(":")[0] for m in skipped}
+    assert {"bad_json", "bad_base64", "unknown_event", "bad_media", "oversized"} <= kinds
+
+
+async def test_two_concurrent_calls_do_not_see_each_others_audio(tmp_path: Path) -> None:
+    async with rig(tmp_path, echo=True) as r:
+        a_call, b_call = r.phone.call(), r.phone.call()
+        r.soniox.by_call = {a_call.call_id: ["apples and pears"], b_call.call_id: ["bananas only"]}
+        async with a_call as a, b_call as b:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(a.say, voice(700, ULAW_8K))
+                tg.start_soon(b.say, voice(600, ULAW_8K, freq=220))
+            await until(lambda: len(r.elevenlabs.audio_sent) >= 2)
+            await a.wait(2.0)
+        await until(lambda: len(r.calls.records) == 2)
+    by_id = {rec.call.call_id: rec for rec in r.calls.records}
+    assert by_id[a.call_id].turns[0].heard_text == "You said: apples and pears."
+    assert by_id[b.call_id].turns[0].heard_text == "You said: bananas only."
+    for call in (a, b):
+        own = b"".join(
+            bytes(v) for k, v in r.elevenlabs.audio_sent.items() if k.startswith(call.call_id)
+        )
+        assert own and bytes(call.agent_audio)[: len(own)] == own

@@ -1,0 +1,338 @@
+"""A phone simulator that calls a running voicekit server the way Telnyx does.
+
+Per call: a signed ``call.initiated`` webhook; then, once the server has sent ``answer``
+to the Telnyx REST emulator, the media WebSocket to the ``stream_url`` it gave (with the
+``stream_auth_token`` header), ``connected``, ``start`` with the media format, and caller
+audio in 20 ms frames on a steady clock, silence between utterances as a real line
+carries; at the end ``stop`` and a signed ``call.hangup`` webhook.
+
+The agent's audio is played back in real time: a mark is echoed when the audio sent
+before it has finished playing (at once if nothing is playing), ``clear`` drops queued
+audio and echoes pending marks, as Telnyx does. For each caller utterance the simulator
+reports when the agent's audio began.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import httpx
+import websockets
+
+from voicekit.audio import AudioFormat
+from voicekit.testing.emulators.telnyx import TelnyxEmulator
+
+__all__ = ["PhoneSimulator", "SimulatedCall", "UtteranceReport"]
+
+FRAME_MS = 20.0
+_CODEC_NAMES = {"mulaw": "PCMU", "alaw": "PCMA", "pcm_s16le": "L16"}
+
+
+@dataclass
+class UtteranceReport:
+    """One caller utterance: when it ended and when the agent's audio began after it."""
+
+    ended_at: float
+    agent_started_at: float | None = None
+
+    @property
+    def latency_ms(self) -> float | None:
+        if self.agent_started_at is None:
+            return None
+        return (self.agent_started_at - self.ended_at) * 1000
+
+
+class PhoneSimulator:
+    """Places simulated calls into a voicekit server; see the module docstring."""
+
+    def __init__(self, server_url: str, telnyx: TelnyxEmulator, *, seed: bytes | None = None):
+        from nacl.signing import SigningKey
+
+        self.server_url = server_url.rstrip("/")
+        self.telnyx = telnyx
+        self._key = SigningKey(seed or secrets.token_bytes(32))
+        self._http = httpx.AsyncClient(timeout=10.0)
+
+    @property
+    def public_key(self) -> str:
+        """Base64 Ed25519 public key, for ``[providers.telnyx] public_key``."""
+        return base64.b64encode(bytes(self._key.verify_key)).decode()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        signature = self._key.sign(f"{ts}|".encode() + body).signature
+        return {
+            "telnyx-signature-ed25519": base64.b64encode(signature).decode(),
+            "telnyx-timestamp": ts,
+            "content-type": "application/json",
+        }
+
+    async def webhook(
+        self,
+        event_type: str,
+        payload: dict[str, Any],
+        *,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+        event_id: str | None = None,
+    ) -> httpx.Response:
+        body = json.dumps(
+            {
+                "data": {
+                    "record_type": "event",
+                    "event_type": event_type,
+                    "id": event_id or secrets.token_hex(16),
+                    "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "payload": payload,
+                },
+                "meta": {
+                    "attempt": 1,
+                    "delivered_to": f"{self.server_url}/telephony/telnyx/webhook",
+                },
+            }
+        ).encode()
+        return await self._http.post(
+            f"{self.server_url}/telephony/telnyx/webhook",
+            content=body,
+            headers=headers or self.sign(body, timestamp),
+        )
+
+    def call(
+        self,
+        *,
+        from_number: str = "+15550001111",
+        to_number: str = "+15550002222",
+        fmt: AudioFormat | None = None,
+        speed: float = 1.0,
+    ) -> SimulatedCall:
+        return SimulatedCall(self, from_number, to_number, fmt or AudioFormat("mulaw", 8000), speed)
+
+
+@dataclass
+class _Playback:
+    end: float = 0.0
+    marks: list[tuple[float, str]] = field(default_factory=list)
+    wake: anyio.Event = field(default_factory=anyio.Event)
+
+
+class SimulatedCall:
+    """One call; use ``async with phone.call() as call:``."""
+
+    def __init__(
+        self,
+        phone: PhoneSimulator,
+        from_number: str,
+        to_number: str,
+        fmt: AudioFormat,
+        speed: float,
+    ) -> None:
+        self.phone = phone
+        self.call_id = f"v3:sim-{secrets.token_hex(8)}"
+        self.from_number, self.to_number = from_number, to_number
+        self.format = fmt
+        self.speed = speed
+        self.ws: Any = None
+        self.agent_audio = bytearray()
+        self.frame_times: list[float] = []  # arrival of each agent media frame
+        self.marks_echoed: list[str] = []
+        self.clears: list[float] = []
+        self.utterances: list[UtteranceReport] = []
+        self.closed_code: int | None = None
+        self._queue = bytearray()
+        self._play = _Playback()
+        self._lock = anyio.Lock()
+        self._tg: Any = None
+        self._seq = 0
+        self._hung_up = False
+        self._stream_id = secrets.token_hex(8)
+
+    async def __aenter__(self) -> Self:
+        self.phone.telnyx.register_call(self.call_id)
+        response = await self.phone.webhook(
+            "call.initiated",
+            {
+                "call_control_id": self.call_id,
+                "call_leg_id": secrets.token_hex(8),
+                "call_session_id": secrets.token_hex(8),
+                "connection_id": "sim",
+                "from": self.from_number,
+                "to": self.to_number,
+                "direction": "incoming",
+                "state": "parked",
+                "client_state": None,
+            },
+        )
+        response.raise_for_status()
+        answer = await self.phone.telnyx.wait_for("answer", self.call_id)
+        url, token = answer.body["stream_url"], answer.body.get("stream_auth_token")
+        headers = {"x-telnyx-streaming-auth-token": token} if token else {}
+        self.ws = await websockets.connect(url, additional_headers=headers, max_size=2**22)
+        await self._send({"event": "connected", "version": "1.0.0"})
+        await self._send(
+            {
+                "event": "start",
+                "stream_id": self._stream_id,
+                "start": {
+                    "call_control_id": self.call_id,
+                    "from": self.from_number,
+                    "to": self.to_number,
+                    "media_format": {
+                        "encoding": _CODEC_NAMES[self.format.encoding],
+                        "sample_rate": self.format.sample_rate,
+                        "channels": 1,
+                    },
+                },
+            }
+        )
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._sender)
+        self._tg.start_soon(self._receiver)
+        self._tg.start_soon(self._marker)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.hangup()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(None, None, None)
+
+    # -- the caller's side -------------------------------------------------------------------
+
+    async def say(self, audio: bytes) -> UtteranceReport:
+        """Speak ``audio`` (in the call's format); returns when the last frame was sent."""
+        self._queue.extend(audio)
+        report = UtteranceReport(ended_at=0.0)
+        with anyio.fail_after(len(audio) / self.format.bytes_per_second / self.speed + 10):
+            while self._queue:
+                await anyio.sleep(0.005)
+        report.ended_at = anyio.current_time()
+        self.utterances.append(report)
+        return report
+
+    async def wait(self, seconds: float) -> None:
+        await anyio.sleep(seconds / self.speed)
+
+    async def send_raw(self, text: str) -> None:
+        """Send an arbitrary frame (malformed-frame tests)."""
+        async with self._lock:
+            await self.ws.send(text)
+
+    async def hangup(self) -> None:
+        if self._hung_up:
+            return
+        self._hung_up = True
+        try:
+            await self._send({"event": "stop", "stop": {"call_control_id": self.call_id}})
+            await self.ws.close()
+        except (websockets.ConnectionClosed, OSError, AttributeError):
+            pass
+        self.phone.telnyx.end_call(self.call_id)
+        await self.phone.webhook(
+            "call.hangup",
+            {
+                "call_control_id": self.call_id,
+                "hangup_cause": "normal_clearing",
+                "hangup_source": "caller",
+                "from": self.from_number,
+                "to": self.to_number,
+            },
+        )
+
+    # -- the line -----------------------------------------------------------------------------
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        self._seq += 1
+        message.setdefault("sequence_number", str(self._seq))
+        message.setdefault("stream_id", self._stream_id)
+        async with self._lock:
+            await self.ws.send(json.dumps(message))
+
+    async def _sender(self) -> None:
+        size = self.format.bytes_for_ms(FRAME_MS)
+        silence = self.format.silence(FRAME_MS)
+        start, n = anyio.current_time(), 0
+        while True:
+            frame = bytes(self._queue[:size]) or silence
+            del self._queue[:size]
+            if len(frame) < size:
+                frame += silence[len(frame) :]
+            payload = base64.b64encode(frame).decode()
+            try:
+                await self._send(
+                    {
+                        "event": "media",
+                        "media": {
+                            "track": "inbound",
+                            "chunk": str(n + 1),
+                            "timestamp": str(int(n * FRAME_MS)),
+                            "payload": payload,
+                        },
+                    }
+                )
+            except (websockets.ConnectionClosed, OSError):
+                return
+            n += 1
+            await anyio.sleep(
+                max(0.0, start + n * FRAME_MS / 1000 / self.speed - anyio.current_time())
+            )
+
+    async def _receiver(self) -> None:
+        try:
+            async for raw in self.ws:
+                self._on_message(json.loads(raw))
+        except websockets.ConnectionClosed:
+            pass
+        self.closed_code = self.ws.close_code
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        now = anyio.current_time()
+        play = self._play
+        event = message.get("event")
+        if event == "media":
+            audio = base64.b64decode(message["media"]["payload"])
+            self.agent_audio.extend(audio)
+            self.frame_times.append(now)
+            for report in self.utterances:
+                if report.agent_started_at is None and report.ended_at and now >= report.ended_at:
+                    report.agent_started_at = now
+            play.end = max(now, play.end) + self.format.duration_ms(len(audio)) / 1000
+        elif event == "mark":
+            play.marks.append((max(now, play.end), message["mark"]["name"]))
+        elif event == "clear":
+            self.clears.append(now)
+            play.end = now
+            play.marks = [(now, name) for _, name in play.marks]
+        play.wake.set()
+
+    async def _marker(self) -> None:
+        play = self._play
+        while True:
+            now = anyio.current_time()
+            due = [m for m in play.marks if m[0] <= now]
+            for mark in due:
+                play.marks.remove(mark)
+                self.marks_echoed.append(mark[1])
+                try:
+                    await self._send({"event": "mark", "mark": {"name": mark[1]}})
+                except (websockets.ConnectionClosed, OSError):
+                    return
+            next_due = min((d for d, _ in play.marks), default=None)
+            play.wake = anyio.Event()
+            with anyio.move_on_after(None if next_due is None else max(0.0, next_due - now)):
+                await play.wake.wait()

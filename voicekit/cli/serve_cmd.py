@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from typing import Any
 
 import anyio
 import click
@@ -14,28 +15,22 @@ from voicekit.config import load_settings
 logger = logging.getLogger(__name__)
 
 
-async def _serve(app: object, host: str, port: int) -> None:
+async def _serve(app: Any, host: str, port: int) -> None:
     import uvicorn
 
     from voicekit.server._uvicorn import Server
 
     config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        lifespan="on",  # type: ignore[arg-type]
-        ws="websockets-sansio",
+        app, host=host, port=port, log_level="info", lifespan="on", ws="websockets-sansio"
     )
     server = Server(config)
+    calls = app.state.calls
 
     async def on_signals() -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 logger.info("received %s: draining calls", signal.Signals(signum).name)
-                await app.state.calls.drain(  # type: ignore[attr-defined]
-                    app.state.calls.settings.server.shutdown_grace_s
-                )  # type: ignore[attr-defined]
+                await calls.drain(calls.settings.server.shutdown_grace_s)
                 server.should_exit = True
                 return
 

@@ -149,6 +149,7 @@ class SimulatedCall:
         self.utterances: list[UtteranceReport] = []
         self.closed_code: int | None = None
         self._queue = bytearray()
+        self._drained = anyio.Event()
         self._play = _Playback()
         self._lock = anyio.Lock()
         self._tg: Any = None
@@ -218,9 +219,9 @@ class SimulatedCall:
         """Speak ``audio`` (in the call's format); returns when the last frame was sent."""
         self._queue.extend(audio)
         report = UtteranceReport(ended_at=0.0)
+        self._drained = anyio.Event()
         with anyio.fail_after(len(audio) / self.format.bytes_per_second / self.speed + 10):
-            while self._queue:
-                await anyio.sleep(0.005)
+            await self._drained.wait()
         report.ended_at = anyio.current_time()
         self.utterances.append(report)
         return report
@@ -270,6 +271,8 @@ class SimulatedCall:
         while True:
             frame = bytes(self._queue[:size]) or silence
             del self._queue[:size]
+            if not self._queue:
+                self._drained.set()
             if len(frame) < size:
                 frame += silence[len(frame) :]
             payload = base64.b64encode(frame).decode()

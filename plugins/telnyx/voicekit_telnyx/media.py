@@ -83,9 +83,9 @@ class TelnyxMediaStream(MediaStream):
         data: bytes = message.get("bytes") or b""
         return data
 
-    async def wait_start(self, timeout: float = 10.0) -> None:
+    async def wait_start(self, limit_s: float = 10.0) -> None:
         """Read ``connected`` and ``start``; the call's format comes from ``start``."""
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(limit_s):
             while True:
                 raw = await self._next()
                 if raw is None:

@@ -86,9 +86,9 @@ class TelnyxEmulator:
         return [c.action for c in self.commands if call_control_id in (None, c.call_control_id)]
 
     async def wait_for(
-        self, action: str, call_control_id: str | None = None, timeout: float = 10.0
+        self, action: str, call_control_id: str | None = None, limit_s: float = 10.0
     ) -> Command:
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(limit_s):
             while True:
                 for command in self.commands:
                     if command.action == action and call_control_id in (

@@ -209,3 +209,31 @@ async def test_two_concurrent_calls_do_not_see_each_others_audio(tmp_path: Path)
             bytes(v) for k, v in r.elevenlabs.audio_sent.items() if k.startswith(call.call_id)
         )
         assert own and bytes(call.agent_audio)[: len(own)] == own
+
+
+async def test_graceful_shutdown_refuses_new_calls_then_ends_active_ones(tmp_path: Path) -> None:
+    long = "Here is a very long answer that will not be finished before we close. " * 10
+    async with rig(tmp_path, utterances=["tell me a story"], replies=[long],
+                   agent={"farewell": "We are closing now, goodbye."}) as r:
+        async with r.phone.call() as call:
+            await call.say(voice(600, ULAW_8K))
+            await until(lambda: len(call.agent_audio) > 4000)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(r.calls.drain, 1.0)
+                await anyio.sleep(0.1)
+                async with httpx.AsyncClient() as client:
+                    health = (await client.get(f"{r.server.http_url}/healthz")).json()
+                assert health["status"] == "draining" and health["active_calls"] == 1
+                r.telnyx.register_call("v3:late")
+                await r.phone.webhook("call.initiated", {
+                    "call_control_id": "v3:late", "direction": "incoming",
+                    "from": "+15550003333", "to": "+15550002222"})
+                reject = await r.telnyx.wait_for("reject", "v3:late")
+                assert reject.body["cause"] == "USER_BUSY"
+                hangup = await r.telnyx.wait_for("hangup", call.call_id, limit_s=20)
+            assert hangup.at - reject.at >= 0.8  # the active call had its grace period
+        await until(lambda: r.calls.records)
+    record = r.calls.records[-1]
+    assert record.end_reason == "shutdown"
+    assert record.transcript[-1].text == "We are closing now, goodbye."
+    assert (tmp_path / "records" / f"{call.call_id.replace('/', '_')}.json").exists()

@@ -30,12 +30,12 @@ from voicekit.metrics import format_turn, stamp
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.session.bargein import is_interruption
 from voicekit.session.caller import CallerTurns
+from voicekit.session.closing import CallEnding
 from voicekit.session.history import ConversationHistory
 from voicekit.session.inbound_clock import InboundClock
 from voicekit.session.negotiate import choose_format
 from voicekit.session.playout import Playout
 from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
-from voicekit.session.silence import SilencePolicy
 from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
 from voicekit.telephony import Dtmf, InboundAudio, MarkReached, MediaStream, StreamStopped
@@ -56,7 +56,7 @@ def _knowledge(agent: AgentSettings) -> str | None:
     return text or None
 
 
-class CallSession:
+class CallSession(CallEnding):
     """Runs one call: ``record = await CallSession(media, stt=..., llm=..., tts=...).run()``."""
 
     def __init__(
@@ -119,6 +119,7 @@ class CallSession:
         self._last_activity = 0.0
         self._clock = InboundClock()
         self._machine_pending = False
+        self._close_reason: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -181,36 +182,6 @@ class CallSession:
             )
             self._notify("call_ended", call=self.call, record=self.record)
         return self.record
-
-    # -- control from outside (webhooks) --------------------------------------------------------
-
-    def caller_hung_up(self, reason: str = "caller_hangup") -> None:
-        """The telephony provider says the call is over: stop now, no farewell."""
-        self._end(reason)
-
-    def machine_answered(self) -> None:
-        """A machine answered (provider AMD): apply ``turn.voicemail_action``.
-
-        Called before :meth:`run`, it takes effect as soon as the session starts."""
-        if self._tg is None:
-            self._machine_pending = True
-            return
-        if self._closing or self.turn.voicemail_action == "ignore":
-            return
-        say = self.turn.voicemail_message if self.turn.voicemail_action == "leave_message" else None
-        self._tg.start_soon(lambda: self._finish("voicemail", say=say))
-
-    def shut_down(self) -> None:
-        """The server is shutting down and the grace period is over: say farewell, hang up."""
-        if self._tg is not None and not self._closing:
-            self._tg.start_soon(lambda: self._finish("shutdown"))
-        elif self._tg is None:
-            self._end("shutdown")
-
-    def _end(self, reason: str) -> None:
-        if not self._ended.is_set():
-            self.end_reason = reason
-            self._ended.set()
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
         if self._hooks is None:
@@ -385,47 +356,3 @@ class CallSession:
     def _after_reply(self, reply: Reply) -> None:
         if reply.error is not None and reply.kind == "answer" and not self._closing:
             self._start_reply("apology", self.agent.apology)
-
-    # -- silence, call length, goodbye ---------------------------------------------------------
-
-    async def _watchdog(self) -> None:
-        policy = SilencePolicy(
-            self.turn.idle_timeout_s, len(self.turn.idle_prompts), self.turn.max_call_seconds
-        )
-        while not self._closing:
-            now = anyio.current_time()
-            action, wake = policy.decide(
-                now=now,
-                started=self._started,
-                last_activity=self._last_activity,
-                quiet=self._current is None and not self._caller.speaking,
-                prompted=self._idle_prompts_used,
-            )
-            if action == "prompt":
-                self._idle_prompts_used += 1
-                self._start_reply("prompt", self.turn.idle_prompts[self._idle_prompts_used - 1])
-            elif action != "wait":
-                await self._finish("idle" if action == "hang_up_idle" else "max_duration")
-                return
-            else:
-                await anyio.sleep(wake - now)
-
-    async def _finish(self, reason: str, *, say: str | None = "") -> None:
-        """Say goodbye, wait until it has played (its last mark), hang up, end the session.
-
-        ``say`` defaults to the configured farewell; ``None`` hangs up without a word.
-        """
-        if self._closing:
-            return
-        self._closing = True
-        await self._interrupt()
-        text = self.agent.farewell if say == "" else say
-        if text:
-            reply = self._start_reply("voicemail" if reason == "voicemail" else "farewell", text)
-            await reply.done.wait()
-        if self._hangup is not None:
-            try:
-                await self._hangup()
-            except Exception as exc:
-                logger.warning("call=%s: hang-up failed: %s", self.call_id, exc)
-        self._end(reason)

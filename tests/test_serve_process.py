@@ -1,0 +1,100 @@
+"""``voicekit serve`` as a real process: configured by file, drained by SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from voicekit.audio import ULAW_8K
+from voicekit.testing import voice
+from voicekit.testing.emulators import ElevenLabsEmulator, SonioxEmulator, TelnyxEmulator
+from voicekit.testing.phone import PhoneSimulator
+
+pytestmark = pytest.mark.anyio
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_serve_answers_a_call_and_drains_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    records = tmp_path / "records"
+    long = "This answer is far too long to finish before the server stops. " * 10
+    async with (
+        TelnyxEmulator() as telnyx,
+        SonioxEmulator(utterances=["hello"], endpoint_ms=500) as sx,
+        ElevenLabsEmulator(ms_per_char=20) as el,
+    ):
+        phone = PhoneSimulator(f"http://127.0.0.1:{port}", telnyx)
+        config = tmp_path / "voicekit.toml"
+        config.write_text(f"""
+[agent]
+first_speaker = "caller"
+farewell = "We are closing, goodbye."
+[stt]
+provider = "soniox"
+[llm]
+provider = "fake"
+[tts]
+provider = "elevenlabs"
+[telephony]
+provider = "telnyx"
+[server]
+host = "127.0.0.1"
+port = {port}
+public_url = "http://127.0.0.1:{port}"
+shutdown_grace_s = 1
+records_dir = "{records}"
+[providers.soniox]
+url = "{sx.url}"
+api_key = "test-soniox-key"
+[providers.elevenlabs]
+url = "{el.url}"
+api_key = "test-elevenlabs-key"
+[providers.telnyx]
+api_key = "test-telnyx-key"
+public_key = "{phone.public_key}"
+base_url = "{telnyx.url}"
+[providers.fake]
+replies = [{json.dumps(long)}]
+first_token_ms = 50
+""")
+        process = await anyio.open_process(
+            [sys.executable, "-m", "voicekit", "serve", "--config", str(config)])
+        try:
+            async with httpx.AsyncClient() as client:
+                with anyio.fail_after(20):
+                    while True:
+                        try:
+                            if (await client.get(f"http://127.0.0.1:{port}/healthz")).is_success:
+                                break
+                        except httpx.HTTPError:
+                            await anyio.sleep(0.1)
+            async with phone.call() as call:
+                await call.say(voice(600, ULAW_8K))
+                with anyio.fail_after(10):
+                    while len(call.agent_audio) < 4000:  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                process.send_signal(signal.SIGTERM)
+                hangup = await telnyx.wait_for("hangup", call.call_id, limit_s=20)
+                assert hangup is not None
+            with anyio.fail_after(20):
+                code = await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await phone.aclose()
+    assert code == 0
+    saved = json.loads(next(records.glob("*.json")).read_text())
+    assert saved["end_reason"] == "shutdown"
+    assert saved["transcript"][-1]["text"] == "We are closing, goodbye."

@@ -1,0 +1,134 @@
+"""How a call ends: silence, maximum length, voicemail, shutdown, and hang-ups from
+either side.
+
+A mixin of :class:`~voicekit.session.session.CallSession`, kept apart because "ending a
+call well" is its own set of rules: the agent says farewell and hangs up only after the
+farewell has played (its last mark); a hang-up by the far end stops at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskGroup
+
+from voicekit.config.sections import AgentSettings, TurnSettings
+from voicekit.session.caller import CallerTurns
+from voicekit.session.silence import SilencePolicy
+
+if TYPE_CHECKING:
+    from voicekit.records import TurnMetrics
+    from voicekit.session.reply import Reply, ReplyKind
+
+__all__ = ["CallEnding"]
+
+logger = logging.getLogger(__name__)
+
+
+class CallEnding:
+    """Mixed into CallSession; ``self`` is the session."""
+
+    # State owned by CallSession that the rules below read and write.
+    agent: AgentSettings
+    turn: TurnSettings
+    call_id: str
+    end_reason: str
+    _tg: TaskGroup | None
+    _ended: anyio.Event
+    _closing: bool
+    _close_reason: str | None
+    _machine_pending: bool
+    _current: Reply | None
+    _caller: CallerTurns
+    _started: float
+    _last_activity: float
+    _idle_prompts_used: int
+    _hangup: Callable[[], Awaitable[None]] | None
+
+    if TYPE_CHECKING:  # implemented by CallSession
+
+        def _start_reply(
+            self, kind: ReplyKind, text: str | None = None, metrics: TurnMetrics | None = None
+        ) -> Reply: ...
+
+        async def _interrupt(self) -> Reply | None: ...
+
+    # -- control from outside (webhooks) --------------------------------------------------------
+
+    def caller_hung_up(self, reason: str = "caller_hangup") -> None:
+        """The telephony provider says the call is over: stop now, no farewell."""
+        self._end(reason)
+
+    def machine_answered(self) -> None:
+        """A machine answered (provider AMD): apply ``turn.voicemail_action``.
+
+        Called before :meth:`run`, it takes effect as soon as the session starts."""
+        if self._tg is None:
+            self._machine_pending = True
+            return
+        if self._closing or self.turn.voicemail_action == "ignore":
+            return
+        say = self.turn.voicemail_message if self.turn.voicemail_action == "leave_message" else None
+        self._tg.start_soon(lambda: self._finish("voicemail", say=say))
+
+    def shut_down(self) -> None:
+        """The server is shutting down and the grace period is over: say farewell, hang up."""
+        if self._tg is not None and not self._closing:
+            self._tg.start_soon(lambda: self._finish("shutdown"))
+        elif self._tg is None:
+            self._end("shutdown")
+
+    def _end(self, reason: str) -> None:
+        if not self._ended.is_set():
+            # Once the agent is ending the call, the stream stopping (our own hang-up
+            # arriving at the far end) does not change why the call ended.
+            self.end_reason = self._close_reason or reason
+            self._ended.set()
+
+    # -- silence, call length, goodbye ---------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        policy = SilencePolicy(
+            self.turn.idle_timeout_s, len(self.turn.idle_prompts), self.turn.max_call_seconds
+        )
+        while not self._closing:
+            now = anyio.current_time()
+            action, wake = policy.decide(
+                now=now,
+                started=self._started,
+                last_activity=self._last_activity,
+                quiet=self._current is None and not self._caller.speaking,
+                prompted=self._idle_prompts_used,
+            )
+            if action == "prompt":
+                self._idle_prompts_used += 1
+                self._start_reply("prompt", self.turn.idle_prompts[self._idle_prompts_used - 1])
+            elif action != "wait":
+                await self._finish("idle" if action == "hang_up_idle" else "max_duration")
+                return
+            else:
+                await anyio.sleep(wake - now)
+
+    async def _finish(self, reason: str, *, say: str | None = "") -> None:
+        """Say goodbye, wait until it has played (its last mark), hang up, end the session.
+
+        ``say`` defaults to the configured farewell; ``None`` hangs up without a word.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        self._close_reason = reason
+        await self._interrupt()
+        text = self.agent.farewell if say == "" else say
+        if text:
+            reply = self._start_reply("voicemail" if reason == "voicemail" else "farewell", text)
+            await reply.done.wait()
+        if self._hangup is not None:
+            try:
+                await self._hangup()
+            except Exception as exc:
+                logger.warning("call=%s: hang-up failed: %s", self.call_id, exc)
+        self._end(reason)

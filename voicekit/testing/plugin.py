@@ -1,0 +1,32 @@
+"""The ``fake`` plugin: voicekit.testing's fakes as ordinary providers.
+
+Selectable from config (``[llm] provider = "fake"``), so a real server process can run
+with scripted providers: for demos, load tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from voicekit.hookspecs import hookimpl
+from voicekit.llm import LLM
+from voicekit.stt import STT
+from voicekit.testing.fake_llm import FakeLLM
+from voicekit.testing.fake_stt import FakeSTT
+from voicekit.testing.fake_tts import FakeTTS
+from voicekit.tts import TTS
+
+
+@hookimpl
+def register_stt(register: Callable[[type[STT]], None]) -> None:
+    register(FakeSTT)
+
+
+@hookimpl
+def register_llm(register: Callable[[type[LLM]], None]) -> None:
+    register(FakeLLM)
+
+
+@hookimpl
+def register_tts(register: Callable[[type[TTS]], None]) -> None:
+    register(FakeTTS)

@@ -72,6 +72,8 @@ async def rig(
                     "api_key": "test-telnyx-key",
                     "public_key": phone.public_key,
                     "base_url": telnyx.url,
+                    "connection_id": "conn-1",
+                    "from_number": "+15550009999",
                 }
             )
         )

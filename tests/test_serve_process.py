@@ -70,7 +70,8 @@ replies = [{json.dumps(long)}]
 first_token_ms = 50
 """)
         process = await anyio.open_process(
-            [sys.executable, "-m", "voicekit", "serve", "--config", str(config)])
+            [sys.executable, "-m", "voicekit", "serve", "--config", str(config)]
+        )
         try:
             async with httpx.AsyncClient() as client:
                 with anyio.fail_after(20):
@@ -98,3 +99,70 @@ first_token_ms = 50
     saved = json.loads(next(records.glob("*.json")).read_text())
     assert saved["end_reason"] == "shutdown"
     assert saved["transcript"][-1]["text"] == "We are closing, goodbye."
+
+
+async def test_dial_calls_out_runs_the_agent_and_exits(tmp_path: Path) -> None:
+    port = free_port()
+    async with (
+        TelnyxEmulator() as telnyx,
+        SonioxEmulator(utterances=["yes thanks"], endpoint_ms=500) as sx,
+        ElevenLabsEmulator(ms_per_char=20) as el,
+    ):
+        phone = PhoneSimulator(f"http://127.0.0.1:{port}", telnyx)
+        config = tmp_path / "voicekit.toml"
+        config.write_text(f"""
+[agent]
+first_speaker = "agent"
+greeting = "Hello, this is Acme."
+[stt]
+provider = "soniox"
+[llm]
+provider = "fake"
+[tts]
+provider = "elevenlabs"
+[telephony]
+provider = "telnyx"
+[server]
+host = "127.0.0.1"
+port = {port}
+public_url = "http://127.0.0.1:{port}"
+shutdown_grace_s = 1
+[providers.soniox]
+url = "{sx.url}"
+api_key = "test-soniox-key"
+[providers.elevenlabs]
+url = "{el.url}"
+api_key = "test-elevenlabs-key"
+[providers.telnyx]
+api_key = "test-telnyx-key"
+public_key = "{phone.public_key}"
+base_url = "{telnyx.url}"
+connection_id = "conn-1"
+from_number = "+15550009999"
+[providers.fake]
+replies = ["Great, goodbye."]
+first_token_ms = 50
+""")
+        process = await anyio.open_process(
+            [sys.executable, "-m", "voicekit", "dial", "+15557654321", "--config", str(config)]
+        )
+        try:
+            async with await phone.answer(limit_s=20) as callee:
+                with anyio.fail_after(10):
+                    while not callee.marks_echoed:  # noqa: ASYNC110  (the greeting played)
+                        await anyio.sleep(0.05)
+                await callee.wait(2.0)
+                await callee.say(voice(500, ULAW_8K))
+                await callee.wait(2.0)
+            with anyio.fail_after(20):
+                code = await process.wait()
+            assert process.stdout is not None
+            output = (await process.stdout.receive()).decode()
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await phone.aclose()
+    assert code == 0
+    assert "dialling +15557654321" in output
+    dial = telnyx.commands[0]
+    assert dial.action == "dial" and dial.body["to"] == "+15557654321"

@@ -213,8 +213,12 @@ async def test_two_concurrent_calls_do_not_see_each_others_audio(tmp_path: Path)
 
 async def test_graceful_shutdown_refuses_new_calls_then_ends_active_ones(tmp_path: Path) -> None:
     long = "Here is a very long answer that will not be finished before we close. " * 10
-    async with rig(tmp_path, utterances=["tell me a story"], replies=[long],
-                   agent={"farewell": "We are closing now, goodbye."}) as r:
+    async with rig(
+        tmp_path,
+        utterances=["tell me a story"],
+        replies=[long],
+        agent={"farewell": "We are closing now, goodbye."},
+    ) as r:
         async with r.phone.call() as call:
             await call.say(voice(600, ULAW_8K))
             await until(lambda: len(call.agent_audio) > 4000)
@@ -225,9 +229,15 @@ async def test_graceful_shutdown_refuses_new_calls_then_ends_active_ones(tmp_pat
                     health = (await client.get(f"{r.server.http_url}/healthz")).json()
                 assert health["status"] == "draining" and health["active_calls"] == 1
                 r.telnyx.register_call("v3:late")
-                await r.phone.webhook("call.initiated", {
-                    "call_control_id": "v3:late", "direction": "incoming",
-                    "from": "+15550003333", "to": "+15550002222"})
+                await r.phone.webhook(
+                    "call.initiated",
+                    {
+                        "call_control_id": "v3:late",
+                        "direction": "incoming",
+                        "from": "+15550003333",
+                        "to": "+15550002222",
+                    },
+                )
                 reject = await r.telnyx.wait_for("reject", "v3:late")
                 assert reject.body["cause"] == "USER_BUSY"
                 hangup = await r.telnyx.wait_for("hangup", call.call_id, limit_s=20)
@@ -237,3 +247,47 @@ async def test_graceful_shutdown_refuses_new_calls_then_ends_active_ones(tmp_pat
     assert record.end_reason == "shutdown"
     assert record.transcript[-1].text == "We are closing now, goodbye."
     assert (tmp_path / "records" / f"{call.call_id.replace('/', '_')}.json").exists()
+
+
+async def test_outbound_call_runs_the_agent_when_answered(tmp_path: Path) -> None:
+    async with rig(
+        tmp_path,
+        utterances=["yes it is"],
+        replies=["Great, see you then."],
+        agent={
+            "first_speaker": "agent",
+            "greeting": "Hi, this is Acme confirming your appointment.",
+        },
+    ) as r:
+        r.calls.fallback_url = r.server.http_url
+        call_id = await r.telephony.dial("+15557654321", host=r.calls)
+        dial = r.telnyx.commands[0]
+        assert dial.action == "dial" and dial.call_control_id == call_id
+        assert dial.body["to"] == "+15557654321" and dial.body["from"] == "+15550009999"
+        assert dial.body["connection_id"] == "conn-1"
+        assert dial.body["answering_machine_detection"] == "detect"
+        assert dial.body["stream_bidirectional_codec"] == "PCMU"
+        assert dial.body["webhook_url"].endswith("/telephony/telnyx/webhook")
+        async with await r.phone.answer() as callee:
+            await until(lambda: callee.marks_echoed)  # the greeting is playing
+            await callee.wait(3.0)
+            await callee.say(voice(600, ULAW_8K))
+            await until(lambda: len(r.elevenlabs.audio_sent) >= 2)
+            await callee.wait(1.5)
+        await until(lambda: r.calls.records)
+    record = r.calls.records[-1]
+    assert record.call.direction == "outbound" and record.call.call_id == call_id
+    assert [t.heard_text for t in record.turns] == [
+        "Hi, this is Acme confirming your appointment.",
+        "Great, see you then.",
+    ]
+
+
+async def test_answering_machine_on_an_outbound_call_hangs_up(tmp_path: Path) -> None:
+    async with rig(tmp_path, agent={"first_speaker": "agent", "greeting": "Hello?"}) as r:
+        r.calls.fallback_url = r.server.http_url
+        call_id = await r.telephony.dial("+15557654321", host=r.calls)
+        async with await r.phone.answer(machine=True):
+            await r.telnyx.wait_for("hangup", call_id)
+        await until(lambda: r.calls.records)
+    assert r.calls.records[-1].end_reason == "voicemail"

@@ -115,7 +115,29 @@ class PhoneSimulator:
         fmt: AudioFormat | None = None,
         speed: float = 1.0,
     ) -> SimulatedCall:
+        """An inbound call: the simulator rings the server."""
         return SimulatedCall(self, from_number, to_number, fmt or AudioFormat("mulaw", 8000), speed)
+
+    async def answer(
+        self, *, limit_s: float = 10.0, fmt: AudioFormat | None = None, machine: bool | None = None
+    ) -> SimulatedCall:
+        """An outbound call: wait for the server's ``dial`` and pick up.
+
+        ``machine`` sends an answering-machine detection result after the answer
+        (True: a machine, False: a human, None: no detection webhook).
+        """
+        command = await self.telnyx.wait_for("dial", limit_s=limit_s)
+        call = SimulatedCall(
+            self,
+            str(command.body["from"]),
+            str(command.body["to"]),
+            fmt or AudioFormat("mulaw", 8000),
+            1.0,
+        )
+        call.call_id = str(command.call_control_id)
+        call.dial = command.body
+        call.machine = machine
+        return call
 
 
 @dataclass
@@ -156,26 +178,41 @@ class SimulatedCall:
         self._seq = 0
         self._hung_up = False
         self._stream_id = secrets.token_hex(8)
+        self.dial: dict[str, Any] | None = None  # set for an outbound call
+        self.machine: bool | None = None
 
     async def __aenter__(self) -> Self:
-        self.phone.telnyx.register_call(self.call_id)
-        response = await self.phone.webhook(
-            "call.initiated",
-            {
-                "call_control_id": self.call_id,
-                "call_leg_id": secrets.token_hex(8),
-                "call_session_id": secrets.token_hex(8),
-                "connection_id": "sim",
-                "from": self.from_number,
-                "to": self.to_number,
-                "direction": "incoming",
-                "state": "parked",
-                "client_state": None,
-            },
-        )
-        response.raise_for_status()
-        answer = await self.phone.telnyx.wait_for("answer", self.call_id)
-        url, token = answer.body["stream_url"], answer.body.get("stream_auth_token")
+        if self.dial is None:
+            self.phone.telnyx.register_call(self.call_id)
+            response = await self.phone.webhook(
+                "call.initiated",
+                {
+                    "call_control_id": self.call_id,
+                    "call_leg_id": secrets.token_hex(8),
+                    "call_session_id": secrets.token_hex(8),
+                    "connection_id": "sim",
+                    "from": self.from_number,
+                    "to": self.to_number,
+                    "direction": "incoming",
+                    "state": "parked",
+                    "client_state": None,
+                },
+            )
+            response.raise_for_status()
+            stream = (await self.phone.telnyx.wait_for("answer", self.call_id)).body
+        else:
+            stream = self.dial
+            response = await self.phone.webhook(
+                "call.answered",
+                {
+                    "call_control_id": self.call_id,
+                    "from": self.from_number,
+                    "to": self.to_number,
+                    "state": "answered",
+                },
+            )
+            response.raise_for_status()
+        url, token = stream["stream_url"], stream.get("stream_auth_token")
         headers = {"x-telnyx-streaming-auth-token": token} if token else {}
         self.ws = await websockets.connect(url, additional_headers=headers, max_size=2**22)
         await self._send({"event": "connected", "version": "1.0.0"})
@@ -200,6 +237,11 @@ class SimulatedCall:
         self._tg.start_soon(self._sender)
         self._tg.start_soon(self._receiver)
         self._tg.start_soon(self._marker)
+        if self.machine is not None:
+            await self.phone.webhook(
+                "call.machine.detection.ended",
+                {"call_control_id": self.call_id, "result": "machine" if self.machine else "human"},
+            )
         return self
 
     async def __aexit__(

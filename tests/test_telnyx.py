@@ -1,0 +1,210 @@
+"""The Telnyx plugin's parts: Call Control against the REST emulator, frames, signatures."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+from nacl.signing import SigningKey
+from voicekit_telnyx.frames import (
+    BadFrame,
+    Connected,
+    MediaFrame,
+    StartFrame,
+    parse_frame,
+)
+from voicekit_telnyx.rest import TelnyxClient, TelnyxError
+from voicekit_telnyx.webhooks import WebhookVerificationError, decode_public_key, verify_webhook
+
+from voicekit.audio import ULAW_8K, AudioFormat
+from voicekit.errors import ProviderAuthError
+from voicekit.server import MediaTokens
+from voicekit.testing.emulators import TelnyxEmulator
+
+KEY = "test-telnyx-key"
+
+
+def client_for(telnyx: TelnyxEmulator, key: str = KEY) -> TelnyxClient:
+    return TelnyxClient(api_key=key, base_url=telnyx.url, timeout=5)
+
+
+@pytest.mark.anyio
+async def test_commands_have_the_documented_shapes() -> None:
+    async with TelnyxEmulator() as telnyx:
+        client = client_for(telnyx)
+        try:
+            data = await client.dial(
+                connection_id="c1",
+                to="+15557654321",
+                from_="+15550001111",
+                stream_url="wss://x/media",
+                client_state="YWJj",
+            )
+            call_id = data["call_control_id"]
+            assert call_id.startswith("v3:") and data["record_type"] == "call"
+            await client.answer(call_id, stream_url="wss://x/media", stream_track="inbound_track")
+            await client.playback_start(call_id, audio_url="https://x/a.mp3")
+            await client.record_start(call_id)
+            await client.transfer(call_id, "+15550002222")
+            await client.hangup(call_id)
+            await client.hangup(call_id)  # already ended (90018): counts as done
+        finally:
+            await client.aclose()
+    assert telnyx.actions(call_id) == [
+        "dial",
+        "answer",
+        "playback_start",
+        "record_start",
+        "transfer",
+        "hangup",
+    ]
+    dial = telnyx.commands[0].body
+    assert dial["from"] == "+15550001111" and dial["client_state"] == "YWJj"
+    assert telnyx.commands[3].body == {"format": "wav", "channels": "dual"}
+
+
+@pytest.mark.anyio
+async def test_errors_carry_telnyx_code_title_and_detail() -> None:
+    async with TelnyxEmulator() as telnyx:
+        client = client_for(telnyx)
+        try:
+            with pytest.raises(TelnyxError) as err:
+                await client.answer("v3:nope")
+            assert err.value.code == "90015" and err.value.status_code == 404
+            assert not err.value.retryable and "Invalid call_control_id" in str(err.value)
+            with pytest.raises(TelnyxError) as err:
+                await client.dial(connection_id="c1", to="5551234", from_="+15550001111")
+            assert err.value.code == "10016" and err.value.title.startswith("Phone number")
+            with pytest.raises(TelnyxError) as err:
+                await client.dial(connection_id="c1", to="+15557654321")
+            assert err.value.code == "10004"
+        finally:
+            await client.aclose()
+        bad = client_for(telnyx, key="wrong")
+        try:
+            with pytest.raises(ProviderAuthError, match="TELNYX_API_KEY"):
+                await bad.dial(connection_id="c1", to="+15557654321", from_="+15550001111")
+        finally:
+            await bad.aclose()
+
+
+@pytest.mark.anyio
+async def test_429_and_5xx_are_retried() -> None:
+    async with TelnyxEmulator() as telnyx:
+        telnyx.register_call("v3:r")
+        telnyx.fail_next = [429, 503]
+        client = client_for(telnyx)
+        try:
+            await client.answer("v3:r")
+            telnyx.fail_next = [500] * 10
+            with pytest.raises(TelnyxError) as err:
+                await client.hangup("v3:r")
+            assert err.value.retryable and err.value.status_code == 500
+        finally:
+            await client.aclose()
+    assert telnyx.actions("v3:r") == ["answer"]
+
+
+def test_frames_parse_exactly() -> None:
+    start = parse_frame(
+        json.dumps(
+            {
+                "event": "start",
+                "sequence_number": "1",
+                "stream_id": "s1",
+                "start": {
+                    "call_control_id": "v3:c",
+                    "from": "+1",
+                    "to": "+2",
+                    "media_format": {"encoding": "PCMA", "sample_rate": 8000, "channels": 1},
+                },
+            }
+        )
+    )
+    assert isinstance(start, StartFrame) and start.format == AudioFormat("alaw", 8000)
+    assert start.stream_id == "s1" and start.call_control_id == "v3:c"
+    l16 = parse_frame(
+        json.dumps(
+            {"event": "start", "start": {"media_format": {"encoding": "L16", "sample_rate": 16000}}}
+        )
+    )
+    assert isinstance(l16, StartFrame) and l16.format == AudioFormat("pcm_s16le", 16000)
+    media = parse_frame(
+        json.dumps(
+            {
+                "event": "media",
+                "sequence_number": "4",
+                "media": {
+                    "track": "inbound",
+                    "chunk": "2",
+                    "timestamp": "5",
+                    "payload": base64.b64encode(b"\xff" * 160).decode(),
+                },
+            }
+        )
+    )
+    assert media == MediaFrame("inbound", b"\xff" * 160, 4)
+    assert parse_frame('{"event": "connected", "version": "1.0.0"}') == Connected(None)
+    for raw, kind in [
+        ("{", "bad_json"),
+        ('{"event": "zap"}', "unknown_event"),
+        ('{"event": "media", "media": {"payload": "%%"}}', "bad_base64"),
+        (
+            '{"event": "start", "start": {"media_format": {"encoding": "OPUS"}}}',
+            "unsupported_codec",
+        ),
+        ("x" * 300_000, "oversized"),
+    ]:
+        with pytest.raises(BadFrame) as err:
+            parse_frame(raw)
+        assert err.value.kind == kind
+
+
+def test_signature_checks_follow_the_reference() -> None:
+    key = SigningKey.generate()
+    public = bytes(key.verify_key)
+    body = b'{"data": {"id": "1"}}'
+    now = int(time.time())
+
+    def headers(ts: int, sig: bytes | None = None) -> dict[str, str]:
+        signature = sig if sig is not None else key.sign(f"{ts}|".encode() + body).signature
+        return {
+            "Telnyx-Signature-Ed25519": base64.b64encode(signature).decode(),
+            "Telnyx-Timestamp": str(ts),
+        }
+
+    verify_webhook(body, headers(now), public, now=now)
+    verify_webhook(body, headers(now - 300), public, now=now)  # the edge is allowed
+    for bad, match in [
+        (headers(now - 301), "from now"),
+        (headers(now + 301), "from now"),
+        ({"telnyx-timestamp": str(now)}, "missing"),
+        (headers(now, sig=b"\x00" * 63), "64 bytes"),
+        ({**headers(now), "telnyx-timestamp": "soon"}, "not an integer"),
+    ]:
+        with pytest.raises(WebhookVerificationError, match=match):
+            verify_webhook(body, bad, public, now=now)
+    with pytest.raises(WebhookVerificationError, match="does not match"):
+        verify_webhook(body + b" ", headers(now), public, now=now)  # the raw body, exactly
+    with pytest.raises(WebhookVerificationError, match="32 bytes"):
+        decode_public_key(base64.b64encode(b"short").decode())
+
+
+def test_media_tokens_sign_and_expire() -> None:
+    tokens = MediaTokens(b"k" * 32, ttl_s=60)
+    token = tokens.issue("v3:call", now=1000)
+    assert tokens.check(token, now=1059) == "v3:call"
+    assert tokens.check(token, now=1061) is None
+    other = base64.urlsafe_b64encode(b"v3:other").rstrip(b"=").decode()
+    forged = ".".join([other, *token.split(".")[1:]])
+    assert tokens.check(forged, now=1000) is None  # the MAC binds the call id
+    assert MediaTokens(b"other" * 8).check(token, now=1000) is None
+    assert tokens.check(None) is None and tokens.check("a.b") is None
+
+
+def test_codec_constants() -> None:
+    from voicekit_telnyx.frames import CODECS
+
+    assert CODECS["PCMU"] == ULAW_8K

@@ -18,6 +18,7 @@ Target: at N = 200, p99 frame gap <= 40 ms and TTFA p95 within 20 ms of a single
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -89,15 +90,18 @@ async def one_call(
             await call.wait(3.5)  # the reply is ~2.5 s of audio
             if report.latency_ms is not None:
                 ttfa.append(report.latency_ms)
-    times = call.frame_times
-    gaps.extend((b - a) * 1000 for a, b in zip(times, times[1:], strict=False) if b - a < 0.5)
+    gaps.extend((b - a) * 1000 for a, b in itertools.pairwise(call.frame_times) if b - a < 0.5)
 
 
-async def run_level(n: int, turns: int, phone: PhoneSimulator, server_pid: int) -> dict[str, float]:
+async def run_level(
+    n: int, turns: int, phone: PhoneSimulator, server_pid: int, providers_pid: int
+) -> dict[str, float]:
     gaps: list[float] = []
     ttfa: list[float] = []
     rss_before = proc_rss_mb(server_pid)
-    cpu_before, t0 = proc_cpu_s(server_pid), time.perf_counter()
+    pids = {"server": server_pid, "providers": providers_pid, "simulator": os.getpid()}
+    cpu_start = {name: proc_cpu_s(pid) for name, pid in pids.items()}
+    cpu_before, t0 = cpu_start["server"], time.perf_counter()
     peak_rss = rss_before
 
     async def sample() -> None:
@@ -114,7 +118,9 @@ async def run_level(n: int, turns: int, phone: PhoneSimulator, server_pid: int) 
         tg.cancel_scope.cancel()
     elapsed = time.perf_counter() - t0
     cpu = proc_cpu_s(server_pid) - cpu_before
+    busy = {name: 100 * (proc_cpu_s(pid) - cpu_start[name]) / elapsed for name, pid in pids.items()}
     return {
+        **{f"cpu_{k}": v for k, v in busy.items()},
         "n": n,
         "gap_p99": pct(gaps, 0.99),
         "gap_max": max(gaps, default=float("nan")),
@@ -127,21 +133,7 @@ async def run_level(n: int, turns: int, phone: PhoneSimulator, server_pid: int) 
     }
 
 
-async def main(levels: list[int], turns: int) -> None:
-    providers = subprocess.Popen(
-        [sys.executable, "-c", PROVIDERS_SCRIPT],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert providers.stdout is not None
-    urls = json.loads(providers.stdout.readline())
-    port = free_port()
-    async with TelnyxEmulator() as telnyx:
-        phone = PhoneSimulator(f"http://127.0.0.1:{port}", telnyx)
-        workdir = Path(tempfile.mkdtemp())
-        config = workdir / "voicekit.toml"
-        config.write_text(f"""
+CONFIG = """
 [agent]
 first_speaker = "caller"
 [stt]
@@ -159,26 +151,53 @@ public_url = "http://127.0.0.1:{port}"
 max_calls = 1000
 shutdown_grace_s = 1
 [providers.soniox]
-url = "{urls["soniox"]}"
+url = "{soniox}"
 api_key = "test-soniox-key"
 [providers.elevenlabs]
-url = "{urls["elevenlabs"]}"
+url = "{elevenlabs}"
 api_key = "test-elevenlabs-key"
 [providers.telnyx]
 api_key = "test-telnyx-key"
-public_key = "{phone.public_key}"
-base_url = "{telnyx.url}"
+public_key = "{public_key}"
+base_url = "{telnyx}"
 [providers.fake]
 default_reply = "We open at nine in the morning, and close at five."
 first_token_ms = 250
 tokens_per_second = 40
-""")
-        log = open(workdir / "server.log", "w")
-        server = subprocess.Popen(
+"""
+
+
+def start_providers() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    providers = subprocess.Popen(
+        [sys.executable, "-c", PROVIDERS_SCRIPT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert providers.stdout is not None
+    return providers, json.loads(providers.stdout.readline())
+
+
+def start_server(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("w") as out:
+        return subprocess.Popen(
             [sys.executable, "-m", "voicekit", "serve", "--config", str(config)],
-            stdout=log,
-            stderr=log,
+            stdout=out,
+            stderr=out,
         )
+
+
+async def main(levels: list[int], turns: int) -> None:
+    providers, urls = await anyio.to_thread.run_sync(start_providers)
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp())
+    async with TelnyxEmulator() as telnyx:
+        phone = PhoneSimulator(f"http://127.0.0.1:{port}", telnyx)
+        config = workdir / "voicekit.toml"
+        await anyio.Path(config).write_text(
+            CONFIG.format(port=port, public_key=phone.public_key, telnyx=telnyx.url, **urls)
+        )
+        server = await anyio.to_thread.run_sync(start_server, config, workdir / "server.log")
         try:
             async with httpx.AsyncClient() as client:
                 with anyio.fail_after(30):
@@ -189,23 +208,25 @@ tokens_per_second = 40
                         except httpx.HTTPError:
                             await anyio.sleep(0.2)
             print(
-                f"{'N':>5}{'gap p99':>10}{'gap max':>10}{'TTFA med':>10}{'TTFA p95':>10}"
-                f"{'answered':>10}{'CPU %/call':>12}{'MB/call':>9}{'RSS MB':>8}"
+                f"{'N':>5}{'gap p99':>9}{'gap max':>9}{'TTFA med':>10}{'TTFA p95':>10}"
+                f"{'answered':>9}{'CPU%/call':>10}{'MB/call':>8}{'RSS MB':>7}"
+                f"   CPU % of a core: server / providers / simulator"
             )
             for n in levels:
-                r = await run_level(n, turns, phone, server.pid)
+                r = await run_level(n, turns, phone, server.pid, providers.pid)
                 print(
-                    f"{n:>5}{r['gap_p99']:>10.1f}{r['gap_max']:>10.1f}{r['ttfa_median']:>10.0f}"
-                    f"{r['ttfa_p95']:>10.0f}{r['answered']:>10.0%}{r['cpu_pct_per_call']:>12.2f}"
-                    f"{r['mb_per_call']:>9.2f}{r['rss_mb']:>8.0f}",
+                    f"{n:>5}{r['gap_p99']:>9.1f}{r['gap_max']:>9.1f}{r['ttfa_median']:>10.0f}"
+                    f"{r['ttfa_p95']:>10.0f}{r['answered']:>9.0%}{r['cpu_pct_per_call']:>10.2f}"
+                    f"{r['mb_per_call']:>8.2f}{r['rss_mb']:>7.0f}   {r['cpu_server']:.0f} / "
+                    f"{r['cpu_providers']:.0f} / {r['cpu_simulator']:.0f}",
                     flush=True,
                 )
                 await anyio.sleep(2)
         finally:
             server.terminate()
-            server.wait(30)
             providers.stdin.close()  # type: ignore[union-attr]
-            providers.wait(10)
+            await anyio.to_thread.run_sync(server.wait, 30)
+            await anyio.to_thread.run_sync(providers.wait, 10)
             await phone.aclose()
             print(f"server log: {workdir / 'server.log'}")
 

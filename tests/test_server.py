@@ -291,3 +291,36 @@ async def test_answering_machine_on_an_outbound_call_hangs_up(tmp_path: Path) ->
             await r.telnyx.wait_for("hangup", call_id)
         await until(lambda: r.calls.records)
     assert r.calls.records[-1].end_reason == "voicemail"
+
+
+async def test_a_broken_call_does_not_touch_another(tmp_path: Path) -> None:
+    from voicekit.audio import PCM_16K, write_wav
+
+    wav = tmp_path / "caller.wav"
+    write_wav(wav, PCM_16K, voice(700, PCM_16K))  # a 16 kHz PCM recording, as a user has
+    async with rig(tmp_path, echo=True) as r:
+        broken_call, healthy_call = r.phone.call(), r.phone.call()
+        r.soniox.by_call = {
+            broken_call.call_id: ["first words"],
+            healthy_call.call_id: ["hello there", "and again"],
+        }
+        async with healthy_call as healthy:
+            async with broken_call as broken:
+                await broken.say(voice(600, ULAW_8K))
+                await until(lambda: len(broken.agent_audio) > 1600)
+                broken.ws.transport.abort()  # the line drops: no stop frame, no close
+                first = await healthy.say_wav(wav)
+                await until(lambda: first.agent_started_at is not None)
+            await healthy.wait(2.0)
+            await healthy.say(voice(600, ULAW_8K))
+            await until(
+                lambda: sum(k.startswith(healthy.call_id) for k in r.elevenlabs.audio_sent) >= 2
+            )
+            await healthy.wait(2.0)
+        await until(lambda: len(r.calls.records) == 2)
+    by_id = {rec.call.call_id: rec for rec in r.calls.records}
+    assert [t.heard_text for t in by_id[healthy.call_id].turns] == [
+        "You said: hello there.",
+        "You said: and again.",
+    ]
+    assert by_id[broken.call_id].turns and by_id[broken.call_id].ended_at is not None

@@ -23,7 +23,13 @@ async def _serve(
     from voicekit.server._uvicorn import Server
 
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="info", lifespan="on", ws="websockets-sansio"
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        lifespan="on",
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,  # media frames are audio: compression only costs CPU
     )
     server = Server(config)
     calls = app.state.calls

@@ -19,6 +19,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -26,7 +27,7 @@ import anyio
 import httpx
 import websockets
 
-from voicekit.audio import AudioFormat
+from voicekit.audio import AudioConverter, AudioFormat, read_wav
 from voicekit.testing.emulators.telnyx import TelnyxEmulator
 
 __all__ = ["PhoneSimulator", "SimulatedCall", "UtteranceReport"]
@@ -214,7 +215,9 @@ class SimulatedCall:
             response.raise_for_status()
         url, token = stream["stream_url"], stream.get("stream_auth_token")
         headers = {"x-telnyx-streaming-auth-token": token} if token else {}
-        self.ws = await websockets.connect(url, additional_headers=headers, max_size=2**22)
+        self.ws = await websockets.connect(
+            url, additional_headers=headers, max_size=2**22, compression=None
+        )
         await self._send({"event": "connected", "version": "1.0.0"})
         await self._send(
             {
@@ -267,6 +270,12 @@ class SimulatedCall:
         report.ended_at = anyio.current_time()
         self.utterances.append(report)
         return report
+
+    async def say_wav(self, path: str | Path) -> UtteranceReport:
+        """Speak a WAV file (16-bit PCM, mu-law or A-law), converted to the call's codec."""
+        fmt, audio = read_wav(path)
+        converter = AudioConverter(fmt, self.format)
+        return await self.say(converter.process(audio) + converter.flush())
 
     async def wait(self, seconds: float) -> None:
         await anyio.sleep(seconds / self.speed)

@@ -129,8 +129,13 @@ class ElevenLabsSession(TTSSession):
         headers = {"xi-api-key": self.settings.api_key.get_secret_value()}
         try:
             with anyio.fail_after(self.settings.timeout):
+                # No permessage-deflate: base64 audio barely compresses and costs CPU.
                 self._ws = await websockets.connect(
-                    self._url(), additional_headers=headers, max_size=2**24, ping_interval=20
+                    self._url(),
+                    additional_headers=headers,
+                    max_size=2**24,
+                    ping_interval=20,
+                    compression=None,
                 )
         except InvalidStatus as exc:
             status = exc.response.status_code

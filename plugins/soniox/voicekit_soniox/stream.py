@@ -126,8 +126,13 @@ class SonioxStream(STTStream):
         )
         try:
             with anyio.fail_after(s.timeout):
+                # No permessage-deflate: compressing audio costs CPU and saves nothing.
                 self._ws = await websockets.connect(
-                    s.url, additional_headers=headers, max_size=2**22, ping_interval=20
+                    s.url,
+                    additional_headers=headers,
+                    max_size=2**22,
+                    ping_interval=20,
+                    compression=None,
                 )
                 await self._ws.send(json.dumps(self._config()))
         except InvalidStatus as exc:

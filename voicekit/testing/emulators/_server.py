@@ -73,6 +73,7 @@ class LoopbackServer:
             log_level="critical",
             lifespan="on" if self.lifespan else "off",
             ws="websockets-sansio",
+            ws_per_message_deflate=False,
             ws_ping_interval=None,
         )
         self._server = Server(config)

@@ -26,21 +26,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_serve_answers_a_call_and_drains_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    records = tmp_path / "records"
-    long = "This answer is far too long to finish before the server stops. " * 10
-    async with (
-        TelnyxEmulator() as telnyx,
-        SonioxEmulator(utterances=["hello"], endpoint_ms=500) as sx,
-        ElevenLabsEmulator(ms_per_char=20) as el,
-    ):
-        phone = PhoneSimulator(f"http://127.0.0.1:{port}", telnyx)
-        config = tmp_path / "voicekit.toml"
-        config.write_text(f"""
+def server_toml(
+    port: int,
+    phone: PhoneSimulator,
+    telnyx: TelnyxEmulator,
+    sx: SonioxEmulator,
+    el: ElevenLabsEmulator,
+    *,
+    agent: str,
+    server: str = "",
+    telnyx_extra: str = "",
+    fake: str,
+) -> str:
+    """A voicekit.toml wiring a server on ``port`` to the emulators and the phone."""
+    return f"""
 [agent]
-first_speaker = "caller"
-farewell = "We are closing, goodbye."
+{agent}
 [stt]
 provider = "soniox"
 [llm]
@@ -54,7 +55,7 @@ host = "127.0.0.1"
 port = {port}
 public_url = "http://127.0.0.1:{port}"
 shutdown_grace_s = 1
-records_dir = "{records}"
+{server}
 [providers.soniox]
 url = "{sx.url}"
 api_key = "test-soniox-key"
@@ -65,10 +66,35 @@ api_key = "test-elevenlabs-key"
 api_key = "test-telnyx-key"
 public_key = "{phone.public_key}"
 base_url = "{telnyx.url}"
+{telnyx_extra}
 [providers.fake]
-replies = [{json.dumps(long)}]
-first_token_ms = 50
-""")
+{fake}
+"""
+
+
+async def test_serve_answers_a_call_and_drains_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    records = tmp_path / "records"
+    long = "This answer is far too long to finish before the server stops. " * 10
+    async with (
+        TelnyxEmulator() as telnyx,
+        SonioxEmulator(utterances=["hello"], endpoint_ms=500) as sx,
+        ElevenLabsEmulator(ms_per_char=20) as el,
+    ):
+        phone = PhoneSimulator(f"http://127.0.0.1:{port}", telnyx)
+        config = tmp_path / "voicekit.toml"
+        config.write_text(
+            server_toml(
+                port,
+                phone,
+                telnyx,
+                sx,
+                el,
+                agent='first_speaker = "caller"\nfarewell = "We are closing, goodbye."',
+                server=f'records_dir = "{records}"',
+                fake=f"replies = [{json.dumps(long)}]\nfirst_token_ms = 50",
+            )
+        )
         process = await anyio.open_process(
             [sys.executable, "-m", "voicekit", "serve", "--config", str(config)]
         )
@@ -110,39 +136,18 @@ async def test_dial_calls_out_runs_the_agent_and_exits(tmp_path: Path) -> None:
     ):
         phone = PhoneSimulator(f"http://127.0.0.1:{port}", telnyx)
         config = tmp_path / "voicekit.toml"
-        config.write_text(f"""
-[agent]
-first_speaker = "agent"
-greeting = "Hello, this is Acme."
-[stt]
-provider = "soniox"
-[llm]
-provider = "fake"
-[tts]
-provider = "elevenlabs"
-[telephony]
-provider = "telnyx"
-[server]
-host = "127.0.0.1"
-port = {port}
-public_url = "http://127.0.0.1:{port}"
-shutdown_grace_s = 1
-[providers.soniox]
-url = "{sx.url}"
-api_key = "test-soniox-key"
-[providers.elevenlabs]
-url = "{el.url}"
-api_key = "test-elevenlabs-key"
-[providers.telnyx]
-api_key = "test-telnyx-key"
-public_key = "{phone.public_key}"
-base_url = "{telnyx.url}"
-connection_id = "conn-1"
-from_number = "+15550009999"
-[providers.fake]
-replies = ["Great, goodbye."]
-first_token_ms = 50
-""")
+        config.write_text(
+            server_toml(
+                port,
+                phone,
+                telnyx,
+                sx,
+                el,
+                agent='first_speaker = "agent"\ngreeting = "Hello, this is Acme."',
+                telnyx_extra='connection_id = "conn-1"\nfrom_number = "+15550009999"',
+                fake='replies = ["Great, goodbye."]\nfirst_token_ms = 50',
+            )
+        )
         process = await anyio.open_process(
             [sys.executable, "-m", "voicekit", "dial", "+15557654321", "--config", str(config)]
         )

@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import anyio
-import websockets
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from voicekit.audio import AudioFormat
 from voicekit.background import BackgroundTasks
-from voicekit.errors import ProviderAuthError, ProviderError
+from voicekit.errors import ProviderError
 from voicekit.reconnect import ReconnectBudget
 from voicekit.tts import TTSSession
+from voicekit.websocket import connect_websocket
 from voicekit_elevenlabs.formats import output_format_name
 from voicekit_elevenlabs.protocol import (
     AudioEvent,
@@ -44,10 +43,6 @@ logger = logging.getLogger(__name__)
 
 MAX_CONTEXTS = 5
 PROVIDER = "elevenlabs"
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ProviderError) and exc.retryable
 
 
 class ElevenLabsSession(TTSSession):
@@ -125,52 +120,19 @@ class ElevenLabsSession(TTSSession):
         base = s.url.rstrip("/")
         return f"{base}/v1/text-to-speech/{s.voice_id}/multi-stream-input?{urlencode(query)}"
 
-    async def _open_socket(self) -> None:
+    async def _connect(self) -> None:
         headers = {"xi-api-key": self.settings.api_key.get_secret_value()}
-        try:
-            with anyio.fail_after(self.settings.timeout):
-                # No permessage-deflate: base64 audio barely compresses and costs CPU.
-                self._ws = await websockets.connect(
-                    self._url(),
-                    additional_headers=headers,
-                    max_size=2**24,
-                    ping_interval=20,
-                    compression=None,
-                )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status in (401, 403):
-                raise ProviderAuthError(
-                    f"ElevenLabs refused the API key (HTTP {status}); check ELEVENLABS_API_KEY",
-                    provider=PROVIDER,
-                    status_code=status,
-                ) from None
-            raise ProviderError(
-                f"ElevenLabs refused the connection (HTTP {status})",
-                provider=PROVIDER,
-                status_code=status,
-                retryable=status == 429 or status >= 500,
-            ) from None
-        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
-            raise ProviderError(
-                f"cannot reach ElevenLabs: {type(exc).__name__}: {exc}",
-                provider=PROVIDER,
-                retryable=True,
-            ) from None
+        self._ws = await connect_websocket(
+            self._url(),
+            headers,
+            provider=PROVIDER,
+            label="ElevenLabs",
+            key_env="ELEVENLABS_API_KEY",
+            open_timeout_s=self.settings.timeout,
+            max_size=2**24,
+        )
         self._connected = True
         self._last_send = anyio.current_time()
-
-    async def _connect(self) -> None:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(4),
-            wait=wait_exponential(multiplier=0.1, max=2.0),
-            retry=retry_if_exception(_retryable),
-            sleep=anyio.sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                await self._open_socket()
 
     async def _reconnect(self) -> None:
         """After a drop: connect again, then re-send what each open utterance still owes."""

@@ -17,16 +17,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import websockets
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from voicekit.audio import AudioFormat
 from voicekit.background import BackgroundTasks
-from voicekit.errors import ProviderAuthError, ProviderError
+from voicekit.errors import ProviderError
 from voicekit.reconnect import ReconnectBudget
 from voicekit.stt import STTEvent, STTStream
+from voicekit.websocket import connect_websocket
 from voicekit_soniox.tokens import PROVIDER, MalformedResponse, TokenState
 
 if TYPE_CHECKING:
@@ -117,57 +116,28 @@ class SonioxStream(STTStream):
             config["api_key"] = s.api_key.get_secret_value()
         return config
 
-    async def _open(self) -> None:
+    async def _connect(self) -> None:
         s = self.settings
         headers = (
             {}
             if s.api_key_in_config
             else {"Authorization": f"Bearer {s.api_key.get_secret_value()}"}
         )
+        self._ws = await connect_websocket(
+            s.url,
+            headers,
+            provider=PROVIDER,
+            label="Soniox",
+            key_env="SONIOX_API_KEY",
+            open_timeout_s=s.timeout,
+        )
         try:
-            with anyio.fail_after(s.timeout):
-                # No permessage-deflate: compressing audio costs CPU and saves nothing.
-                self._ws = await websockets.connect(
-                    s.url,
-                    additional_headers=headers,
-                    max_size=2**22,
-                    ping_interval=20,
-                    compression=None,
-                )
-                await self._ws.send(json.dumps(self._config()))
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status in (401, 403):
-                raise ProviderAuthError(
-                    f"Soniox refused the API key (HTTP {status}); check SONIOX_API_KEY",
-                    provider=PROVIDER,
-                    status_code=status,
-                ) from None
+            await self._ws.send(json.dumps(self._config()))
+        except ConnectionClosed as exc:
             raise ProviderError(
-                f"Soniox refused the connection (HTTP {status})",
-                provider=PROVIDER,
-                status_code=status,
-                retryable=status == 429 or status >= 500,
-            ) from None
-        except (OSError, TimeoutError, websockets.InvalidHandshake, ConnectionClosed) as exc:
-            raise ProviderError(
-                f"cannot reach Soniox: {type(exc).__name__}: {exc}",
-                provider=PROVIDER,
-                retryable=True,
+                f"Soniox closed the connection at once: {exc}", provider=PROVIDER, retryable=True
             ) from None
         self._connected = True
-
-    async def _connect(self) -> None:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(4),
-            wait=wait_exponential(multiplier=0.1, max=2.0),
-            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
-            sleep=anyio.sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                await self._open()
 
     async def _reconnect(self) -> bool:
         """Connect again and replay the audio not yet covered by final results."""

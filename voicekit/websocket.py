@@ -1,0 +1,98 @@
+"""Open a provider's WebSocket the same way for every plugin.
+
+Connection failures become voicekit errors with the right retry semantics: a refused
+key (401/403) is a :class:`ProviderAuthError` naming the environment variable to check
+(never the key), 429 and 5xx are retryable, network trouble is retryable. Retries use
+bounded exponential backoff. Compression is off: audio does not compress, and
+permessage-deflate costs CPU on every frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import websockets
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from voicekit.errors import ProviderAuthError, ProviderError
+
+__all__ = ["connect_websocket", "retryable"]
+
+
+def retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderError) and exc.retryable
+
+
+async def _open(
+    url: str,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    label: str,
+    key_env: str,
+    open_timeout_s: float,
+    max_size: int,
+) -> Any:
+    try:
+        with anyio.fail_after(open_timeout_s):
+            return await websockets.connect(
+                url,
+                additional_headers=dict(headers),
+                max_size=max_size,
+                ping_interval=20,
+                compression=None,
+            )
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        if status in (401, 403):
+            raise ProviderAuthError(
+                f"{label} refused the API key (HTTP {status}); check {key_env}",
+                provider=provider,
+                status_code=status,
+            ) from None
+        raise ProviderError(
+            f"{label} refused the connection (HTTP {status})",
+            provider=provider,
+            status_code=status,
+            retryable=status == 429 or status >= 500,
+        ) from None
+    except (OSError, TimeoutError, websockets.InvalidHandshake, ConnectionClosed) as exc:
+        raise ProviderError(
+            f"cannot reach {label}: {type(exc).__name__}: {exc}", provider=provider, retryable=True
+        ) from None
+
+
+async def connect_websocket(
+    url: str,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    label: str,
+    key_env: str,
+    open_timeout_s: float,
+    max_size: int = 2**22,
+    attempts: int = 4,
+) -> Any:
+    """A connected ``websockets`` client connection, after up to ``attempts`` tries."""
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.1, max=2.0),
+        retry=retry_if_exception(retryable),
+        sleep=anyio.sleep,
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await _open(
+                url,
+                headers,
+                provider=provider,
+                label=label,
+                key_env=key_env,
+                open_timeout_s=open_timeout_s,
+                max_size=max_size,
+            )
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -20,7 +20,7 @@ async def _serve(
 ) -> None:
     import uvicorn
 
-    from voicekit.server._uvicorn import Server
+    from voicekit.server._uvicorn import MediaWebSocketProtocol, Server
 
     config = uvicorn.Config(
         app,
@@ -28,7 +28,7 @@ async def _serve(
         port=port,
         log_level="info",
         lifespan="on",
-        ws="websockets-sansio",
+        ws=MediaWebSocketProtocol,
         ws_per_message_deflate=False,  # media frames are audio: compression only costs CPU
     )
     server = Server(config)

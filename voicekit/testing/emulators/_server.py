@@ -64,7 +64,7 @@ class LoopbackServer:
     async def __aenter__(self) -> Self:
         import uvicorn  # test-only dependency, imported when an emulator starts
 
-        from voicekit.server._uvicorn import Server
+        from voicekit.server._uvicorn import MediaWebSocketProtocol, Server
 
         config = uvicorn.Config(
             self.app,
@@ -72,7 +72,7 @@ class LoopbackServer:
             port=0,
             log_level="critical",
             lifespan="on" if self.lifespan else "off",
-            ws="websockets-sansio",
+            ws=MediaWebSocketProtocol,
             ws_per_message_deflate=False,
             ws_ping_interval=None,
         )

@@ -66,6 +66,27 @@ class _Stream:
     last_input: float = 0.0
 
 
+_SQUARES: dict[str, np.ndarray] = {}
+
+
+def _rms(stream: _Stream, data: bytes) -> float:
+    """RMS of the audio as 16-bit PCM; G.711 through a table of squared sample values."""
+    if not data:
+        return 0.0
+    assert stream.fmt is not None and stream.to_pcm is not None
+    if stream.fmt.encoding in ("mulaw", "alaw"):
+        squares = _SQUARES.get(stream.fmt.encoding)
+        if squares is None:
+            pcm = AudioConverter(
+                AudioFormat(stream.fmt.encoding, 8000), AudioFormat("pcm_s16le", 8000)
+            ).process(bytes(range(256)))
+            squares = np.frombuffer(pcm, "<i2").astype(np.float64) ** 2
+            _SQUARES[stream.fmt.encoding] = squares
+        return float(np.sqrt(squares[np.frombuffer(data, np.uint8)].mean()))
+    samples = np.frombuffer(stream.to_pcm.process(data), "<i2").astype(np.float64)
+    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
 class SonioxEmulator:
     """``async with SonioxEmulator(utterances=[...]) as sx:`` then use ``sx.url``."""
 
@@ -277,8 +298,7 @@ class SonioxEmulator:
         assert stream.fmt is not None and stream.to_pcm is not None
         stream.audio_bytes += len(data)
         whole = len(data) - len(data) % stream.fmt.block_size
-        samples = np.frombuffer(stream.to_pcm.process(data[:whole]), "<i2").astype(np.float64)
-        rms = float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+        rms = _rms(stream, data[:whole])
         duration = stream.fmt.duration_ms(whole)
         start = stream.audio_ms
         stream.audio_ms += duration

@@ -4,7 +4,9 @@ A provider session that reads its socket in the background must start tasks in
 ``__aenter__`` and stop them in ``aclose``. Entering a task group in ``__aenter__`` is
 fine, but its cancel scope then wraps the caller's own code: cancelling it would cancel
 the caller too. Here each task runs in a cancel scope of its own, and ``stop`` cancels
-only those. A task that fails is logged, never allowed to cancel its owner's caller.
+only those. A task that fails is logged and reported to ``on_error`` (so the owner can
+fail the work that depended on it, instead of waiting forever), never allowed to cancel
+its owner's caller.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ logger = logging.getLogger(__name__)
 
 
 class BackgroundTasks:
-    def __init__(self, owner: str) -> None:
+    def __init__(self, owner: str, *, on_error: Callable[[Exception], None] | None = None):
         self.owner = owner
+        self.on_error = on_error
         self._tg: TaskGroup | None = None
         self._scopes: list[anyio.CancelScope] = []
 
@@ -45,10 +48,12 @@ class BackgroundTasks:
         with scope:
             try:
                 await func(*args)
-            except Exception:
+            except Exception as exc:
                 logger.exception(
                     "%s: background task %s failed", self.owner, getattr(func, "__name__", func)
                 )
+                if self.on_error is not None:
+                    self.on_error(exc)
         self._scopes.remove(scope)
 
     def stop(self) -> None:

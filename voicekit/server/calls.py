@@ -93,7 +93,8 @@ class CallManager:
         )
         self.active[call_id] = session
         self.calls_total += 1
-        self._idle = anyio.Event()
+        if self._idle.is_set():  # idle -> busy; drain() may already wait on the event
+            self._idle = anyio.Event()
         record: CallRecord | None = None
         try:
             if call_id in self._machines:

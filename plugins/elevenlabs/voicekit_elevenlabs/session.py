@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -54,7 +53,9 @@ class ElevenLabsSession(TTSSession):
         self._ws: Any = None
         self._connected = False
         self._closing = False
-        self._tasks = BackgroundTasks(f"elevenlabs call={call_id or '-'}")
+        self._tasks = self.own(
+            BackgroundTasks(f"elevenlabs call={call_id or '-'}", on_error=self._task_failed)
+        )
         self._send_lock = anyio.Lock()
         self._slots = anyio.Semaphore(MAX_CONTEXTS)
         self._open: dict[str, ElevenLabsUtterance] = {}
@@ -88,16 +89,7 @@ class ElevenLabsSession(TTSSession):
                     await self._ws.close()
                 except (ConnectionClosed, OSError):
                     pass
-        self._tasks.stop()  # the tasks' group itself is exited in __aexit__
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-        await self._tasks.__aexit__(None, None, None)
+        self._tasks.stop()  # the tasks' group is exited by AsyncResource.__aexit__
 
     def utterance(self) -> ElevenLabsUtterance:
         self._seq += 1
@@ -156,6 +148,11 @@ class ElevenLabsSession(TTSSession):
             utt.close_sent = False
             utt.flush_pending = utt.flush_pending or utt.ended or utt.sent < len(utt.log)
             await self.sync(utt)
+
+    def _task_failed(self, exc: Exception) -> None:
+        """A background task died (a bug): fail open replies rather than leave them waiting."""
+        self._broken = ProviderError(f"ElevenLabs session failed: {exc}", provider=PROVIDER)
+        self._fail_open(self._broken)
 
     def _fail_open(self, error: Exception) -> None:
         for utt in list(self._open.values()):

@@ -13,7 +13,6 @@ import logging
 import math
 from collections import deque
 from collections.abc import AsyncIterator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -44,7 +43,9 @@ class SonioxStream(STTStream):
         self._ws: Any = None
         self._connected = False
         self._closing = False
-        self._tasks = BackgroundTasks(f"soniox call={call_id or '-'}")
+        self._tasks = self.own(
+            BackgroundTasks(f"soniox call={call_id or '-'}", on_error=self._task_failed)
+        )
         self._lock = anyio.Lock()
         self._state = TokenState()
         self._sent_ms = 0.0  # audio sent over the whole call
@@ -84,17 +85,15 @@ class SonioxStream(STTStream):
         if self._ws is not None:
             with anyio.move_on_after(1.0, shield=True):
                 await self._ws.close()
-        self._tasks.stop()  # the tasks' group itself is exited in __aexit__
+        self._tasks.stop()  # the tasks' group is exited by AsyncResource.__aexit__
         self._events.close()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-        await self._tasks.__aexit__(None, None, None)
+    def _task_failed(self, exc: Exception) -> None:
+        """A background task died (a bug): end the event stream with the error."""
+        if not self._closing:
+            self._events.send_nowait(
+                ProviderError(f"Soniox stream failed: {exc}", provider=PROVIDER)
+            )
 
     # -- connecting ----------------------------------------------------------------------------
 

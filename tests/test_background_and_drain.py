@@ -1,0 +1,65 @@
+"""Regression tests: background-task failures reach their owner; drain is not fooled by a
+call that starts while it waits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+import trio.testing
+
+from voicekit.background import BackgroundTasks
+from voicekit.config import load_settings
+from voicekit.server import CallManager
+from voicekit.telephony import CallInfo
+from voicekit.testing import FakeLLM, FakeMediaStream, FakeSTT, FakeTTS
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+
+
+async def test_a_failed_background_task_is_reported_to_its_owner() -> None:
+    failures: list[Exception] = []
+
+    async def broken() -> None:
+        raise KeyError("bug")
+
+    async with BackgroundTasks("test", on_error=failures.append) as tasks:
+        tasks.start(broken)
+        await anyio.sleep(0.1)
+    assert len(failures) == 1 and isinstance(failures[0], KeyError)
+
+
+async def test_drain_ends_when_the_last_call_ends_even_if_one_started_meanwhile() -> None:
+    settings = load_settings(agent={"first_speaker": "caller"})
+    calls = CallManager(settings, stt=FakeSTT(), llm=FakeLLM(), tts=FakeTTS())
+    first = FakeMediaStream(CallInfo("call-a"))
+    second = FakeMediaStream(CallInfo("call-b"))
+
+    async def nothing() -> None:
+        return None
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: calls.run_call(first, hangup=nothing))
+        await anyio.sleep(0.1)
+        drained_at: list[float] = []
+
+        async def drain() -> None:
+            await calls.drain(60.0)
+            drained_at.append(anyio.current_time())
+
+        start = anyio.current_time()
+        tg.start_soon(drain)
+        await anyio.sleep(0.1)
+        tg.start_soon(lambda: calls.run_call(second, hangup=nothing))  # an answered call
+        await anyio.sleep(1.0)
+        first.hang_up()
+        await anyio.sleep(1.0)
+        second.hang_up()
+    assert drained_at and drained_at[0] - start < 5.0  # not the 60 s grace period
+    assert {r.call.call_id for r in calls.records} == {"call-a", "call-b"}

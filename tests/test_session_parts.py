@@ -113,3 +113,20 @@ def test_inbound_clock_maps_audio_position_to_arrival() -> None:
     assert clock.arrival(None) is None
     assert clock.arrival(190.0) == 100.18  # position 190 ms arrived in the 10th chunk
     assert clock.arrival(10_000) == 100.18
+
+
+def test_far_end_playback_follows_telnyx() -> None:
+    from voicekit.testing.playback import FarEndPlayback
+
+    far = FarEndPlayback()
+    far.mark(0.0, "idle")  # nothing playing: due at once
+    assert far.take_due(0.0) == ["idle"]
+    assert far.audio(1.0, 0.02) == (1.0, 1.02)
+    assert far.audio(1.005, 0.02) == (1.02, 1.04)  # back to back
+    far.mark(1.01, "a")
+    assert far.take_due(1.03) == [] and far.next_due() == 1.04
+    assert far.take_due(1.04) == ["a"]
+    far.audio(2.0, 1.0)
+    far.mark(2.0, "b")
+    far.clear(2.5)  # clear: playback stops, pending marks are echoed at once
+    assert far.take_due(2.5) == ["b"] and far.end == 2.5

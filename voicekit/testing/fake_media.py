@@ -4,8 +4,9 @@ It behaves like a telephony media stream seen from the server: audio sent is que
 played back to back at real-time speed (on whatever clock anyio runs, virtual or not);
 a mark is echoed when the audio sent before it has finished playing, or at once when
 nothing is queued; ``clear`` drops the unplayed audio and echoes the queued marks, as
-Telnyx does. The caller's side is driven by the test: ``say`` streams caller audio,
-``hang_up`` stops the stream, ``fail`` breaks it.
+Telnyx does (:class:`~voicekit.testing.playback.FarEndPlayback`). The caller's side is
+driven by the test: ``say`` streams caller audio, ``hang_up`` stops the stream, ``fail``
+breaks it.
 
 ``played_audio()`` is the ground truth of what the caller heard.
 """
@@ -29,6 +30,7 @@ from voicekit.telephony import (
     MediaStream,
     StreamStopped,
 )
+from voicekit.testing.playback import FarEndPlayback
 
 __all__ = ["FakeMediaStream", "PlayedSegment"]
 
@@ -68,8 +70,7 @@ class FakeMediaStream(MediaStream):
         self.marks_sent: list[tuple[float, str]] = []
         self.marks_reached: list[tuple[float, str]] = []
         self.clears: list[float] = []
-        self._pending_marks: list[tuple[float, str]] = []
-        self._play_end = 0.0
+        self._far_end = FarEndPlayback()
         self.stopped = False
 
     # -- MediaStream ----------------------------------------------------------------------
@@ -88,16 +89,14 @@ class FakeMediaStream(MediaStream):
 
     async def send_audio(self, data: bytes) -> None:
         now = anyio.current_time()
-        start = max(now, self._play_end)
-        end = start + self._out_fmt.duration_ms(len(data)) / 1000
+        start, end = self._far_end.audio(now, self._out_fmt.duration_ms(len(data)) / 1000)
         self.segments.append(PlayedSegment(start, end, data))
         self.sent_frames.append((now, data))
-        self._play_end = end
 
     async def mark(self, name: str) -> None:
         now = anyio.current_time()
         self.marks_sent.append((now, name))
-        self._pending_marks.append((max(now, self._play_end), name))
+        self._far_end.mark(now, name)
         self._send.send_nowait(_Wake())
 
     async def clear(self) -> None:
@@ -106,21 +105,19 @@ class FakeMediaStream(MediaStream):
         for seg in self.segments:
             if seg.cut is None and seg.end > now:
                 seg.cut = max(now, seg.start)
-        self._play_end = now
-        self._pending_marks = [(now, name) for _, name in self._pending_marks]
+        self._far_end.clear(now)
         self._send.send_nowait(_Wake())
 
     async def __aiter__(self) -> AsyncIterator[MediaEvent]:
         while True:
             now = anyio.current_time()
-            due = sorted(m for m in self._pending_marks if m[0] <= now)
-            for mark in due:
-                self._pending_marks.remove(mark)
-                self.marks_reached.append((now, mark[1]))
-                yield MarkReached(mark[1])
-            next_due = min((d for d, _ in self._pending_marks), default=math.inf)
+            for name in self._far_end.take_due(now):
+                self.marks_reached.append((now, name))
+                yield MarkReached(name)
+            next_due = self._far_end.next_due()
             event: MediaEvent | _Wake | Exception | None = None
-            with anyio.move_on_after(next_due - anyio.current_time()):
+            wait = math.inf if next_due is None else next_due - anyio.current_time()
+            with anyio.move_on_after(wait):
                 try:
                     event = await self._recv.receive()
                 except anyio.EndOfStream:

@@ -18,7 +18,7 @@ import base64
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -29,6 +29,7 @@ import websockets
 
 from voicekit.audio import AudioConverter, AudioFormat, read_wav
 from voicekit.testing.emulators.telnyx import TelnyxEmulator
+from voicekit.testing.playback import FarEndPlayback
 
 __all__ = ["PhoneSimulator", "SimulatedCall", "UtteranceReport"]
 
@@ -141,13 +142,6 @@ class PhoneSimulator:
         return call
 
 
-@dataclass
-class _Playback:
-    end: float = 0.0
-    marks: list[tuple[float, str]] = field(default_factory=list)
-    wake: anyio.Event = field(default_factory=anyio.Event)
-
-
 class SimulatedCall:
     """One call; use ``async with phone.call() as call:``."""
 
@@ -173,7 +167,8 @@ class SimulatedCall:
         self.closed_code: int | None = None
         self._queue = bytearray()
         self._drained = anyio.Event()
-        self._play = _Playback()
+        self._play = FarEndPlayback()
+        self._marks_changed = anyio.Event()
         self._lock = anyio.Lock(fast_acquire=True)
         self._tg: Any = None
         self._seq = 0
@@ -359,7 +354,6 @@ class SimulatedCall:
 
     def _on_message(self, message: dict[str, Any]) -> None:
         now = anyio.current_time()
-        play = self._play
         event = message.get("event")
         if event == "media":
             audio = base64.b64decode(message["media"]["payload"])
@@ -368,28 +362,25 @@ class SimulatedCall:
             for report in self.utterances:
                 if report.agent_started_at is None and report.ended_at and now >= report.ended_at:
                     report.agent_started_at = now
-            play.end = max(now, play.end) + self.format.duration_ms(len(audio)) / 1000
+            self._play.audio(now, self.format.duration_ms(len(audio)) / 1000)
         elif event == "mark":
-            play.marks.append((max(now, play.end), message["mark"]["name"]))
+            self._play.mark(now, message["mark"]["name"])
         elif event == "clear":
             self.clears.append(now)
-            play.end = now
-            play.marks = [(now, name) for _, name in play.marks]
-        play.wake.set()
+            self._play.clear(now)
+        self._marks_changed.set()
 
     async def _marker(self) -> None:
-        play = self._play
+        """Echo each mark when its audio has finished playing."""
         while True:
             now = anyio.current_time()
-            due = [m for m in play.marks if m[0] <= now]
-            for mark in due:
-                play.marks.remove(mark)
-                self.marks_echoed.append(mark[1])
+            for name in self._play.take_due(now):
+                self.marks_echoed.append(name)
                 try:
-                    await self._send({"event": "mark", "mark": {"name": mark[1]}})
+                    await self._send({"event": "mark", "mark": {"name": name}})
                 except (websockets.ConnectionClosed, OSError):
                     return
-            next_due = min((d for d, _ in play.marks), default=None)
-            play.wake = anyio.Event()
+            next_due = self._play.next_due()
+            self._marks_changed = anyio.Event()
             with anyio.move_on_after(None if next_due is None else max(0.0, next_due - now)):
-                await play.wake.wait()
+                await self._marks_changed.wait()

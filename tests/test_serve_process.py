@@ -6,11 +6,15 @@ import json
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
+from anyio.abc import Process
 
 from voicekit.audio import ULAW_8K
 from voicekit.testing import voice
@@ -72,55 +76,70 @@ base_url = "{telnyx.url}"
 """
 
 
-async def test_serve_answers_a_call_and_drains_on_sigterm(tmp_path: Path) -> None:
+@dataclass
+class Running:
+    process: Process
+    phone: PhoneSimulator
+    telnyx: TelnyxEmulator
+    port: int
+
+
+@asynccontextmanager
+async def voicekit_process(
+    tmp_path: Path, command: list[str], *, utterances: list[str], **toml: str
+) -> AsyncIterator[Running]:
+    """``voicekit <command> --config`` as a real process, wired to fresh emulators and a
+    phone; killed (if still running) on the way out."""
     port = free_port()
-    records = tmp_path / "records"
-    long = "This answer is far too long to finish before the server stops. " * 10
     async with (
         TelnyxEmulator() as telnyx,
-        SonioxEmulator(utterances=["hello"], endpoint_ms=500) as sx,
+        SonioxEmulator(utterances=utterances, endpoint_ms=500) as sx,
         ElevenLabsEmulator(ms_per_char=20) as el,
     ):
         phone = PhoneSimulator(f"http://127.0.0.1:{port}", telnyx)
         config = tmp_path / "voicekit.toml"
-        config.write_text(
-            server_toml(
-                port,
-                phone,
-                telnyx,
-                sx,
-                el,
-                agent='first_speaker = "caller"\nfarewell = "We are closing, goodbye."',
-                server=f'records_dir = "{records}"',
-                fake=f"replies = [{json.dumps(long)}]\nfirst_token_ms = 50",
-            )
-        )
+        config.write_text(server_toml(port, phone, telnyx, sx, el, **toml))
         process = await anyio.open_process(
-            [sys.executable, "-m", "voicekit", "serve", "--config", str(config)]
+            [sys.executable, "-m", "voicekit", *command, "--config", str(config)]
         )
         try:
-            async with httpx.AsyncClient() as client:
-                with anyio.fail_after(20):
-                    while True:
-                        try:
-                            if (await client.get(f"http://127.0.0.1:{port}/healthz")).is_success:
-                                break
-                        except httpx.HTTPError:
-                            await anyio.sleep(0.1)
-            async with phone.call() as call:
-                await call.say(voice(600, ULAW_8K))
-                with anyio.fail_after(10):
-                    while len(call.agent_audio) < 4000:  # noqa: ASYNC110
-                        await anyio.sleep(0.05)
-                process.send_signal(signal.SIGTERM)
-                hangup = await telnyx.wait_for("hangup", call.call_id, limit_s=20)
-                assert hangup is not None
-            with anyio.fail_after(20):
-                code = await process.wait()
+            yield Running(process, phone, telnyx, port)
         finally:
             if process.returncode is None:
                 process.kill()
             await phone.aclose()
+
+
+async def test_serve_answers_a_call_and_drains_on_sigterm(tmp_path: Path) -> None:
+    records = tmp_path / "records"
+    long = "This answer is far too long to finish before the server stops. " * 10
+    async with voicekit_process(
+        tmp_path,
+        ["serve"],
+        utterances=["hello"],
+        agent='first_speaker = "caller"\nfarewell = "We are closing, goodbye."',
+        server=f'records_dir = "{records}"',
+        fake=f"replies = [{json.dumps(long)}]\nfirst_token_ms = 50",
+    ) as run:
+        process, phone, telnyx, port = run.process, run.phone, run.telnyx, run.port
+        async with httpx.AsyncClient() as client:
+            with anyio.fail_after(20):
+                while True:
+                    try:
+                        if (await client.get(f"http://127.0.0.1:{port}/healthz")).is_success:
+                            break
+                    except httpx.HTTPError:
+                        await anyio.sleep(0.1)
+        async with phone.call() as call:
+            await call.say(voice(600, ULAW_8K))
+            with anyio.fail_after(10):
+                while len(call.agent_audio) < 4000:  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            hangup = await telnyx.wait_for("hangup", call.call_id, limit_s=20)
+            assert hangup is not None
+        with anyio.fail_after(20):
+            code = await process.wait()
     assert code == 0
     saved = json.loads(next(records.glob("*.json")).read_text())
     assert saved["end_reason"] == "shutdown"
@@ -128,45 +147,26 @@ async def test_serve_answers_a_call_and_drains_on_sigterm(tmp_path: Path) -> Non
 
 
 async def test_dial_calls_out_runs_the_agent_and_exits(tmp_path: Path) -> None:
-    port = free_port()
-    async with (
-        TelnyxEmulator() as telnyx,
-        SonioxEmulator(utterances=["yes thanks"], endpoint_ms=500) as sx,
-        ElevenLabsEmulator(ms_per_char=20) as el,
-    ):
-        phone = PhoneSimulator(f"http://127.0.0.1:{port}", telnyx)
-        config = tmp_path / "voicekit.toml"
-        config.write_text(
-            server_toml(
-                port,
-                phone,
-                telnyx,
-                sx,
-                el,
-                agent='first_speaker = "agent"\ngreeting = "Hello, this is Acme."',
-                telnyx_extra='connection_id = "conn-1"\nfrom_number = "+15550009999"',
-                fake='replies = ["Great, goodbye."]\nfirst_token_ms = 50',
-            )
-        )
-        process = await anyio.open_process(
-            [sys.executable, "-m", "voicekit", "dial", "+15557654321", "--config", str(config)]
-        )
-        try:
-            async with await phone.answer(limit_s=20) as callee:
-                with anyio.fail_after(10):
-                    while not callee.marks_echoed:  # noqa: ASYNC110  (the greeting played)
-                        await anyio.sleep(0.05)
-                await callee.wait(2.0)
-                await callee.say(voice(500, ULAW_8K))
-                await callee.wait(2.0)
-            with anyio.fail_after(20):
-                code = await process.wait()
-            assert process.stdout is not None
-            output = (await process.stdout.receive()).decode()
-        finally:
-            if process.returncode is None:
-                process.kill()
-            await phone.aclose()
+    async with voicekit_process(
+        tmp_path,
+        ["dial", "+15557654321"],
+        utterances=["yes thanks"],
+        agent='first_speaker = "agent"\ngreeting = "Hello, this is Acme."',
+        telnyx_extra='connection_id = "conn-1"\nfrom_number = "+15550009999"',
+        fake='replies = ["Great, goodbye."]\nfirst_token_ms = 50',
+    ) as run:
+        process, phone, telnyx = run.process, run.phone, run.telnyx
+        async with await phone.answer(limit_s=20) as callee:
+            with anyio.fail_after(10):
+                while not callee.marks_echoed:  # noqa: ASYNC110  (the greeting played)
+                    await anyio.sleep(0.05)
+            await callee.wait(2.0)
+            await callee.say(voice(500, ULAW_8K))
+            await callee.wait(2.0)
+        with anyio.fail_after(20):
+            code = await process.wait()
+        assert process.stdout is not None
+        output = (await process.stdout.receive()).decode()
     assert code == 0
     assert "dialling +15557654321" in output
     dial = telnyx.commands[0]

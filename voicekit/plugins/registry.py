@@ -229,11 +229,20 @@ class ProviderRegistry:
         environ: Mapping[str, str] | None = None,
     ) -> Provider:
         """Build a provider instance from its options (validated first)."""
-        reg = self.registration(kind, name)
-        if reg.plugin.missing:
+        self._check_installed(kind, name)
+        return self.instantiate(
+            kind, name, self.settings(kind, name, options, source=source, environ=environ)
+        )
+
+    def instantiate(self, kind: ProviderKind, name: str, settings: ProviderSettings) -> Provider:
+        """Build a provider from settings already validated (see :meth:`settings`)."""
+        self._check_installed(kind, name)
+        return self.registration(kind, name).cls(settings)
+
+    def _check_installed(self, kind: ProviderKind, name: str) -> None:
+        plugin = self.registration(kind, name).plugin
+        if plugin.missing:
             raise PluginError(
                 f"{kind} provider {name!r} needs packages that are not installed "
-                f"({', '.join(reg.plugin.missing)}): {reg.plugin.install_hint}"
+                f"({', '.join(plugin.missing)}): {plugin.install_hint}"
             )
-        settings = self.settings(kind, name, options, source=source, environ=environ)
-        return reg.cls(settings)

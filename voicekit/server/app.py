@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from voicekit.config.resolve import create_provider, resolve_providers
+from voicekit.config.resolve import resolve_providers
 from voicekit.config.settings import VoiceKitSettings
 from voicekit.llm import LLM
 from voicekit.plugins import PluginManager, load_plugins
@@ -46,10 +46,12 @@ def create_app(
     registry = manager.registry
     given: dict[ProviderKind, Any] = {"stt": stt, "llm": llm, "tts": tts, "telephony": telephony}
     missing = tuple(kind for kind, provider in given.items() if provider is None)
-    resolve_providers(settings, registry, kinds=missing)  # all config errors at once
+    resolved = resolve_providers(settings, registry, kinds=missing)  # all errors at once
 
-    def build(kind: str, given: Any) -> Any:
-        return given if given is not None else create_provider(kind, settings, registry)  # type: ignore[arg-type]
+    def build(kind: ProviderKind, given: Any) -> Any:
+        if given is not None:
+            return given
+        return registry.instantiate(kind, resolved.names[kind], resolved.settings[kind])
 
     stt_p, llm_p = build("stt", stt), build("llm", llm)
     tts_p, tel_p = build("tts", tts), build("telephony", telephony)

@@ -18,7 +18,8 @@ import json
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -174,18 +175,10 @@ class TelnyxTelephony(Telephony):
             }
             if not host.accepting_calls():
                 logger.info("call=%s: refused, the server is not accepting calls", call_id)
-
-                async def reject() -> None:
-                    await self._quietly(self.client.reject(call_id, "USER_BUSY"))
-
-                return reject
-
-            async def answer() -> None:
-                await self._quietly(
-                    self.client.answer(call_id, **self._stream_params(host, call_id))
-                )
-
-            return answer
+                return partial(self._quietly, self.client.reject, call_id, "USER_BUSY")
+            return partial(
+                self._quietly, self.client.answer, call_id, **self._stream_params(host, call_id)
+            )
         if event_type == "call.hangup":
             host.end_call(call_id, f"hangup:{payload.get('hangup_cause', 'unspecified')}")
             self._calls.pop(call_id, None)
@@ -197,16 +190,15 @@ class TelnyxTelephony(Telephony):
                 "call=%s: Telnyx streaming failed: %s", call_id, payload.get("failure_reason")
             )
             host.end_call(call_id, "streaming_failed")
-
-            async def hang_up() -> None:
-                await self._quietly(self.client.hangup(call_id))
-
-            return hang_up
+            return partial(self._quietly, self.client.hangup, call_id)
         return None
 
-    async def _quietly(self, coro: Any) -> None:
+    async def _quietly(
+        self, command: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> None:
+        """Run a Call Control command after the webhook answered; log, never raise."""
         try:
-            await coro
+            await command(*args, **kwargs)
         except Exception as exc:
             logger.error("Telnyx command failed: %s", exc)
 

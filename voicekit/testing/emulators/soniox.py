@@ -23,7 +23,7 @@ from typing import Any, Self
 import anyio
 import numpy as np
 
-from voicekit.audio import AudioConverter, AudioFormat
+from voicekit.audio import AudioConverter, AudioFormat, alaw_decode, ulaw_decode
 from voicekit.testing.emulators._server import Faults, LoopbackServer
 
 __all__ = ["SonioxEmulator"]
@@ -77,10 +77,8 @@ def _rms(stream: _Stream, data: bytes) -> float:
     if stream.fmt.encoding in ("mulaw", "alaw"):
         squares = _SQUARES.get(stream.fmt.encoding)
         if squares is None:
-            pcm = AudioConverter(
-                AudioFormat(stream.fmt.encoding, 8000), AudioFormat("pcm_s16le", 8000)
-            ).process(bytes(range(256)))
-            squares = np.frombuffer(pcm, "<i2").astype(np.float64) ** 2
+            decode = ulaw_decode if stream.fmt.encoding == "mulaw" else alaw_decode
+            squares = np.frombuffer(decode(bytes(range(256))), "<i2").astype(np.float64) ** 2
             _SQUARES[stream.fmt.encoding] = squares
         return float(np.sqrt(squares[np.frombuffer(data, np.uint8)].mean()))
     samples = np.frombuffer(stream.to_pcm.process(data), "<i2").astype(np.float64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from voicekit.audio import ALAW_8K, PCM_8K, PCM_16K, PCM_24K, ULAW_8K
 from voicekit.session import ConversationHistory, SpokenText, choose_format
 from voicekit.session.bargein import is_echo, is_interruption
@@ -130,3 +132,23 @@ def test_far_end_playback_follows_telnyx() -> None:
     far.mark(2.0, "b")
     far.clear(2.5)  # clear: playback stops, pending marks are echoed at once
     assert far.take_due(2.5) == ["b"] and far.end == 2.5
+
+
+def test_turn_metrics_steps_and_ttfa() -> None:
+    from voicekit.records import TurnMetrics
+
+    m = TurnMetrics(
+        turn_index=1,
+        user_speech_end=10.0,
+        stt_end_of_turn=10.3,
+        llm_first_token=10.55,
+        first_frame_sent=10.9,
+    )
+    assert m.ttfa_ms == pytest.approx(900.0)
+    steps = m.steps_ms()
+    assert list(steps) == [
+        "user_speech_end->stt_end_of_turn",
+        "stt_end_of_turn->llm_first_token",
+        "llm_first_token->first_frame_sent",
+    ]
+    assert steps["stt_end_of_turn->llm_first_token"] == pytest.approx(250.0)

@@ -55,8 +55,6 @@ class Playout:
         self._play_end = 0.0  # when the audio sent so far will have finished playing
         self._on_frame_sent = on_frame_sent
         self._call_id = call_id
-        self.frames_sent = 0
-        self.bytes_sent = 0
 
     @property
     def queued(self) -> int:
@@ -77,10 +75,6 @@ class Playout:
         """
         self._generation += 1
         self._queue.clear()
-
-    def playing_until(self) -> float:
-        """When the audio already sent will have finished playing (monotonic seconds)."""
-        return self._play_end
 
     async def clear(self) -> None:
         """Barge-in: drop queued audio here and at the far end."""
@@ -106,8 +100,6 @@ class Playout:
                     continue  # dropped by a barge-in while we waited
                 await self.media.send_audio(item.frame)
                 self._play_end += self.format.duration_ms(len(item.frame)) / 1000
-                self.frames_sent += 1
-                self.bytes_sent += len(item.frame)
                 if self._on_frame_sent is not None:
                     self._on_frame_sent(item.owner)
             elif item.mark is not None and item.generation == self._generation:

@@ -43,13 +43,6 @@ class SpokenText:
         self.audio_ms += duration_ms
         return ends
 
-    def last_word_end(self) -> float | None:
-        """End of the final aligned word (a word at the very end has no space after it)."""
-        for ch, _, end in reversed(self._chars):
-            if not ch.isspace():
-                return end
-        return None
-
     def heard(self, heard_ms: float) -> str:
         """The whole words the caller has heard when ``heard_ms`` of audio has played."""
         if self.complete and heard_ms >= self.audio_ms:

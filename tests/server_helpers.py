@@ -99,3 +99,6 @@ async def rig(
                 )
             finally:
                 await phone.aclose()
+        # Every route must end cleanly, whatever the callers did: uvicorn would only log it.
+        for server in (loopback, soniox.server, elevenlabs.server, telnyx.server):
+            assert server.app_errors == [], server.app_errors

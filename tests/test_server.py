@@ -97,6 +97,7 @@ async def test_caller_hangs_up_mid_reply(tmp_path: Path) -> None:
         assert record.turns and record.turns[0].heard_text
         assert (tmp_path / "records").glob("*.json")
         assert r.llm.cancelled + r.llm.completed == 1
+        assert r.server.app_errors == []  # the hang-up closed the media route cleanly
 
 
 @pytest.mark.parametrize("problem", ["bad_signature", "stale", "future", "missing_headers"])

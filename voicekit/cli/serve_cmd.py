@@ -80,7 +80,7 @@ def serve_command(config_path: str | None, host: str | None, port: int | None) -
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(config_path, **({"server": overrides} if overrides else {}))
     app = create_app(settings)
-    anyio.run(_serve, app, settings.server.host, settings.server.port)
+    anyio.run(_serve, app, settings.server.host, settings.server.port, backend_options={"use_uvloop": True})
 
 
 @cli.command("dial")

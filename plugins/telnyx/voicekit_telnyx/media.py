@@ -122,6 +122,11 @@ class TelnyxMediaStream(MediaStream):
         self.bad_frames[exc.kind] += 1
         logger.warning("call=%s: skipped a bad media frame: %s", self._call_id, exc)
 
+    @property
+    def closed(self) -> bool:
+        """The socket is gone (a disconnect was read or a send failed)."""
+        return self._closed
+
     # -- MediaStream --------------------------------------------------------------------------
 
     @property
@@ -145,6 +150,7 @@ class TelnyxMediaStream(MediaStream):
                 raw = await self._next()
             except (OSError, RuntimeError) as exc:
                 logger.info("call=%s: media socket closed: %s", self._call_id, exc)
+                self._closed = True
                 raw = None
             if raw is None:
                 yield StreamStopped("media stream disconnected")

@@ -203,6 +203,8 @@ class TelnyxTelephony(Telephony):
             logger.error("Telnyx command failed: %s", exc)
 
     async def _media(self, host: CallHost, websocket: Any) -> None:
+        from starlette.websockets import WebSocketDisconnect
+
         token = websocket.headers.get(
             "x-telnyx-streaming-auth-token"
         ) or websocket.query_params.get("token")
@@ -232,7 +234,9 @@ class TelnyxTelephony(Telephony):
             await self.client.hangup(call_id)
 
         await host.run_call(stream, hangup=hang_up)
+        if stream.closed:
+            return  # Telnyx (or the caller) already closed the socket
         try:
             await websocket.close(code=1000)
-        except (OSError, RuntimeError):
-            pass
+        except (OSError, RuntimeError, WebSocketDisconnect):
+            pass  # it closed while we were finishing: nothing left to tell it

@@ -44,14 +44,27 @@ class Faults:
 
 
 class LoopbackServer:
-    """``async with LoopbackServer(app) as server:`` serves ``app`` on 127.0.0.1:<port>."""
+    """``async with LoopbackServer(app) as server:`` serves ``app`` on 127.0.0.1:<port>.
+
+    Exceptions the app lets escape to uvicorn are kept in ``app_errors``: uvicorn would
+    only log them (and tests silence its log), so a handler that fails on every hang-up
+    would otherwise go unnoticed.
+    """
 
     def __init__(self, app: Any, *, lifespan: bool = False) -> None:
         self.app = app
         self.lifespan = lifespan
         self.port = 0
+        self.app_errors: list[BaseException] = []
         self._server: Any = None
         self._tg: TaskGroup | None = None
+
+    async def _recording_errors(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            self.app_errors.append(exc)
+            raise
 
     @property
     def http_url(self) -> str:
@@ -67,7 +80,8 @@ class LoopbackServer:
         from voicekit.server._uvicorn import MediaWebSocketProtocol, Server
 
         config = uvicorn.Config(
-            self.app,
+            self._recording_errors,
+            interface="asgi3",
             host="127.0.0.1",
             port=0,
             log_level="critical",

@@ -116,23 +116,23 @@ class ElevenLabsEmulator:
         self.connections: list[_Connection] = []
         self.handshakes: list[dict[str, str]] = []  # query params of every upgrade
         self.audio_sent: dict[str, bytearray] = {}  # context id -> audio sent, in order
-        self._server = LoopbackServer(self._app())
+        self.server = LoopbackServer(self._app())
 
     @property
     def url(self) -> str:
         """Base URL (ws://...) for the WebSocket endpoints."""
-        return self._server.ws_url
+        return self.server.ws_url
 
     @property
     def http_url(self) -> str:
-        return self._server.http_url
+        return self.server.http_url
 
     async def __aenter__(self) -> Self:
-        await self._server.__aenter__()
+        await self.server.__aenter__()
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        await self._server.__aexit__(*exc)
+        await self.server.__aexit__(*exc)
 
     def messages(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         return [r.message for r in self.received if endpoint in (None, r.endpoint)]

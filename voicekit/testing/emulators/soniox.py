@@ -111,18 +111,18 @@ class SonioxEmulator:
         self.idle_timeout_s = idle_timeout_s
         self.faults = faults or Faults()
         self.streams: list[_Stream] = []
-        self._server = LoopbackServer(self._app())
+        self.server = LoopbackServer(self._app())
 
     @property
     def url(self) -> str:
-        return f"{self._server.ws_url}/transcribe-websocket"
+        return f"{self.server.ws_url}/transcribe-websocket"
 
     async def __aenter__(self) -> Self:
-        await self._server.__aenter__()
+        await self.server.__aenter__()
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        await self._server.__aexit__(*exc)
+        await self.server.__aexit__(*exc)
 
     @property
     def configs(self) -> list[dict[str, Any]]:

@@ -59,19 +59,19 @@ class TelnyxEmulator:
         self.calls: dict[str, _Call] = {}
         self.fail_next: list[int] = []
         self._changed = anyio.Event()
-        self._server = LoopbackServer(self._app())
+        self.server = LoopbackServer(self._app())
 
     @property
     def url(self) -> str:
         """Base URL for ``[providers.telnyx] base_url``."""
-        return f"{self._server.http_url}/v2"
+        return f"{self.server.http_url}/v2"
 
     async def __aenter__(self) -> Self:
-        await self._server.__aenter__()
+        await self.server.__aenter__()
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        await self._server.__aexit__(*exc)
+        await self.server.__aexit__(*exc)
 
     def register_call(self, call_control_id: str) -> None:
         """An inbound call the phone simulator is about to announce."""

@@ -76,11 +76,18 @@ def serve_command(config_path: str | None, host: str | None, port: int | None) -
     shutdown_grace_s, then says farewell, hangs up, and writes every call record.
     """
     from voicekit.server import create_app
+    from voicekit.server.event_loop import backend_options
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(config_path, **({"server": overrides} if overrides else {}))
     app = create_app(settings)
-    anyio.run(_serve, app, settings.server.host, settings.server.port, backend_options={"use_uvloop": True})
+    anyio.run(
+        _serve,
+        app,
+        settings.server.host,
+        settings.server.port,
+        backend_options=backend_options(settings.server.event_loop),
+    )
 
 
 @cli.command("dial")
@@ -108,8 +115,16 @@ def dial_command(
     reach it at [server] public_url). Answering machines get [turn] voicemail_action.
     """
     from voicekit.server import create_app
+    from voicekit.server.event_loop import backend_options
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(config_path, **({"server": overrides} if overrides else {}))
     app = create_app(settings)
-    anyio.run(_serve, app, settings.server.host, settings.server.port, (number, from_number))
+    anyio.run(
+        _serve,
+        app,
+        settings.server.host,
+        settings.server.port,
+        (number, from_number),
+        backend_options=backend_options(settings.server.event_loop),
+    )

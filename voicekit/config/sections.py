@@ -142,6 +142,10 @@ class ServerSettings(_Section):
     records_dir: Path | None = Field(
         default=None, description="Write each finished call's record here as JSON."
     )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="Event loop for `voicekit serve`: auto uses uvloop when installed.",
+    )
 
 
 class FlowSettings(_Section):

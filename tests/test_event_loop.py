@@ -1,0 +1,36 @@
+"""``[server] event_loop``: uvloop when it is there, asyncio on request, a clear error."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from voicekit.config import load_settings
+from voicekit.errors import ConfigError
+from voicekit.server.event_loop import backend_options
+
+
+def test_auto_uses_uvloop_when_installed() -> None:
+    pytest.importorskip("uvloop")
+    assert backend_options(load_settings().server.event_loop) == {"use_uvloop": True}
+    assert backend_options("uvloop") == {"use_uvloop": True}
+
+
+def test_asyncio_on_request() -> None:
+    assert backend_options("asyncio") == {}
+
+
+def test_without_uvloop_auto_falls_back_and_uvloop_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # find_spec raises for a None entry
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    assert backend_options("auto") == {}
+    with pytest.raises(ConfigError, match=r"server.event_loop.*pip install 'voicekit\[server\]'"):
+        backend_options("uvloop")
+
+
+def test_bad_value_names_the_field() -> None:
+    with pytest.raises(ConfigError, match="event_loop"):
+        load_settings(server={"event_loop": "tokio"})

@@ -21,6 +21,7 @@ async def _serve(
     import uvicorn
 
     from voicekit.server._uvicorn import MediaWebSocketProtocol, Server
+    from voicekit.server.runtime import freeze_startup_heap
 
     config = uvicorn.Config(
         app,
@@ -45,9 +46,16 @@ async def _serve(
                 await stop()
                 return
 
-    async def place_call(to: str, from_number: str | None) -> None:
+    async def started() -> None:
         while not server.started:  # noqa: ASYNC110  (uvicorn offers no event)
             await anyio.sleep(0.05)
+
+    async def when_started() -> None:
+        await started()
+        freeze_startup_heap()
+
+    async def place_call(to: str, from_number: str | None) -> None:
+        await started()
         call_id = await app.state.telephony.dial(to, from_number=from_number, host=calls)
         click.echo(f"dialling {to}: call {call_id}")
         while not any(r.call.call_id == call_id for r in calls.records):  # noqa: ASYNC110
@@ -58,6 +66,7 @@ async def _serve(
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(on_signals)
+        tg.start_soon(when_started)
         if dial is not None:
             tg.start_soon(place_call, *dial)
         await server.serve()
@@ -76,7 +85,7 @@ def serve_command(config_path: str | None, host: str | None, port: int | None) -
     shutdown_grace_s, then says farewell, hangs up, and writes every call record.
     """
     from voicekit.server import create_app
-    from voicekit.server.event_loop import backend_options
+    from voicekit.server.runtime import backend_options
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(config_path, **({"server": overrides} if overrides else {}))
@@ -115,7 +124,7 @@ def dial_command(
     reach it at [server] public_url). Answering machines get [turn] voicemail_action.
     """
     from voicekit.server import create_app
-    from voicekit.server.event_loop import backend_options
+    from voicekit.server.runtime import backend_options
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(config_path, **({"server": overrides} if overrides else {}))

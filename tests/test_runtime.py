@@ -1,14 +1,15 @@
-"""``[server] event_loop``: uvloop when it is there, asyncio on request, a clear error."""
+"""Process tuning: ``[server] event_loop`` and freezing the start-up heap."""
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import pytest
 
 from voicekit.config import load_settings
 from voicekit.errors import ConfigError
-from voicekit.server.event_loop import backend_options
+from voicekit.server.runtime import backend_options, freeze_startup_heap
 
 
 def test_auto_uses_uvloop_when_installed() -> None:
@@ -34,3 +35,14 @@ def test_without_uvloop_auto_falls_back_and_uvloop_names_the_fix(
 def test_bad_value_names_the_field() -> None:
     with pytest.raises(ConfigError, match="event_loop"):
         load_settings(server={"event_loop": "tokio"})
+
+
+def test_freezing_exempts_existing_objects_from_collection() -> None:
+    try:
+        survivor = [object()]
+        frozen = freeze_startup_heap()
+        assert frozen == gc.get_freeze_count() > 0
+        assert gc.is_tracked(survivor)
+        assert all(o is not survivor for o in gc.get_objects(generation=2))  # permanent now
+    finally:
+        gc.unfreeze()

@@ -5,14 +5,23 @@ Three processes, all on loopback:
 - the providers: the Soniox and ElevenLabs emulators;
 - this one: the Telnyx REST emulator and the phone simulator placing N calls.
 
-Each call: the caller says something, the agent answers, the caller listens, hangs up.
+With two or more CPUs the server gets one CPU to itself and the load generator (the
+other two processes) the rest (``--no-pin`` to let the kernel schedule freely): the
+numbers then describe the server, not a server fighting its own load generator.
+
+Each call: the caller says something, the agent answers, the caller listens; ``--turns``
+times, then it hangs up. Calls arrive spread evenly over ``--ramp`` seconds (real calls
+arrive at random; starting them all together would also synchronise every turn).
+
 Reported per N: the p99 gap between consecutive 20 ms agent frames within a reply (as the
 simulator receives them), caller-perceived TTFA (end of the caller's speech to the first
-agent frame) median and p95, and the server's CPU and memory per call (from /proc).
+agent frame) median and p95, the server's CPU and memory per call (from /proc), CPU of
+each process; then, from the server's call records, the p95 of each step of the turn, so
+a slow TTFA can be traced to the emulated providers or to the server.
 
 Target: at N = 200, p99 frame gap <= 40 ms and TTFA p95 within 20 ms of a single call.
 
-    python benchmarks/load.py [--calls 1,25,50,100,200] [--turns 2]
+    python benchmarks/load.py [--calls 1,25,50,100,200] [--turns 2] [--ramp 5] [--no-pin]
 """
 
 from __future__ import annotations
@@ -33,21 +42,71 @@ import anyio
 import httpx
 
 from voicekit.audio import ULAW_8K
+from voicekit.server.runtime import freeze_startup_heap
 from voicekit.testing import voice
 from voicekit.testing.emulators import TelnyxEmulator
 from voicekit.testing.phone import PhoneSimulator, SimulatedCall
 
 PROVIDERS_SCRIPT = """
 import anyio, json, sys
+from voicekit.server.runtime import freeze_startup_heap
 from voicekit.testing.emulators import ElevenLabsEmulator, SonioxEmulator
 async def main():
     async with SonioxEmulator(utterances=["what time do you open"] * 100000,
                               endpoint_ms=500) as sx, \\
                ElevenLabsEmulator(first_audio_ms=100, ms_per_char=60) as el:
+        freeze_startup_heap()
         print(json.dumps({"soniox": sx.url, "elevenlabs": el.url}), flush=True)
         await anyio.to_thread.run_sync(sys.stdin.read)
-anyio.run(main)
+anyio.run(main, backend_options={"use_uvloop": True})
 """
+
+CONFIG = """
+[agent]
+first_speaker = "caller"
+[stt]
+provider = "soniox"
+[llm]
+provider = "fake"
+[tts]
+provider = "elevenlabs"
+[telephony]
+provider = "telnyx"
+[server]
+host = "127.0.0.1"
+port = {port}
+public_url = "http://127.0.0.1:{port}"
+max_calls = 1000
+shutdown_grace_s = 1
+records_dir = "{records}"
+[providers.soniox]
+url = "{soniox}"
+api_key = "test-soniox-key"
+[providers.elevenlabs]
+url = "{elevenlabs}"
+api_key = "test-elevenlabs-key"
+[providers.telnyx]
+api_key = "test-telnyx-key"
+public_key = "{public_key}"
+base_url = "{telnyx}"
+[providers.fake]
+default_reply = "We open at nine in the morning, and close at five."
+first_token_ms = 250
+tokens_per_second = 40
+"""
+
+# Where each turn's time went, from the server's own records: the emulated providers'
+# steps (endpoint: the STT's end-of-turn; tts: the first audio) and the fake LLM's first
+# token run on fixed delays, so any growth there is lateness; to_llm, piece and to_line
+# are the server's own work.
+STEPS = {
+    "endpoint": ("user_speech_end", "stt_end_of_turn"),
+    "to_llm": ("stt_end_of_turn", "llm_request"),
+    "llm": ("llm_request", "llm_first_token"),
+    "piece": ("llm_first_token", "first_segment"),
+    "tts": ("first_segment", "tts_first_audio"),
+    "to_line": ("tts_first_audio", "first_frame_sent"),
+}
 
 
 def free_port() -> int:
@@ -75,6 +134,31 @@ def pct(values: list[float], q: float) -> float:
     )
 
 
+def cpu_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """CPUs for the server and for the load generator (None: no pinning)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None, None
+    return {cpus[0]}, set(cpus[1:])
+
+
+def turn_steps(records: Path, seen: set[Path]) -> dict[str, list[float]]:
+    """Step durations (ms) of every turn in call records not read before, and pacing:
+    how late the server sent each turn's frames at worst, and its underruns."""
+    steps: dict[str, list[float]] = {name: [] for name in [*STEPS, "frame_late", "underruns"]}
+    for path in sorted(records.glob("*.json")):
+        if path in seen:
+            continue
+        seen.add(path)
+        for turn in json.loads(path.read_text())["turns"]:
+            for name, (a, b) in STEPS.items():
+                if turn.get(a) is not None and turn.get(b) is not None:
+                    steps[name].append((turn[b] - turn[a]) * 1000)
+            steps["frame_late"].append(turn["max_frame_late_ms"])
+            steps["underruns"].append(turn["underruns"])
+    return steps
+
+
 async def one_call(
     phone: PhoneSimulator, turns: int, gaps: list[float], ttfa: list[float], start_delay: float
 ) -> None:
@@ -94,14 +178,19 @@ async def one_call(
 
 
 async def run_level(
-    n: int, turns: int, phone: PhoneSimulator, server_pid: int, providers_pid: int
+    n: int,
+    turns: int,
+    ramp_s: float,
+    phone: PhoneSimulator,
+    server_pid: int,
+    providers_pid: int,
 ) -> dict[str, float]:
     gaps: list[float] = []
     ttfa: list[float] = []
     rss_before = proc_rss_mb(server_pid)
     pids = {"server": server_pid, "providers": providers_pid, "simulator": os.getpid()}
     cpu_start = {name: proc_cpu_s(pid) for name, pid in pids.items()}
-    cpu_before, t0 = cpu_start["server"], time.perf_counter()
+    t0 = time.perf_counter()
     peak_rss = rss_before
 
     async def sample() -> None:
@@ -114,10 +203,9 @@ async def run_level(
         tg.start_soon(sample)
         async with anyio.create_task_group() as calls:
             for i in range(n):
-                calls.start_soon(one_call, phone, turns, gaps, ttfa, i * 0.01)
+                calls.start_soon(one_call, phone, turns, gaps, ttfa, i * ramp_s / n)
         tg.cancel_scope.cancel()
     elapsed = time.perf_counter() - t0
-    cpu = proc_cpu_s(server_pid) - cpu_before
     busy = {name: 100 * (proc_cpu_s(pid) - cpu_start[name]) / elapsed for name, pid in pids.items()}
     return {
         **{f"cpu_{k}": v for k, v in busy.items()},
@@ -127,93 +215,83 @@ async def run_level(
         "ttfa_median": statistics.median(ttfa) if ttfa else float("nan"),
         "ttfa_p95": pct(ttfa, 0.95),
         "answered": len(ttfa) / (n * turns),
-        "cpu_pct_per_call": 100 * cpu / elapsed / n,
+        "cpu_pct_per_call": busy["server"] / n,
         "mb_per_call": max(0.0, peak_rss - rss_before) / n,
         "rss_mb": peak_rss,
     }
 
 
-CONFIG = """
-[agent]
-first_speaker = "caller"
-[stt]
-provider = "soniox"
-[llm]
-provider = "fake"
-[tts]
-provider = "elevenlabs"
-[telephony]
-provider = "telnyx"
-[server]
-host = "127.0.0.1"
-port = {port}
-public_url = "http://127.0.0.1:{port}"
-max_calls = 1000
-shutdown_grace_s = 1
-[providers.soniox]
-url = "{soniox}"
-api_key = "test-soniox-key"
-[providers.elevenlabs]
-url = "{elevenlabs}"
-api_key = "test-elevenlabs-key"
-[providers.telnyx]
-api_key = "test-telnyx-key"
-public_key = "{public_key}"
-base_url = "{telnyx}"
-[providers.fake]
-default_reply = "We open at nine in the morning, and close at five."
-first_token_ms = 250
-tokens_per_second = 40
-"""
-
-
-def start_providers() -> tuple[subprocess.Popen[str], dict[str, str]]:
+def start_providers(cpus: set[int] | None) -> tuple[subprocess.Popen[str], dict[str, str]]:
     providers = subprocess.Popen(
         [sys.executable, "-c", PROVIDERS_SCRIPT],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    if cpus is not None:
+        os.sched_setaffinity(providers.pid, cpus)
     assert providers.stdout is not None
     return providers, json.loads(providers.stdout.readline())
 
 
-def start_server(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_server(config: Path, log: Path, cpus: set[int] | None) -> subprocess.Popen[bytes]:
     with log.open("w") as out:
-        return subprocess.Popen(
+        server = subprocess.Popen(
             [sys.executable, "-m", "voicekit", "serve", "--config", str(config)],
             stdout=out,
             stderr=out,
         )
+    if cpus is not None:
+        os.sched_setaffinity(server.pid, cpus)
+    return server
 
 
-async def main(levels: list[int], turns: int) -> None:
-    providers, urls = await anyio.to_thread.run_sync(start_providers)
+async def wait_healthy(port: int) -> None:
+    async with httpx.AsyncClient() as client:
+        with anyio.fail_after(30):
+            while True:
+                try:
+                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).is_success:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await anyio.sleep(0.2)
+
+
+async def main(levels: list[int], turns: int, ramp_s: float, pin: bool) -> None:
+    server_cpus, load_cpus = cpu_split(pin)
+    if load_cpus is not None:
+        os.sched_setaffinity(0, load_cpus)
+    print(f"CPUs: server {server_cpus or 'any'}, load generator {load_cpus or 'any'}")
+    providers, urls = await anyio.to_thread.run_sync(start_providers, load_cpus)
     port = free_port()
     workdir = Path(tempfile.mkdtemp())
-    async with TelnyxEmulator() as telnyx:
-        phone = PhoneSimulator(f"http://127.0.0.1:{port}", telnyx)
+    records = workdir / "records"
+    async with (
+        TelnyxEmulator() as telnyx,
+        PhoneSimulator(f"http://127.0.0.1:{port}", telnyx) as phone,
+    ):
         config = workdir / "voicekit.toml"
         await anyio.Path(config).write_text(
-            CONFIG.format(port=port, public_key=phone.public_key, telnyx=telnyx.url, **urls)
+            CONFIG.format(
+                port=port, public_key=phone.public_key, telnyx=telnyx.url, records=records, **urls
+            )
         )
-        server = await anyio.to_thread.run_sync(start_server, config, workdir / "server.log")
+        server = await anyio.to_thread.run_sync(
+            start_server, config, workdir / "server.log", server_cpus
+        )
+        freeze_startup_heap()
+        steps_by_n: dict[int, dict[str, list[float]]] = {}
+        seen: set[Path] = set()
         try:
-            async with httpx.AsyncClient() as client:
-                with anyio.fail_after(30):
-                    while True:
-                        try:
-                            if (await client.get(f"http://127.0.0.1:{port}/healthz")).is_success:
-                                break
-                        except httpx.HTTPError:
-                            await anyio.sleep(0.2)
+            await wait_healthy(port)
             print(
                 f"{'N':>5}{'gap p99':>9}{'gap max':>9}{'TTFA med':>10}{'TTFA p95':>10}"
                 f"{'answered':>9}{'CPU%/call':>10}{'MB/call':>8}{'RSS MB':>7}"
                 f"   CPU % of a core: server / providers / simulator"
             )
             for n in levels:
-                r = await run_level(n, turns, phone, server.pid, providers.pid)
+                r = await run_level(n, turns, ramp_s, phone, server.pid, providers.pid)
                 print(
                     f"{n:>5}{r['gap_p99']:>9.1f}{r['gap_max']:>9.1f}{r['ttfa_median']:>10.0f}"
                     f"{r['ttfa_p95']:>10.0f}{r['answered']:>9.0%}{r['cpu_pct_per_call']:>10.2f}"
@@ -221,19 +299,49 @@ async def main(levels: list[int], turns: int) -> None:
                     f"{r['cpu_providers']:.0f} / {r['cpu_simulator']:.0f}",
                     flush=True,
                 )
-                await anyio.sleep(2)
+                await anyio.sleep(2)  # the last records are written as the calls end
+                steps_by_n[n] = turn_steps(records, seen)
+            print(
+                "\nfrom the server's records: each turn step, median / p95 ms; the latest frame"
+                " of a turn (ms behind schedule), median / p99; underruns (frames later than"
+                " the 120 ms lead: an audible gap the server caused), total"
+            )
+            print(
+                f"{'N':>5}"
+                + "".join(f"{name:>14}" for name in [*STEPS, "frame_late"])
+                + "  underruns"
+            )
+            for n, steps in steps_by_n.items():
+                cells = [
+                    f"{statistics.median(v):>6.0f} /{pct(v, 0.95):>5.0f}" if v else f"{'-':>14}"
+                    for name, v in steps.items()
+                    if name in STEPS
+                ]
+                late = steps["frame_late"]
+                cells.append(
+                    f"{statistics.median(late):>6.0f} /{pct(late, 0.99):>5.0f}" if late else "-"
+                )
+                print(f"{n:>5}" + "".join(cells) + f"{sum(steps['underruns']):>11.0f}")
         finally:
             server.terminate()
             providers.stdin.close()  # type: ignore[union-attr]
             await anyio.to_thread.run_sync(server.wait, 30)
             await anyio.to_thread.run_sync(providers.wait, 10)
-            await phone.aclose()
             print(f"server log: {workdir / 'server.log'}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="concurrent calls against one server")
-    parser.add_argument("--calls", default="1,25,50,100,200")
+    parser.add_argument("--calls", default="1,25,50,100,150,200")
     parser.add_argument("--turns", type=int, default=2)
+    parser.add_argument("--ramp", type=float, default=5.0, help="seconds over which calls arrive")
+    parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin CPUs")
     args = parser.parse_args()
-    anyio.run(main, [int(n) for n in args.calls.split(",")], args.turns)
+    anyio.run(
+        main,
+        [int(n) for n in args.calls.split(",")],
+        args.turns,
+        args.ramp,
+        args.pin,
+        backend_options={"use_uvloop": True},
+    )

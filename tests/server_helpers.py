@@ -55,8 +55,8 @@ async def rig(
         TelnyxEmulator() as telnyx,
         SonioxEmulator(utterances=utterances, by_call=by_call, endpoint_ms=500) as soniox,
         ElevenLabsEmulator(first_audio_ms=30, ms_per_char=20) as elevenlabs,
+        PhoneSimulator("http://placeholder", telnyx) as phone,
     ):
-        phone = PhoneSimulator("http://placeholder", telnyx)
         settings = load_settings(
             agent={"first_speaker": "caller", **(agent or {})},
             turn={"idle_timeout_s": 60, **(turn or {})},
@@ -93,12 +93,7 @@ async def rig(
         )
         async with LoopbackServer(app, lifespan=True) as loopback:
             phone.server_url = loopback.http_url
-            try:
-                yield Rig(
-                    loopback, app.state.calls, phone, telnyx, soniox, elevenlabs, llm, telephony
-                )
-            finally:
-                await phone.aclose()
+            yield Rig(loopback, app.state.calls, phone, telnyx, soniox, elevenlabs, llm, telephony)
         # Every route must end cleanly, whatever the callers did: uvicorn would only log it.
         for server in (loopback, soniox.server, elevenlabs.server, telnyx.server):
             assert server.app_errors == [], server.app_errors

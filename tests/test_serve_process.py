@@ -95,8 +95,8 @@ async def voicekit_process(
         TelnyxEmulator() as telnyx,
         SonioxEmulator(utterances=utterances, endpoint_ms=500) as sx,
         ElevenLabsEmulator(ms_per_char=20) as el,
+        PhoneSimulator(f"http://127.0.0.1:{port}", telnyx) as phone,
     ):
-        phone = PhoneSimulator(f"http://127.0.0.1:{port}", telnyx)
         config = tmp_path / "voicekit.toml"
         config.write_text(server_toml(port, phone, telnyx, sx, el, **toml))
         process = await anyio.open_process(
@@ -107,7 +107,6 @@ async def voicekit_process(
         finally:
             if process.returncode is None:
                 process.kill()
-            await phone.aclose()
 
 
 async def test_serve_answers_a_call_and_drains_on_sigterm(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.session_helpers import Call, anyio_backend, make_call, run_call, until  # noqa: F401
+from voicekit.audio import ULAW_8K
 from voicekit.records import TIMELINE_FIELDS
 from voicekit.testing import tokenize
 
@@ -79,6 +80,10 @@ async def test_timeline_is_complete_and_in_order_and_reported() -> None:
     assert turn.llm_first_token - turn.llm_request == pytest.approx(0.25, abs=1e-6)  # type: ignore[operator]
     assert turn.tts_first_audio - turn.first_segment == pytest.approx(0.15, abs=1e-6)  # type: ignore[operator]
     assert turn.ttfa_ms is not None and turn.ttfa_ms > 0
+    # Every frame of the reply went out on schedule (virtual time: exactly).
+    heard_ms = len(call.media.played_audio()) / ULAW_8K.bytes_per_second * 1000
+    assert turn.frames_sent >= heard_ms // 20 > 0
+    assert turn.max_frame_late_ms == 0.0 and turn.underruns == 0
     names = [name for name, _ in call.hooks]
     assert names[0] == "call_started" and names[-1] == "call_ended"
     assert ("turn_completed", turn) in call.hooks

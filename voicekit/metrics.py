@@ -31,6 +31,10 @@ def format_turn(call_id: str, turn: TurnMetrics) -> str:
             value = getattr(turn, name)
             if value is not None and name != "user_speech_end":
                 parts.append(f"{name}=+{(value - origin) * 1000:.0f}")
+    if turn.max_frame_late_ms >= 1:
+        parts.append(f"frame_late_max={turn.max_frame_late_ms:.0f}ms")
+    if turn.underruns:
+        parts.append(f"underruns={turn.underruns}")
     if turn.interrupted:
         parts.append("interrupted")
     if turn.error:

@@ -47,6 +47,11 @@ class TurnMetrics:
     first_frame_sent: float | None = None
     first_mark_reached: float | None = None
     error: str | None = None
+    # Outbound pacing, from Playout: how late this process sent the turn's frames. A frame
+    # later than the playout lead found the far end's buffer empty: an audible gap.
+    frames_sent: int = 0
+    max_frame_late_ms: float = 0.0
+    underruns: int = 0
 
     @property
     def ttfa_ms(self) -> float | None:

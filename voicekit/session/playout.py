@@ -5,6 +5,11 @@ cannot reach it quickly and where "sent" says nothing about "heard". Playout kee
 ``lead_ms`` of audio ahead of real time: the first frames go out at once, then one frame
 per frame duration. Marks are interleaved with the frames, so the far end reports when
 the audio before each mark has played.
+
+Every frame is due when the far end's buffer falls to ``lead_ms``. How late it actually
+went out (measured from when it was due, or from when it was queued if the audio arrived
+after that) is reported with each frame: lateness beyond ``lead_ms`` means the far end ran
+dry and the caller heard a gap that this process, not the TTS, caused.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class _Item:
     owner: int  # reply id
     frame: bytes | None = None
     mark: str | None = None
+    queued_at: float = 0.0
 
 
 class Playout:
@@ -42,7 +48,7 @@ class Playout:
         *,
         lead_ms: float = 120.0,
         frame_ms: float = 20.0,
-        on_frame_sent: Callable[[int], None] | None = None,
+        on_frame_sent: Callable[[int, float], None] | None = None,
         call_id: str = "-",
     ) -> None:
         self.media = media
@@ -61,7 +67,7 @@ class Playout:
         return len(self._queue)
 
     def enqueue_frame(self, owner: int, frame: bytes) -> None:
-        self._queue.append(_Item(self._generation, owner, frame=frame))
+        self._queue.append(_Item(self._generation, owner, frame, None, anyio.current_time()))
         self._wake.set()
 
     def enqueue_mark(self, owner: int, name: str) -> None:
@@ -91,16 +97,18 @@ class Playout:
             item = self._queue.popleft()
             if item.frame is not None:
                 now = anyio.current_time()
-                if self._play_end < now:
-                    self._play_end = now  # the far end ran dry; playback restarts now
+                due = max(self._play_end - self.lead, item.queued_at)
                 wait = self._play_end - self.lead - now
                 if wait > 0:
                     await anyio.sleep(wait)
+                    now = anyio.current_time()
                 if item.generation != self._generation:
                     continue  # dropped by a barge-in while we waited
+                if self._play_end < now:
+                    self._play_end = now  # the far end ran dry; playback restarts now
                 await self.media.send_audio(item.frame)
                 self._play_end += self.format.duration_ms(len(item.frame)) / 1000
                 if self._on_frame_sent is not None:
-                    self._on_frame_sent(item.owner)
+                    self._on_frame_sent(item.owner, max(0.0, now - due))
             elif item.mark is not None and item.generation == self._generation:
                 await self.media.mark(item.mark)

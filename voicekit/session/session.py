@@ -222,11 +222,19 @@ class CallSession(CallEnding):
             )
             self._end("media_error")
 
-    def _on_frame_sent(self, reply_id: int) -> None:
+    def _on_frame_sent(self, reply_id: int, late_s: float) -> None:
         reply = self._replies.get(reply_id)
-        if reply is not None and not reply.started_playing:
+        if reply is None:
+            return
+        metrics = reply.metrics
+        if not reply.started_playing:
             reply.started_playing = True
-            stamp(reply.metrics, "first_frame_sent")
+            stamp(metrics, "first_frame_sent")
+        metrics.frames_sent += 1
+        if late_s * 1000 > metrics.max_frame_late_ms:
+            metrics.max_frame_late_ms = late_s * 1000
+        if late_s > self.playout.lead:
+            metrics.underruns += 1
 
     # -- the caller's words ------------------------------------------------------------------
 

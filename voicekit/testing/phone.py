@@ -27,7 +27,9 @@ import anyio
 import httpx
 import websockets
 
+from voicekit._resource import AsyncResource
 from voicekit.audio import AudioConverter, AudioFormat, read_wav
+from voicekit.background import BackgroundTasks
 from voicekit.testing.emulators.telnyx import TelnyxEmulator
 from voicekit.testing.playback import FarEndPlayback
 
@@ -51,7 +53,7 @@ class UtteranceReport:
         return (self.agent_started_at - self.ended_at) * 1000
 
 
-class PhoneSimulator:
+class PhoneSimulator(AsyncResource):
     """Places simulated calls into a voicekit server; see the module docstring."""
 
     def __init__(self, server_url: str, telnyx: TelnyxEmulator, *, seed: bytes | None = None):
@@ -61,6 +63,12 @@ class PhoneSimulator:
         self.telnyx = telnyx
         self._key = SigningKey(seed or secrets.token_bytes(32))
         self._http = httpx.AsyncClient(timeout=10.0)
+        self._tasks: BackgroundTasks | None = None
+        self._lines: dict[float, set[SimulatedCall]] = {}  # calls on each line clock, by speed
+
+    async def __aenter__(self) -> Self:
+        self._tasks = await self.own(BackgroundTasks("phone simulator")).__aenter__()
+        return self
 
     @property
     def public_key(self) -> str:
@@ -68,7 +76,37 @@ class PhoneSimulator:
         return base64.b64encode(bytes(self._key.verify_key)).decode()
 
     async def aclose(self) -> None:
+        if self._tasks is not None:
+            self._tasks.stop()
         await self._http.aclose()
+
+    def _join_line(self, call: SimulatedCall) -> None:
+        if self._tasks is None:
+            raise RuntimeError("place calls inside `async with PhoneSimulator(...) as phone:`")
+        calls = self._lines.get(call.speed)
+        if calls is None:
+            calls = self._lines[call.speed] = set()
+            self._tasks.start(self._line_clock, call.speed, calls)
+        calls.add(call)
+
+    def _leave_line(self, call: SimulatedCall) -> None:
+        self._lines.get(call.speed, set()).discard(call)
+
+    async def _line_clock(self, speed: float, calls: set[SimulatedCall]) -> None:
+        """Send the next caller frame of every call at this speed, one clock for them all.
+
+        Telnyx sends each call's audio every 20 ms. One clock for every call instead of a
+        timer per call keeps the simulator cheap enough to place hundreds of calls from one
+        process (benchmarks/load.py) without its own lateness showing up in what it measures.
+        """
+        period = FRAME_MS / 1000 / speed
+        start, n = anyio.current_time(), 0
+        while True:
+            for call in list(calls):
+                if not await call._send_frame():
+                    calls.discard(call)
+            n += 1
+            await anyio.sleep(max(0.0, start + n * period - anyio.current_time()))
 
     def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         ts = str(int(time.time()) if timestamp is None else timestamp)
@@ -169,9 +207,12 @@ class SimulatedCall:
         self._drained = anyio.Event()
         self._play = FarEndPlayback()
         self._marks_changed = anyio.Event()
-        self._lock = anyio.Lock(fast_acquire=True)
         self._tg: Any = None
         self._seq = 0
+        self._frames_sent = 0
+        self._size = fmt.bytes_for_ms(FRAME_MS)
+        self._silence = fmt.silence(FRAME_MS)
+        self._silent_payload = base64.b64encode(self._silence).decode()  # most frames
         self._hung_up = False
         self._stream_id = secrets.token_hex(8)
         self.dial: dict[str, Any] | None = None  # set for an outbound call
@@ -232,8 +273,8 @@ class SimulatedCall:
         )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._sender)
         self._tg.start_soon(self._receiver)
+        self.phone._join_line(self)
         self._tg.start_soon(self._marker)
         if self.machine is not None:
             await self.phone.webhook(
@@ -277,13 +318,13 @@ class SimulatedCall:
 
     async def send_raw(self, text: str) -> None:
         """Send an arbitrary frame (malformed-frame tests)."""
-        async with self._lock:
-            await self.ws.send(text)
+        await self.ws.send(text)
 
     async def hangup(self) -> None:
         if self._hung_up:
             return
         self._hung_up = True
+        self.phone._leave_line(self)
         try:
             await self._send({"event": "stop", "stop": {"call_control_id": self.call_id}})
             await self.ws.close()
@@ -307,42 +348,38 @@ class SimulatedCall:
         self._seq += 1
         message.setdefault("sequence_number", str(self._seq))
         message.setdefault("stream_id", self._stream_id)
-        async with self._lock:
-            await self.ws.send(json.dumps(message))
+        await self.ws.send(json.dumps(message))
 
-    async def _sender(self) -> None:
-        size = self.format.bytes_for_ms(FRAME_MS)
-        silence = self.format.silence(FRAME_MS)
-        silent_payload = base64.b64encode(silence).decode()  # most frames: encode once
-        start, n = anyio.current_time(), 0
-        while True:
-            if self._queue:
-                frame = bytes(self._queue[:size])
-                del self._queue[:size]
-                if len(frame) < size:
-                    frame += silence[len(frame) :]
-                payload = base64.b64encode(frame).decode()
-                if not self._queue:
-                    self._drained.set()
-            else:
-                payload = silent_payload
-            self._seq += 1
-            # The same JSON json.dumps would give, built directly: this runs 50 times a
-            # second per call, and load tests place hundreds of calls.
-            text = (
-                f'{{"event": "media", "sequence_number": "{self._seq}", "stream_id": '
-                f'"{self._stream_id}", "media": {{"track": "inbound", "chunk": "{n + 1}", '
-                f'"timestamp": "{int(n * FRAME_MS)}", "payload": "{payload}"}}}}'
-            )
-            try:
-                async with self._lock:
-                    await self.ws.send(text)
-            except (websockets.ConnectionClosed, OSError):
-                return
-            n += 1
-            await anyio.sleep(
-                max(0.0, start + n * FRAME_MS / 1000 / self.speed - anyio.current_time())
-            )
+    async def _send_frame(self) -> bool:
+        """Send the next 20 ms of caller audio (silence when nothing is queued).
+
+        Called by the phone's line clock; False once the socket is gone.
+        """
+        if self._queue:
+            frame = bytes(self._queue[: self._size])
+            del self._queue[: self._size]
+            if len(frame) < self._size:
+                frame += self._silence[len(frame) :]
+            payload = base64.b64encode(frame).decode()
+            if not self._queue:
+                self._drained.set()
+        else:
+            payload = self._silent_payload
+        self._seq += 1
+        n = self._frames_sent
+        # The same JSON json.dumps would give, built directly: this runs 50 times a second
+        # per call, and load tests place hundreds of calls.
+        text = (
+            f'{{"event": "media", "sequence_number": "{self._seq}", "stream_id": '
+            f'"{self._stream_id}", "media": {{"track": "inbound", "chunk": "{n + 1}", '
+            f'"timestamp": "{int(n * FRAME_MS)}", "payload": "{payload}"}}}}'
+        )
+        try:
+            await self.ws.send(text)
+        except (websockets.ConnectionClosed, OSError):
+            return False
+        self._frames_sent = n + 1
+        return True
 
     async def _receiver(self) -> None:
         try:
@@ -365,10 +402,11 @@ class SimulatedCall:
             self._play.audio(now, self.format.duration_ms(len(audio)) / 1000)
         elif event == "mark":
             self._play.mark(now, message["mark"]["name"])
+            self._marks_changed.set()
         elif event == "clear":
             self.clears.append(now)
             self._play.clear(now)
-        self._marks_changed.set()
+            self._marks_changed.set()
 
     async def _marker(self) -> None:
         """Echo each mark when its audio has finished playing."""

@@ -64,6 +64,7 @@ class _Stream:
     final_ms: float = 0.0
     controls: list[dict[str, Any]] = field(default_factory=list)
     last_input: float = 0.0
+    timed_out: bool = False
 
 
 _SQUARES: dict[str, np.ndarray] = {}
@@ -159,33 +160,47 @@ class SonioxEmulator:
         )
         self.streams.append(stream)
         authed = header is not None or subprotocol_key == self.api_key
-        try:
-            await self._configure(stream, authed)
-            await self._serve(stream)
-        except _Reject as exc:
+        rejection: _Reject | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_idle, stream, tg.cancel_scope)
+            try:
+                await self._configure(stream, authed)
+                await self._serve(stream)
+            except _Reject as exc:
+                rejection = exc
+            tg.cancel_scope.cancel()
+        if stream.timed_out:
+            rejection = _Reject(
+                408, f"Request timeout: no audio or keepalive for {self.idle_timeout_s:g} seconds."
+            )
+        if rejection is not None:
             await websocket.send_text(
-                json.dumps({"error_code": exc.code, "error_message": exc.message})
+                json.dumps({"error_code": rejection.code, "error_message": rejection.message})
             )
             await websocket.close(code=1000)
-        except ConnectionAbortedError:
-            raise  # an injected drop: end the connection without a close frame
+
+    async def _watch_idle(self, stream: _Stream, serving: anyio.CancelScope) -> None:
+        """Soniox closes a stream that sent nothing for a while (one timer per stream,
+        not a timeout around every receive: the load benchmark feeds hundreds of streams)."""
+        while True:
+            idle_until = stream.last_input + self.idle_timeout_s
+            if anyio.current_time() >= idle_until:
+                stream.timed_out = True
+                serving.cancel()
+                return
+            await anyio.sleep(idle_until - anyio.current_time())
 
     async def _receive(self, stream: _Stream) -> dict[str, Any] | None:
         from starlette.websockets import WebSocketDisconnect
 
-        deadline = stream.last_input + self.idle_timeout_s
-        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-            try:
-                message = await stream.websocket.receive()
-            except WebSocketDisconnect:
-                return None
-            if message["type"] == "websocket.disconnect":
-                return None
-            stream.last_input = anyio.current_time()
-            return message  # type: ignore[no-any-return]
-        raise _Reject(
-            408, f"Request timeout: no audio or keepalive for {self.idle_timeout_s:g} seconds."
-        )
+        try:
+            message = await stream.websocket.receive()
+        except WebSocketDisconnect:
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        stream.last_input = anyio.current_time()
+        return message  # type: ignore[no-any-return]
 
     async def _configure(self, stream: _Stream, authed: bool) -> None:
         message = await self._receive(stream)

@@ -73,17 +73,13 @@ async def _serve(
         tg.cancel_scope.cancel()
 
 
-@cli.command("serve")
-@config_option
-@click.option("--host", default=None, help="Interface to listen on ([server] host).")
-@click.option("--port", type=int, default=None, help="TCP port ([server] port).")
-@reports_errors
-def serve_command(config_path: str | None, host: str | None, port: int | None) -> None:
-    """Run the voicekit server: telephony webhooks, media streams, /healthz.
-
-    On SIGTERM it refuses new calls, lets active calls finish for [server]
-    shutdown_grace_s, then says farewell, hangs up, and writes every call record.
-    """
+def _run_server(
+    config_path: str | None,
+    host: str | None,
+    port: int | None,
+    dial: tuple[str, str | None] | None = None,
+) -> None:
+    """Load settings (``--host``/``--port`` override ``[server]``), build the app, serve."""
     from voicekit.server import create_app
     from voicekit.server.runtime import backend_options
 
@@ -95,8 +91,23 @@ def serve_command(config_path: str | None, host: str | None, port: int | None) -
         app,
         settings.server.host,
         settings.server.port,
+        dial,
         backend_options=backend_options(settings.server.event_loop),
     )
+
+
+@cli.command("serve")
+@config_option
+@click.option("--host", default=None, help="Interface to listen on ([server] host).")
+@click.option("--port", type=int, default=None, help="TCP port ([server] port).")
+@reports_errors
+def serve_command(config_path: str | None, host: str | None, port: int | None) -> None:
+    """Run the voicekit server: telephony webhooks, media streams, /healthz.
+
+    On SIGTERM it refuses new calls, lets active calls finish for [server]
+    shutdown_grace_s, then says farewell, hangs up, and writes every call record.
+    """
+    _run_server(config_path, host, port)
 
 
 @cli.command("dial")
@@ -123,17 +134,4 @@ def dial_command(
     The server runs for the call's duration (the provider's webhooks and media stream
     reach it at [server] public_url). Answering machines get [turn] voicemail_action.
     """
-    from voicekit.server import create_app
-    from voicekit.server.runtime import backend_options
-
-    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    settings = load_settings(config_path, **({"server": overrides} if overrides else {}))
-    app = create_app(settings)
-    anyio.run(
-        _serve,
-        app,
-        settings.server.host,
-        settings.server.port,
-        (number, from_number),
-        backend_options=backend_options(settings.server.event_loop),
-    )
+    _run_server(config_path, host, port, dial=(number, from_number))

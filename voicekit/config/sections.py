@@ -119,6 +119,9 @@ class TurnSettings(_Section):
     )
 
 
+EventLoop = Literal["auto", "uvloop", "asyncio"]
+
+
 class ServerSettings(_Section):
     """The HTTP/WebSocket server that telephony providers call."""
 
@@ -142,7 +145,7 @@ class ServerSettings(_Section):
     records_dir: Path | None = Field(
         default=None, description="Write each finished call's record here as JSON."
     )
-    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+    event_loop: EventLoop = Field(
         default="auto",
         description="Event loop for `voicekit serve`: auto uses uvloop when installed.",
     )

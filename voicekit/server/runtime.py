@@ -18,15 +18,14 @@ from __future__ import annotations
 import gc
 import importlib.util
 import logging
-from typing import Any, Literal
+from typing import Any
 
+from voicekit.config.sections import EventLoop
 from voicekit.errors import ConfigError
 
 __all__ = ["EventLoop", "backend_options", "freeze_startup_heap"]
 
 logger = logging.getLogger(__name__)
-
-EventLoop = Literal["auto", "uvloop", "asyncio"]
 
 
 def backend_options(choice: EventLoop) -> dict[str, Any]:

@@ -98,9 +98,8 @@ class Playout:
             if item.frame is not None:
                 now = anyio.current_time()
                 due = max(self._play_end - self.lead, item.queued_at)
-                wait = self._play_end - self.lead - now
-                if wait > 0:
-                    await anyio.sleep(wait)
+                if due > now:  # queued_at <= now, so this is the far end's buffer
+                    await anyio.sleep(due - now)
                     now = anyio.current_time()
                 if item.generation != self._generation:
                     continue  # dropped by a barge-in while we waited

@@ -101,12 +101,13 @@ class PhoneSimulator(AsyncResource):
         """
         period = FRAME_MS / 1000 / speed
         start, n = anyio.current_time(), 0
-        while True:
+        while calls:
             for call in list(calls):
                 if not await call._send_frame():
                     calls.discard(call)
             n += 1
             await anyio.sleep(max(0.0, start + n * period - anyio.current_time()))
+        del self._lines[speed]  # the next call at this speed starts a new clock
 
     def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         ts = str(int(time.time()) if timestamp is None else timestamp)

@@ -183,12 +183,12 @@ class SonioxEmulator:
         """Soniox closes a stream that sent nothing for a while (one timer per stream,
         not a timeout around every receive: the load benchmark feeds hundreds of streams)."""
         while True:
-            idle_until = stream.last_input + self.idle_timeout_s
-            if anyio.current_time() >= idle_until:
-                stream.timed_out = True
-                serving.cancel()
-                return
-            await anyio.sleep(idle_until - anyio.current_time())
+            remaining = stream.last_input + self.idle_timeout_s - anyio.current_time()
+            if remaining <= 0:
+                break
+            await anyio.sleep(remaining)  # input may have arrived meanwhile: check again
+        stream.timed_out = True
+        serving.cancel()
 
     async def _receive(self, stream: _Stream) -> dict[str, Any] | None:
         from starlette.websockets import WebSocketDisconnect

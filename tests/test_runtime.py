@@ -9,7 +9,7 @@ import pytest
 
 from voicekit.config import load_settings
 from voicekit.errors import ConfigError
-from voicekit.server.runtime import backend_options, freeze_startup_heap
+from voicekit.server.runtime import FULL_COLLECTION_SPACING, backend_options, freeze_startup_heap
 
 
 def test_auto_uses_uvloop_when_installed() -> None:
@@ -38,11 +38,14 @@ def test_bad_value_names_the_field() -> None:
 
 
 def test_freezing_exempts_existing_objects_from_collection() -> None:
+    thresholds = gc.get_threshold()
     try:
         survivor = [object()]
         frozen = freeze_startup_heap()
         assert frozen == gc.get_freeze_count() > 0
         assert gc.is_tracked(survivor)
         assert all(o is not survivor for o in gc.get_objects(generation=2))  # permanent now
+        assert gc.get_threshold() == (*thresholds[:2], FULL_COLLECTION_SPACING)
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)

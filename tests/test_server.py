@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
+import weakref
 from pathlib import Path
 
 import anyio
@@ -98,6 +100,34 @@ async def test_caller_hangs_up_mid_reply(tmp_path: Path) -> None:
         assert (tmp_path / "records").glob("*.json")
         assert r.llm.cancelled + r.llm.completed == 1
         assert r.server.app_errors == []  # the hang-up closed the media route cleanly
+
+
+async def test_an_ended_call_is_freed_without_the_garbage_collector(tmp_path: Path) -> None:
+    """Reference counting alone frees a call that ended mid-reply: nothing of it waits for a
+    full collection, which would stall every other call (voicekit.tasks)."""
+    long = "Let me read you the whole policy, section by section. " * 8
+    async with rig(tmp_path, utterances=["read the policy"], replies=[long]) as r:
+        gc.collect()
+        gc.disable()
+        try:
+            async with r.phone.call() as call:
+                await call.say(voice(600, ULAW_8K))
+                await until(lambda: len(call.agent_audio) > 8000)
+                session = next(iter(r.calls.active.values()))
+                assert session._pipeline is not None
+                parts = {
+                    "session": weakref.ref(session),
+                    "media": weakref.ref(session.media),
+                    "playout": weakref.ref(session.playout),
+                    "pipeline": weakref.ref(session._pipeline),
+                    "tts_session": weakref.ref(session._pipeline.tts_session),
+                }
+                del session
+            await until(lambda: not r.calls.active and r.calls.records)
+            await anyio.sleep(0.2)  # let the route and provider tasks finish
+            assert [name for name, ref in parts.items() if ref() is not None] == []
+        finally:
+            gc.enable()
 
 
 @pytest.mark.parametrize("problem", ["bad_signature", "stale", "future", "missing_headers"])

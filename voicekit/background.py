@@ -19,6 +19,8 @@ from typing import Any, Self
 import anyio
 from anyio.abc import TaskGroup
 
+from voicekit.tasks import released_on_cancel
+
 __all__ = ["BackgroundTasks"]
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class BackgroundTasks:
         assert self._tg is not None, "enter BackgroundTasks before starting tasks"
         scope = anyio.CancelScope()
         self._scopes.append(scope)
-        self._tg.start_soon(self._run, scope, func, args)
+        self._tg.start_soon(released_on_cancel, self._run, scope, func, args)
 
     async def _run(
         self, scope: anyio.CancelScope, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
@@ -71,3 +73,4 @@ class BackgroundTasks:
         if self._tg is not None:
             tg, self._tg = self._tg, None
             await tg.__aexit__(exc_type, exc, tb)
+        self.on_error = None  # usually the owner's bound method: a cycle kept until a full GC

@@ -8,6 +8,7 @@ farewell has played (its last mark); a hang-up by the far end stops at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from anyio.abc import TaskGroup
 from voicekit.config.sections import AgentSettings, TurnSettings
 from voicekit.session.caller import CallerTurns
 from voicekit.session.silence import SilencePolicy
+from voicekit.tasks import spawn
 
 if TYPE_CHECKING:
     from voicekit.records import TurnMetrics
@@ -72,12 +74,12 @@ class CallEnding:
         if self._closing or self.turn.voicemail_action == "ignore":
             return
         say = self.turn.voicemail_message if self.turn.voicemail_action == "leave_message" else None
-        self._tg.start_soon(lambda: self._finish("voicemail", say=say))
+        spawn(self._tg, functools.partial(self._finish, "voicemail", say=say))
 
     def shut_down(self) -> None:
         """The server is shutting down and the grace period is over: say farewell, hang up."""
         if self._tg is not None and not self._closing:
-            self._tg.start_soon(lambda: self._finish("shutdown"))
+            spawn(self._tg, self._finish, "shutdown")
         elif self._tg is None:
             self._end("shutdown")
 

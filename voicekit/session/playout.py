@@ -62,6 +62,14 @@ class Playout:
         self._on_frame_sent = on_frame_sent
         self._call_id = call_id
 
+    def detach(self) -> None:
+        """Drop the frame-sent callback once the call is over.
+
+        It is the session's bound method, so keeping it makes a reference cycle and the
+        whole call would wait for a full garbage collection to be freed.
+        """
+        self._on_frame_sent = None
+
     @property
     def queued(self) -> int:
         return len(self._queue)

@@ -25,6 +25,7 @@ from voicekit.metrics import stamp
 from voicekit.records import TurnMetrics
 from voicekit.session.playout import Playout
 from voicekit.session.spoken import SpokenText
+from voicekit.tasks import spawn
 from voicekit.text import SentenceSegmenter
 from voicekit.tts import TTSSession, Utterance
 
@@ -108,7 +109,7 @@ class ReplyPipeline:
         with reply.scope:
             try:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._pump_audio, reply, utterance)
+                    spawn(tg, self._pump_audio, reply, utterance)
                     await self._feed_text(reply, utterance)
                 await self._wait_played(reply)
             except Exception as exc:

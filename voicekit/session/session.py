@@ -38,6 +38,7 @@ from voicekit.session.playout import Playout
 from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
 from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
+from voicekit.tasks import spawn
 from voicekit.telephony import Dtmf, InboundAudio, MarkReached, MediaStream, StreamStopped
 from voicekit.tts import TTS
 
@@ -156,10 +157,10 @@ class CallSession(CallEnding):
                 )
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
-                    tg.start_soon(self._media_loop, stt_stream)
-                    tg.start_soon(self._stt_loop, stt_stream)
-                    tg.start_soon(self.playout.run)
-                    tg.start_soon(self._watchdog)
+                    spawn(tg, self._media_loop, stt_stream)
+                    spawn(tg, self._stt_loop, stt_stream)
+                    spawn(tg, self.playout.run)
+                    spawn(tg, self._watchdog)
                     if self._machine_pending:
                         self.machine_answered()
                     elif self.agent.first_speaker == "agent" and self.agent.greeting:
@@ -172,6 +173,7 @@ class CallSession(CallEnding):
         finally:
             for reply in list(self._replies.values()):
                 self._complete_reply(reply)
+            self.playout.detach()
             self.record.ended_at = time.time()
             self.record.end_reason = self.end_reason
             logger.info(
@@ -327,7 +329,7 @@ class CallSession(CallEnding):
         reply = Reply(id=self._reply_seq, kind=kind, metrics=metrics, fixed_text=text)
         self._replies[reply.id] = reply
         self._current = reply
-        self._tg.start_soon(self._run_reply, reply)
+        spawn(self._tg, self._run_reply, reply)
         return reply
 
     async def _run_reply(self, reply: Reply) -> None:

@@ -8,6 +8,7 @@ utterance comes ``first_audio_ms`` after its first text; later chunks are synthe
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import AsyncIterator, Sequence
 from typing import ClassVar
@@ -33,16 +34,23 @@ class FakeTTSSettings(ProviderSettings):
     fail_on_utterance: int | None = Field(default=None, description="Index that fails.")
 
 
+@functools.lru_cache(maxsize=256)
+def _tone(rate: int, samples: int, amp: int, freq: int) -> np.ndarray:
+    """One character's tone (cached: the ElevenLabs emulator speaks for hundreds of calls)."""
+    tone = amp * np.sin(2 * math.pi * freq * np.arange(samples) / rate)
+    tone.flags.writeable = False
+    return tone
+
+
 def synthesize(text: str, fmt: AudioFormat, ms_per_char: float) -> bytes:
     """The fake's audio for ``text`` in ``fmt``: one tone per character, spaces quiet."""
     rate = fmt.sample_rate
     per_char = round(rate * ms_per_char / 1000)
-    t = np.arange(per_char) / rate
     parts = []
     for ch in text:
         amp = 300 if ch.isspace() else 6000
         freq = 300 + (ord(ch) % 32) * 25
-        parts.append(amp * np.sin(2 * math.pi * freq * t))
+        parts.append(_tone(rate, per_char, amp, freq))
     pcm = np.concatenate(parts).astype("<i2").tobytes() if parts else b""
     mono = AudioFormat("pcm_s16le", rate)
     if fmt.channels > 1:

@@ -29,6 +29,10 @@ class FarEndPlayback:
         self.end = now
         self._marks = [(now, name) for _, name in self._marks]
 
+    @property
+    def pending_marks(self) -> int:
+        return len(self._marks)
+
     def take_due(self, now: float) -> list[str]:
         """Names of the marks due by ``now``, in order; they are removed."""
         due = sorted(m for m in self._marks if m[0] <= now)

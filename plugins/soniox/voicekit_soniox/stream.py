@@ -24,7 +24,7 @@ from voicekit.background import BackgroundTasks
 from voicekit.errors import ProviderError
 from voicekit.reconnect import ReconnectBudget
 from voicekit.stt import STTEvent, STTStream
-from voicekit.websocket import connect_websocket
+from voicekit.websocket import connect_websocket, send_message
 from voicekit_soniox.tokens import PROVIDER, MalformedResponse, TokenState
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class SonioxStream(STTStream):
         if not self._connected:
             return  # kept for replay once the connection is back
         try:
-            await self._ws.send(data)
+            await send_message(self._ws, data)
         except (ConnectionClosed, OSError):
             pass  # the reader reconnects and replays
 

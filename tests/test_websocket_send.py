@@ -64,9 +64,16 @@ class FakeConnection:
     [
         FakeConnection(paused=True),  # the transport's buffer is above its high-water mark
         FakeConnection(state=State.CLOSING),
+        SimpleNamespace(sent=[], send=None),  # not a websockets.asyncio connection
     ],
 )
-async def test_a_busy_or_closing_socket_takes_send(connection: FakeConnection) -> None:
+async def test_a_busy_or_closing_socket_takes_send(connection: Any) -> None:
+    if isinstance(connection, SimpleNamespace):
+
+        async def send(message: Any) -> None:
+            connection.sent.append(message)
+
+        connection.send = send
     await send_message(connection, b"audio")
     assert connection.sent == [b"audio"]
 

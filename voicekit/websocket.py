@@ -108,15 +108,23 @@ async def send_message(ws: Any, message: bytes | str) -> None:
     (closing, a fragmented send under way, the transport's buffer above its high-water
     mark) it awaits ``send``, which waits for the buffer to drain or raises
     ``ConnectionClosed``. A failed write aborts the connection and raises ``OSError``, as
-    ``send`` would have failed.
+    ``send`` would have failed. It reads the attributes of ``websockets.asyncio``
+    connections (checked with websockets 17); any connection without them goes through
+    ``send``.
     """
-    if ws.protocol.state is not State.OPEN or ws.paused or ws.send_in_progress is not None:
+    protocol: Any = getattr(ws, "protocol", None)
+    if (
+        getattr(protocol, "state", None) is not State.OPEN
+        or getattr(ws, "paused", True)
+        or getattr(ws, "send_in_progress", False) is not None
+        or not hasattr(ws, "send_data")
+    ):  # busy, closing, or a websockets release without these: the documented way
         await ws.send(message)
         return
     if isinstance(message, str):
-        ws.protocol.send_text(message.encode())
+        protocol.send_text(message.encode())
     else:
-        ws.protocol.send_binary(message)
+        protocol.send_binary(message)
     try:
         ws.send_data()
     except Exception as exc:

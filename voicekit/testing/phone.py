@@ -348,7 +348,7 @@ class SimulatedCall:
         self._seq += 1
         message.setdefault("sequence_number", str(self._seq))
         message.setdefault("stream_id", self._stream_id)
-        await self.ws.send(json.dumps(message))
+        await send_message(self.ws, json.dumps(message))
 
     async def _tick(self) -> bool:
         """One tick of the phone's line clock: echo the marks whose audio has finished

@@ -15,6 +15,7 @@ re-sends audio not yet covered by finals hears the same words again, once.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -67,37 +68,27 @@ class _Stream:
     timed_out: bool = False
 
 
-_SQUARES: dict[str, np.ndarray] = {}
+@functools.lru_cache(maxsize=2)
+def _squares(encoding: str) -> np.ndarray:
+    """Squared 16-bit value of each of the 256 G.711 codes."""
+    decode = ulaw_decode if encoding == "mulaw" else alaw_decode
+    return np.frombuffer(decode(bytes(range(256))), "<i2").astype(np.float64) ** 2
 
 
-_G711_RMS: dict[tuple[str, bytes], float] = {}  # frame -> RMS; a line repeats its frames
-_G711_RMS_MAX = 4096
+@functools.lru_cache(maxsize=4096)
+def _g711_rms(encoding: str, data: bytes) -> float:
+    """Cached by frame: a phone line carries the same silence frame over and over, and the
+    load benchmark feeds hundreds of streams from one process."""
+    return float(np.sqrt(_squares(encoding)[np.frombuffer(data, np.uint8)].mean()))
 
 
 def _rms(stream: _Stream, data: bytes) -> float:
-    """RMS of the audio as 16-bit PCM; G.711 through a table of squared sample values.
-
-    G.711 results are remembered by frame: a phone line carries the same silence frame
-    over and over, and the load benchmark feeds hundreds of streams from one process.
-    """
+    """RMS of the audio as 16-bit PCM; G.711 through a table of squared sample values."""
     if not data:
         return 0.0
     assert stream.fmt is not None and stream.to_pcm is not None
     if stream.fmt.encoding in ("mulaw", "alaw"):
-        key = (stream.fmt.encoding, data)
-        known = _G711_RMS.get(key)
-        if known is not None:
-            return known
-        squares = _SQUARES.get(stream.fmt.encoding)
-        if squares is None:
-            decode = ulaw_decode if stream.fmt.encoding == "mulaw" else alaw_decode
-            squares = np.frombuffer(decode(bytes(range(256))), "<i2").astype(np.float64) ** 2
-            _SQUARES[stream.fmt.encoding] = squares
-        rms = float(np.sqrt(squares[np.frombuffer(data, np.uint8)].mean()))
-        if len(_G711_RMS) >= _G711_RMS_MAX:
-            _G711_RMS.clear()
-        _G711_RMS[key] = rms
-        return rms
+        return _g711_rms(stream.fmt.encoding, data)
     samples = np.frombuffer(stream.to_pcm.process(data), "<i2").astype(np.float64)
     return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
 

@@ -57,15 +57,18 @@ async def rig(
         ElevenLabsEmulator(first_audio_ms=30, ms_per_char=20) as elevenlabs,
         PhoneSimulator("http://placeholder", telnyx) as phone,
     ):
+        loopback = LoopbackServer(lifespan=True)
         settings = load_settings(
             agent={"first_speaker": "caller", **(agent or {})},
             turn={"idle_timeout_s": 60, **(turn or {})},
             server={
                 "records_dir": str(tmp_path / "records"),
                 "shutdown_grace_s": 2,
+                "public_url": loopback.http_url,
                 **(server or {}),
             },
         )
+        loopback.limits = settings.server
         telephony = TelnyxTelephony(
             TelnyxSettings.model_validate(
                 {
@@ -91,7 +94,8 @@ async def rig(
                 )
             ),
         )
-        async with LoopbackServer(app, lifespan=True) as loopback:
+        loopback.app = app
+        async with loopback:
             phone.server_url = loopback.http_url
             yield Rig(loopback, app.state.calls, phone, telnyx, soniox, elevenlabs, llm, telephony)
         # Every route must end cleanly, whatever the callers did: uvicorn would only log it.

@@ -12,6 +12,8 @@ import trio.testing
 
 from voicekit.audio import ULAW_8K, AudioFormat
 from voicekit.config.sections import AgentSettings, TurnSettings
+from voicekit.hookspecs import hookimpl
+from voicekit.plugins import PluginManager
 from voicekit.records import CallRecord
 from voicekit.session import CallSession
 from voicekit.testing import FakeLLM, FakeMediaStream, FakeSTT, FakeTTS, silence, voice
@@ -46,17 +48,30 @@ class Call:
 
 
 class RecordingHooks:
+    """A plugin observing the call's lifecycle hooks, registered as any plugin is."""
+
     def __init__(self, sink: list[tuple[str, Any]]) -> None:
         self.sink = sink
 
+    @hookimpl
     def call_started(self, call: Any) -> None:
         self.sink.append(("call_started", call))
 
+    @hookimpl
     def turn_completed(self, call: Any, turn: Any) -> None:
         self.sink.append(("turn_completed", turn))
 
+    @hookimpl
     def call_ended(self, call: Any, record: Any) -> None:
         self.sink.append(("call_ended", record))
+
+
+def observers(*plugins: object) -> PluginManager:
+    """A plugin manager with only ``plugins`` registered."""
+    manager = PluginManager()
+    for n, plugin in enumerate(plugins):
+        manager.register(plugin, name=f"plugin-{n}")
+    return manager
 
 
 def make_call(
@@ -91,7 +106,7 @@ def make_call(
         agent=agent_settings,
         turn=turn_settings,
         hangup=hangup,
-        hooks=RecordingHooks(hooks),
+        hooks=observers(RecordingHooks(hooks)),
     )
     return Call(media, fake_stt, fake_llm, fake_tts, session, hangups, hooks)
 

@@ -44,7 +44,10 @@ async def test_drain_ends_when_the_last_call_ends_even_if_one_started_meanwhile(
     async def nothing() -> None:
         return None
 
+    for call_id in ("call-a", "call-b"):  # both answered (as a telephony provider does)
+        assert calls.reserve_call(call_id)
     async with anyio.create_task_group() as tg:
+        assert calls.admit_media(calls.issue_media_token("call-a")) == "call-a"
         tg.start_soon(lambda: calls.run_call(first, hangup=nothing))
         await anyio.sleep(0.1)
         drained_at: list[float] = []
@@ -56,7 +59,9 @@ async def test_drain_ends_when_the_last_call_ends_even_if_one_started_meanwhile(
         start = anyio.current_time()
         tg.start_soon(drain)
         await anyio.sleep(0.1)
-        tg.start_soon(lambda: calls.run_call(second, hangup=nothing))  # an answered call
+        # The answered call's media connects while the server drains.
+        assert calls.admit_media(calls.issue_media_token("call-b")) == "call-b"
+        tg.start_soon(lambda: calls.run_call(second, hangup=nothing))
         await anyio.sleep(1.0)
         first.hang_up()
         await anyio.sleep(1.0)

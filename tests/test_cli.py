@@ -66,6 +66,8 @@ provider = "roles"
 provider = "roles"
 [telephony]
 provider = "roles"
+[server]
+public_url = "https://voice.example.com"
 [providers.roles]
 voice = "v2"
 [providers.elsewhere]
@@ -176,6 +178,33 @@ def test_config_check_unknown_provider_lists_installed(
     assert "no llm provider named 'gpt'; installed llm providers: " in result.output
     listed = result.output.split("installed llm providers: ")[1].split(".")[0]
     assert "roles" in listed.split(", ")
+
+
+def test_config_check_and_serve_refuse_a_telephony_server_without_public_url(
+    tmp_path: Path, plugin_dist: PluginDistFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without [server] public_url the media URLs would have to come from a request's Host
+    header, which anyone can set: both commands stop and say what to set."""
+    plugin_dist("roles-dist", {"roles": "roles_plugin"}, {"roles_plugin": ALL_ROLES_PLUGIN})
+    monkeypatch.setenv("ROLES_TTS_KEY", "xi-very-secret-key-123456")
+    path = tmp_path / "voicekit.toml"
+    path.write_text(ROLES_CONFIG.replace('public_url = "https://voice.example.com"\n', ""))
+    for command in (["config", "check"], ["serve"]):
+        result = CliRunner().invoke(cli, [*command, "--config", str(path)])
+        assert result.exit_code == 2, result.output
+        assert "server.public_url is not set: set [server] public_url" in result.output
+        assert "VOICEKIT_SERVER__PUBLIC_URL" in result.output
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "url", ["voice.example.com", "ftp://voice.example.com", "https://x.example/?token=1"]
+)
+def test_public_url_must_be_a_plain_http_url(tmp_path: Path, url: str) -> None:
+    path = tmp_path / "voicekit.toml"
+    path.write_text(f'[server]\npublic_url = "{url}"\n')
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2 and "server.public_url" in result.output, result.output
 
 
 def test_config_check_bad_value_exits_nonzero_naming_file_and_field(tmp_path: Path) -> None:

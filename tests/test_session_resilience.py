@@ -3,11 +3,23 @@ format negotiation (zero transcoding when the providers speak the call's codec).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
-from tests.session_helpers import Call, anyio_backend, make_call, run_call, until  # noqa: F401
+from tests.session_helpers import (  # noqa: F401
+    Call,
+    RecordingHooks,
+    anyio_backend,
+    make_call,
+    run_call,
+    until,
+)
 from voicekit.audio import ALAW_8K, PCM_16K, ULAW_8K
+from voicekit.hookspecs import hookimpl
+from voicekit.plugins import PluginManager
+from voicekit.plugins.observers import Observers
 from voicekit.testing import FakeTTS, voice
 
 pytestmark = pytest.mark.anyio
@@ -92,20 +104,31 @@ async def test_hang_up_mid_reply_ends_every_task_and_closes_every_stream() -> No
     assert [name for name, _ in call.hooks][-1] == "call_ended"
 
 
-async def test_a_bad_observer_hook_does_not_break_the_call() -> None:
+async def test_a_bad_observer_hook_does_not_break_the_call_or_the_other_plugins(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two real pluggy plugins: the later-registered one (called first) raises in every
+    lifecycle hook; the earlier one still sees every hook, and the call goes on."""
     call = make_call(utterances=["hi"], replies=["Hello."])
+    seen: list[tuple[str, Any]] = []
 
     class Broken:
+        @hookimpl
         def call_started(self, call: object) -> None:
             raise RuntimeError("observer bug")
 
+        @hookimpl
         def turn_completed(self, call: object, turn: object) -> None:
             raise RuntimeError("observer bug")
 
+        @hookimpl
         def call_ended(self, call: object, record: object) -> None:
             raise RuntimeError("observer bug")
 
-    call.session._hooks = Broken()
+    manager = PluginManager()
+    manager.register(RecordingHooks(seen), name="crm-export")
+    manager.register(Broken(), name="broken-analytics")
+    call.session._hooks = Observers(manager)
 
     async def caller(c: Call) -> None:
         await c.say(500, then_silence_ms=400)
@@ -114,6 +137,11 @@ async def test_a_bad_observer_hook_does_not_break_the_call() -> None:
 
     record = await run_call(call, caller)
     assert record.turns[0].heard_text == "Hello."
+    assert [name for name, _ in seen] == ["call_started", "turn_completed", "call_ended"]
+    failures = [r for r in caplog.records if "raised in its" in r.getMessage()]
+    assert len(failures) == 3
+    assert all("plugin broken-analytics" in r.getMessage() for r in failures)
+    assert all(f"call={call.session.call_id}" in r.getMessage() for r in failures)
 
 
 async def test_pcmu_call_runs_with_zero_transcoding() -> None:

@@ -153,7 +153,7 @@ def test_frames_parse_exactly() -> None:
         ('{"event": "media", "media": {"payload": "%%"}}', "bad_base64"),
         (
             '{"event": "start", "start": {"media_format": {"encoding": "OPUS"}}}',
-            "unsupported_codec",
+            "bad_start",
         ),
         ("x" * 300_000, "oversized"),
     ]:

@@ -22,6 +22,7 @@ from voicekit.audio import (
 from voicekit.config import VoiceKitSettings, load_settings
 from voicekit.errors import (
     AudioFormatError,
+    CallRefused,
     ConfigError,
     PluginError,
     ProviderAuthError,
@@ -65,6 +66,7 @@ __all__ = [
     "AudioFormatError",
     "CallInfo",
     "CallRecord",
+    "CallRefused",
     "CallSession",
     "ConfigError",
     "Dtmf",

@@ -8,6 +8,7 @@ application can catch everything of ours with one ``except`` and let real bugs t
     ├── PluginError            a plugin failed to load, clashed with another, or lacks its extra
     │   └── ProviderNotFoundError   no provider of that kind and name is registered
     ├── AudioFormatError       audio bytes or formats that cannot be processed
+    ├── CallRefused            the server cannot take another call (draining, max_calls)
     └── ProviderError          a provider (STT, LLM, TTS, telephony) failed
         ├── ProviderAuthError       the provider refused our credentials (never retryable)
         └── ProviderTimeoutError    the provider did not answer in time (retryable)
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "AudioFormatError",
+    "CallRefused",
     "ConfigError",
     "PluginError",
     "ProviderAuthError",
@@ -53,6 +55,10 @@ class ProviderNotFoundError(PluginError):
 
 class AudioFormatError(VoiceKitError, ValueError):
     """Audio that cannot be processed: odd-length PCM, an unsupported encoding or rate."""
+
+
+class CallRefused(VoiceKitError):
+    """The server cannot take another call: it is draining, or ``max_calls`` are live."""
 
 
 class ProviderError(VoiceKitError):

@@ -12,7 +12,9 @@ from typing import Literal
 
 from voicekit.telephony import CallInfo
 
-__all__ = ["CallRecord", "TranscriptEntry", "TurnMetrics"]
+__all__ = ["CallRecord", "ReplyStatus", "TranscriptEntry", "TurnMetrics"]
+
+ReplyStatus = Literal["pending", "played", "interrupted", "failed", "hung_up", "cut_off"]
 
 # The timeline of one turn, in the order the events happen. Each is seconds on the
 # session's monotonic clock, or None when the step did not happen (e.g. a greeting turn
@@ -47,6 +49,10 @@ class TurnMetrics:
     first_frame_sent: float | None = None
     first_mark_reached: float | None = None
     error: str | None = None
+    # How the reply ended: played to its end; interrupted (barge-in); failed; hung_up (the
+    # caller hung up before it finished); cut_off (the call ended otherwise: shutdown,
+    # an error); pending while it is still running.
+    status: ReplyStatus = "pending"
     # Outbound pacing, from Playout: how late this process sent the turn's frames. A frame
     # later than the playout lead found the far end's buffer empty: an audible gap.
     frames_sent: int = 0

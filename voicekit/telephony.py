@@ -107,27 +107,48 @@ class CallHost(Protocol):
     """What the voicekit server offers a telephony provider's routes.
 
     The provider owns its wire protocol (webhooks, media frames, REST); the host owns the
-    calls: it signs media URLs, runs the agent on a media stream, and ends calls.
+    calls: it counts them, signs media URLs, admits each call's one media connection,
+    runs the agent on it, and ends calls. A call's life as the provider drives it:
+
+    1. ``reserve_call(key)`` when the provider commits to a call (answers it, or is about
+       to dial): from here it counts against ``max_calls``; False means refuse it as busy.
+       ``key`` is the call id, or for a dial an id of the provider's own, later matched to
+       the call id with ``call_identified``;
+    2. ``issue_media_token(key)`` for the media URL;
+    3. ``admit_media(token)`` when the media socket connects: the call id, once per live
+       call; None means close the socket (1008) without reading audio;
+    4. ``run_call(media, hangup=...)`` until the call ends;
+    5. ``end_call(call_id, reason)`` whenever the provider learns the call is over.
     """
 
     @property
     def public_url(self) -> str:
-        """Base URL (https://...) at which the provider's service reaches this server."""
+        """Base URL (https://...) at which the provider's service reaches this server.
 
-    def accepting_calls(self) -> bool:
-        """False while the server drains for shutdown: new calls must be refused."""
+        Always from configuration, never from a request's headers."""
 
-    def issue_media_token(self, call_id: str) -> str:
-        """A signed, expiring token that lets one call's media stream connect."""
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest media message to accept; larger ones are skipped."""
 
-    def check_media_token(self, token: str | None) -> str | None:
-        """The call id the token was issued for, or None if it is invalid or expired."""
+    def reserve_call(self, key: str) -> bool:
+        """Count a call from now on; False while draining or at ``max_calls``."""
+
+    def call_identified(self, key: str, call_id: str) -> None:
+        """The provider's call id of a call reserved under another key (a dial)."""
+
+    def issue_media_token(self, key: str) -> str:
+        """A signed, expiring token for the media stream of the call reserved as ``key``."""
+
+    def admit_media(self, token: str | None) -> str | None:
+        """The call id if ``token`` is valid and its call is live with no media yet
+        connected; None otherwise (the host logs why, naming the call, never the token)."""
 
     async def run_call(self, media: MediaStream, *, hangup: Callable[[], Awaitable[None]]) -> None:
         """Run the agent on ``media`` until the call ends; never raises."""
 
     def end_call(self, call_id: str, reason: str) -> None:
-        """The provider learnt the call is over (e.g. a hang-up webhook)."""
+        """The provider learnt the call is over (a hang-up webhook, a failed answer)."""
 
     def machine_detected(self, call_id: str) -> None:
         """Answering-machine detection says a machine answered: apply the voicemail policy."""
@@ -137,6 +158,9 @@ class Telephony(Provider, ABC):
     """A telephony provider: call control plus webhook and media routes."""
 
     kind: ClassVar[ProviderKind] = "telephony"
+    # Whether the provider builds URLs to this server (webhooks, media streams) and so
+    # needs ``[server] public_url``; the server refuses to start without it.
+    needs_public_url: ClassVar[bool] = True
 
     @abstractmethod
     def routes(self, host: CallHost) -> Sequence[Any]:

@@ -18,22 +18,12 @@ logger = logging.getLogger(__name__)
 async def _serve(
     app: Any, host: str, port: int, dial: tuple[str, str | None] | None = None
 ) -> None:
-    import uvicorn
-
-    from voicekit.server._uvicorn import MediaWebSocketProtocol, Server
+    from voicekit.server._uvicorn import Server, server_config
     from voicekit.server.runtime import freeze_startup_heap
 
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        lifespan="on",
-        ws=MediaWebSocketProtocol,
-        ws_per_message_deflate=False,  # media frames are audio: compression only costs CPU
-    )
-    server = Server(config)
     calls = app.state.calls
+    config = server_config(app, calls.settings.server, host=host, port=port, log_level="info")
+    server = Server(config)
 
     async def stop() -> None:
         await calls.drain(calls.settings.server.shutdown_grace_s)

@@ -16,7 +16,15 @@ from voicekit.errors import ConfigError, ProviderNotFoundError
 from voicekit.plugins.registry import ProviderRegistry, credential_env_vars
 from voicekit.provider import PROVIDER_KINDS, Provider, ProviderKind, ProviderSettings
 
-__all__ = ["MASK", "ResolvedProviders", "create_provider", "masked_settings", "resolve_providers"]
+__all__ = [
+    "MASK",
+    "PUBLIC_URL_MISSING",
+    "ResolvedProviders",
+    "create_provider",
+    "masked_settings",
+    "resolve_providers",
+    "server_problems",
+]
 
 MASK = "**********"
 _SECRET_WORDS = ("key", "secret", "token", "password", "authorization")
@@ -54,9 +62,25 @@ def resolve_providers(
             problems.append(f"[{kind}] provider: {exc}")
         except ConfigError as exc:
             problems.append(str(exc))
+    if "telephony" in resolved:
+        problems += server_problems(settings, registry.get("telephony", names["telephony"]))
     if problems:
         raise ConfigError("\n".join(problems))
     return ResolvedProviders(names, resolved)
+
+
+PUBLIC_URL_MISSING = (
+    "server.public_url is not set: set [server] public_url (or VOICEKIT_SERVER__PUBLIC_URL) "
+    "to the https URL at which your telephony provider reaches this server, e.g. "
+    "https://voice.example.com; voicekit never takes it from a request's Host header"
+)
+
+
+def server_problems(settings: VoiceKitSettings, telephony: type[Provider]) -> list[str]:
+    """What keeps these settings from serving calls with this telephony provider class."""
+    if getattr(telephony, "needs_public_url", False) and settings.server.public_url is None:
+        return [PUBLIC_URL_MISSING]
+    return []
 
 
 def create_provider(

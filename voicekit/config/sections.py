@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = [
     "AgentSettings",
@@ -129,7 +130,8 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port.")
     public_url: str | None = Field(
         default=None,
-        description="Public https URL of this server, used in webhook and stream URLs.",
+        description="Public URL of this server (https://host[:port][/prefix]), used in "
+        "webhook and media-stream URLs; required to answer calls, never taken from requests.",
     )
     media_auth_secret: SecretStr | None = Field(
         default=None,
@@ -141,7 +143,31 @@ class ServerSettings(_Section):
     shutdown_grace_s: float = Field(
         default=30.0, ge=0, description="On SIGTERM, how long active calls may finish."
     )
-    max_calls: int = Field(default=500, ge=1, description="Concurrent calls before refusing.")
+    max_calls: int = Field(
+        default=500,
+        ge=1,
+        description="Concurrent calls, counted from the moment a call is answered or dialled; "
+        "beyond it calls are rejected as busy.",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest HTTP request body (webhooks); larger ones get 413 while reading.",
+    )
+    max_message_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description="Largest media WebSocket message; a larger one closes the socket (1009).",
+    )
+    request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Time a client has to send each HTTP request's headers and body.",
+    )
+    keep_alive_timeout_s: float = Field(
+        default=5.0, gt=0, le=300, description="Idle keep-alive connections close after this."
+    )
     records_dir: Path | None = Field(
         default=None, description="Write each finished call's record here as JSON."
     )
@@ -149,6 +175,22 @@ class ServerSettings(_Section):
         default="auto",
         description="Event loop for `voicekit serve`: auto uses uvloop when installed.",
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_public_url(value)
+
+
+def _check_public_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "public_url must be an absolute http(s) URL such as https://voice.example.com"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("public_url must not carry a query, a fragment or credentials")
+    return url.rstrip("/")
 
 
 class FlowSettings(_Section):

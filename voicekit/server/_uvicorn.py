@@ -1,4 +1,5 @@
-"""uvicorn tuned for voicekit: signals left to voicekit, reading paused only under load.
+"""uvicorn tuned for voicekit: signals left to voicekit, reading paused only under load,
+and no connection held open by a client that never finishes its request.
 
 - uvicorn's ``serve()`` installs its own SIGINT/SIGTERM handlers; voicekit drains calls on
   SIGTERM itself (and emulators inside tests must not touch signals at all).
@@ -6,17 +7,27 @@
   app takes it: two epoll calls per 20 ms media frame on every call. ``MediaWebSocketProtocol``
   pauses only when ``HIGH_WATER`` messages are waiting, which keeps backpressure against
   a flooding client without the per-frame churn.
+- uvicorn has no timeout for reading a request: a client that opens a connection and
+  sends half a request line, or trickles a body, holds a socket and a file descriptor
+  forever (200 of them were held over 60 s). :func:`http_protocol` gives each request a
+  deadline: its headers and body must have arrived ``request_timeout_s`` after the
+  connection opened or the previous response ended, or the connection is closed (408).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-__all__ = ["HIGH_WATER", "MediaWebSocketProtocol", "Server"]
+__all__ = ["HIGH_WATER", "MediaWebSocketProtocol", "Server", "http_protocol", "server_config"]
+
+logger = logging.getLogger(__name__)
 
 HIGH_WATER = 32
 
@@ -45,3 +56,95 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
     @read_paused.setter
     def read_paused(self, value: bool) -> None:
         self._really_paused = value
+
+
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\n"
+    b"content-length: 17\r\nconnection: close\r\n\r\nrequest timed out"
+)
+
+
+class _RequestDeadline:
+    """Mixed into uvicorn's HTTP protocols (both keep ``transport``, ``loop`` and ``cycle``).
+
+    One timer per connection, armed when it opens and after every response: when it
+    fires, a request whose headers and body have all arrived since is left alone (the app
+    is working on it, or the connection became a WebSocket); anything else (nothing sent,
+    half a request, a trickled body, or an idle keep-alive trickling bytes) is closed.
+    """
+
+    request_timeout_s: float = 10.0
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    cycle: Any
+    _deadline: asyncio.TimerHandle | None = None
+    _armed_for: Any = None
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._armed_for = self.cycle
+        self._deadline = self.loop.call_later(self.request_timeout_s, self._expired)
+
+    def _expired(self) -> None:
+        self._deadline = None
+        transport = self.transport
+        if transport.is_closing() or transport.get_protocol() is not self:
+            return  # closed already, or upgraded to a WebSocket
+        cycle = self.cycle
+        if cycle is not None and cycle is not self._armed_for and not cycle.more_body:
+            return  # a whole request arrived in time; the app's time is its own
+        peer = transport.get_extra_info("peername")
+        logger.info(
+            "closed a connection from %s: no complete request within %.0f s",
+            peer[0] if peer else "?",
+            self.request_timeout_s,
+        )
+        if cycle is None or cycle is self._armed_for or not cycle.response_started:
+            transport.write(_TIMEOUT_RESPONSE)
+        transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing():
+            self._arm()
+
+
+def http_protocol(request_timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (httptools when installed, else h11) with request deadlines."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:  # httptools is optional
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
+    return type(
+        "DeadlineHTTPProtocol",
+        (_RequestDeadline, Base),
+        {"request_timeout_s": request_timeout_s},
+    )
+
+
+def server_config(app: Any, settings: Any, *, host: str, port: int, **options: Any) -> Any:
+    """The uvicorn configuration every voicekit server runs with: the protocols above and
+    the limits of ``[server]`` (``settings`` is a ``ServerSettings``)."""
+    options.setdefault("lifespan", "on")
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=http_protocol(settings.request_timeout_s),
+        ws=MediaWebSocketProtocol,
+        ws_max_size=settings.max_message_bytes,
+        ws_per_message_deflate=False,  # media frames are audio: compression only costs CPU
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        **options,
+    )

@@ -4,6 +4,10 @@ Routes: ``GET /healthz``, and each telephony provider's routes under
 ``/telephony/<name>/`` (for Telnyx: ``POST /telephony/telnyx/webhook`` and
 ``WS /telephony/telnyx/media``). Providers are created once, shared by every call (each
 call opens its own STT stream and TTS session on them), and closed at shutdown.
+
+The app is built to face the internet (docs/server.md, "Security"): request bodies are
+capped while reading, the public URL comes from configuration only, and every secret the
+settings hold is registered with :mod:`voicekit.logsafe` so that no log line shows it.
 """
 
 from __future__ import annotations
@@ -13,17 +17,23 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from voicekit.config.resolve import resolve_providers
+from pydantic import BaseModel, SecretStr
+
+from voicekit import logsafe
+from voicekit.config.resolve import ResolvedProviders, resolve_providers, server_problems
 from voicekit.config.settings import VoiceKitSettings
+from voicekit.errors import ConfigError
 from voicekit.llm import LLM
 from voicekit.plugins import PluginManager, load_plugins
+from voicekit.plugins.observers import Observers
 from voicekit.provider import ProviderKind
 from voicekit.server.calls import CallManager
+from voicekit.server.limits import BodyLimit
 from voicekit.stt import STT
 from voicekit.telephony import Telephony
 from voicekit.tts import TTS
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "register_secrets"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +47,11 @@ def create_app(
     tts: TTS | None = None,
     telephony: Telephony | None = None,
 ) -> Any:
-    """Build the server app. Providers not passed in are created from ``settings``."""
+    """Build the server app. Providers not passed in are created from ``settings``.
+
+    Raises :class:`~voicekit.errors.ConfigError` when the settings cannot serve calls
+    (a provider's options, or no ``[server] public_url`` for a telephony provider that
+    needs one)."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Mount, Route
@@ -55,7 +69,15 @@ def create_app(
 
     stt_p, llm_p = build("stt", stt), build("llm", llm)
     tts_p, tel_p = build("tts", tts), build("telephony", telephony)
-    calls = CallManager(settings, stt=stt_p, llm=llm_p, tts=tts_p, hooks=manager.hook)
+    if telephony is not None:  # a configured one was checked by resolve_providers
+        problems = server_problems(settings, type(telephony))
+        if problems:
+            raise ConfigError("\n".join(problems))
+    logsafe.install()
+    register_secrets(settings, resolved)
+    for provider in (stt_p, llm_p, tts_p, tel_p):
+        logsafe.register_secrets(_secret_values(provider.settings))
+    calls = CallManager(settings, stt=stt_p, llm=llm_p, tts=tts_p, hooks=Observers(manager))
 
     async def healthz(request: Any) -> Any:
         return JSONResponse(calls.health())
@@ -88,22 +110,24 @@ def create_app(
     )
     app.state.calls = calls
     app.state.telephony = tel_p
-    return _LearnPublicUrl(app, calls)
+    return BodyLimit(app, settings.server.max_body_bytes)
 
 
-class _LearnPublicUrl:
-    """Without ``[server] public_url``, take the URL from the first request's Host header."""
+def register_secrets(settings: VoiceKitSettings, resolved: ResolvedProviders | None) -> None:
+    """Tell :mod:`voicekit.logsafe` every secret value these settings hold."""
+    logsafe.register_secrets(_secret_values(settings))
+    if resolved is not None:
+        for model in resolved.settings.values():
+            logsafe.register_secrets(_secret_values(model))
 
-    def __init__(self, app: Any, calls: CallManager) -> None:
-        self.app = app
-        self.state = app.state
-        self._calls = calls
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if self._calls.fallback_url is None and scope["type"] in ("http", "websocket"):
-            headers = dict(scope.get("headers") or [])
-            host = headers.get(b"host", b"").decode("latin-1")
-            if host:
-                secure = scope.get("scheme") in ("https", "wss")
-                self._calls.fallback_url = f"{'https' if secure else 'http'}://{host}"
-        await self.app(scope, receive, send)
+def _secret_values(value: Any) -> list[str]:
+    if isinstance(value, SecretStr):
+        return [value.get_secret_value()]
+    if isinstance(value, BaseModel):
+        return [
+            s for name in type(value).model_fields for s in _secret_values(getattr(value, name))
+        ]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _secret_values(item)]
+    return []

@@ -1,9 +1,11 @@
 """The calls a server is running: the ``CallHost`` telephony routes talk to.
 
 Every call runs in its own connection handler with its own ``CallSession``; an exception
-in one call is caught and logged there and never reaches another. On shutdown the
-manager stops accepting calls, lets active ones finish for a grace period, then ends
-them politely; every call's record is written either way.
+in one call is caught and logged there and never reaches another. A call counts against
+``max_calls`` from the moment it is answered or dialled (:class:`LiveCalls`), and its
+media token admits one connection while it is live. On shutdown the manager stops
+accepting calls, lets active ones finish for a grace period, then ends them politely;
+every call's record is written either way.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from typing import Any
 
 import anyio
 
+from voicekit.config.resolve import PUBLIC_URL_MISSING
 from voicekit.config.settings import VoiceKitSettings
+from voicekit.errors import ConfigError
 from voicekit.llm import LLM
+from voicekit.plugins.observers import Observers
 from voicekit.records import CallRecord
+from voicekit.server.live import LiveCalls
 from voicekit.server.tokens import MediaTokens
 from voicekit.session import CallSession
 from voicekit.stt import STT
@@ -39,7 +45,7 @@ class CallManager:
         stt: STT,
         llm: LLM,
         tts: TTS,
-        hooks: Any | None = None,
+        hooks: Observers | None = None,
     ) -> None:
         self.settings = settings
         self.stt, self.llm, self.tts = stt, llm, tts
@@ -52,7 +58,7 @@ class CallManager:
         )
         self.tokens = MediaTokens(secret, ttl_s=server.media_token_ttl_s)
         self._public_url = server.public_url
-        self.fallback_url: str | None = None  # learnt from the first request if unset
+        self.live = LiveCalls(server.max_calls, pending_ttl_s=server.media_token_ttl_s)
         self.active: dict[str, CallSession] = {}
         self.records: list[CallRecord] = []
         self.calls_total = 0
@@ -65,22 +71,47 @@ class CallManager:
 
     @property
     def public_url(self) -> str:
-        url = self._public_url or self.fallback_url
-        if url is None:
-            raise RuntimeError("set [server] public_url: the URL Telnyx reaches this server at")
-        return url
+        if self._public_url is None:
+            raise ConfigError(PUBLIC_URL_MISSING)
+        return self._public_url
 
-    def accepting_calls(self) -> bool:
-        return not self.draining and len(self.active) < self.settings.server.max_calls
+    @property
+    def max_message_bytes(self) -> int:
+        return self.settings.server.max_message_bytes
 
-    def issue_media_token(self, call_id: str) -> str:
-        return self.tokens.issue(call_id)
+    def reserve_call(self, key: str) -> bool:
+        if self.draining:
+            return False
+        accepted = self.live.reserve(key)
+        if accepted:
+            self._busy()
+        return accepted
 
-    def check_media_token(self, token: str | None) -> str | None:
-        return self.tokens.check(token)
+    def call_identified(self, key: str, call_id: str) -> None:
+        self.live.identify(key, call_id)
+
+    def issue_media_token(self, key: str) -> str:
+        return self.tokens.issue(key)
+
+    def admit_media(self, token: str | None) -> str | None:
+        key = self.tokens.check(token)
+        if key is None:
+            logger.warning("refused a media stream: invalid or expired token")
+            return None
+        admission = self.live.admit(key)
+        if not admission.admitted:
+            logger.warning(
+                "call=%s: refused a media stream: %s", admission.call_id, admission.refusal
+            )
+            return None
+        return admission.call_id
 
     async def run_call(self, media: MediaStream, *, hangup: Callable[[], Awaitable[None]]) -> None:
         call_id = media.call.call_id
+        if call_id in self.active or not self.live.connected(call_id):
+            # Only admit_media lets a call in; a provider that skipped it gets nothing.
+            logger.error("call=%s: refused to run a call that was not admitted", call_id)
+            return
         session = CallSession(
             media,
             stt=self.stt,
@@ -93,8 +124,6 @@ class CallManager:
         )
         self.active[call_id] = session
         self.calls_total += 1
-        if self._idle.is_set():  # idle -> busy; drain() may already wait on the event
-            self._idle = anyio.Event()
         record: CallRecord | None = None
         try:
             if call_id in self._machines:
@@ -107,6 +136,7 @@ class CallManager:
             record.end_reason = "error"
         finally:
             self.active.pop(call_id, None)
+            self.live.end(call_id)
             if record is None:
                 record = session.record
                 record.end_reason = (
@@ -115,13 +145,23 @@ class CallManager:
             self.records.append(record)
             del self.records[:-1000]
             self._write(record)
-            if not self.active:
-                self._idle.set()
+            self._maybe_idle()
 
     def end_call(self, call_id: str, reason: str) -> None:
         session = self.active.get(call_id)
         if session is not None:
             session.caller_hung_up(reason)
+        elif self.live.end(call_id):  # ended before its media connected
+            logger.info("call=%s: ended before its media stream connected (%s)", call_id, reason)
+            self._maybe_idle()
+
+    def _busy(self) -> None:
+        if self._idle.is_set():  # idle -> busy; drain() may already wait on the event
+            self._idle = anyio.Event()
+
+    def _maybe_idle(self) -> None:
+        if not self.active and not len(self.live):
+            self._idle.set()
 
     def machine_detected(self, call_id: str) -> None:
         session = self.active.get(call_id)
@@ -146,7 +186,7 @@ class CallManager:
     def health(self) -> dict[str, Any]:
         return {
             "status": "draining" if self.draining else "ok",
-            "active_calls": len(self.active),
+            "active_calls": len(self.live),  # answered or dialled, not yet ended
             "calls_total": self.calls_total,
         }
 
@@ -156,6 +196,9 @@ class CallManager:
         logger.info("shutting down: %d active calls, %.0f s grace", len(self.active), grace_s)
         with anyio.move_on_after(grace_s):
             await self._idle.wait()
+        for call_id in self.live.pending():  # answered, but their media never came
+            self.live.end(call_id)
+        self._maybe_idle()
         for session in list(self.active.values()):
             session.shut_down()
         with anyio.move_on_after(15):

@@ -2,7 +2,9 @@
 
 Telnyx connects to the media URL voicekit gave it when answering. The URL (and the
 ``stream_auth_token`` header) carries ``<call id>.<expiry>.<HMAC-SHA256>``, so only the
-call it was issued for can stream, and only until it expires.
+call it was issued for can stream, and only until it expires. A valid token is necessary,
+not sufficient: :class:`~voicekit.server.live.LiveCalls` admits one connection per live
+call, so a replayed token opens nothing.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ class MediaTokens:
 
     def check(self, token: str | None, *, now: float | None = None) -> str | None:
         """The subject (call id) of a valid, unexpired token; None otherwise."""
-        if not token or token.count(".") != 2:
-            return None
+        if not token or not token.isascii() or token.count(".") != 2:
+            return None  # HMAC comparison of str needs ASCII: anything else is forged
         encoded, expiry_text, mac = token.split(".")
         try:
             subject = _unb64(encoded).decode()

@@ -25,9 +25,14 @@ if TYPE_CHECKING:
     from voicekit.records import TurnMetrics
     from voicekit.session.reply import Reply, ReplyKind
 
-__all__ = ["CallEnding"]
+__all__ = ["CallEnding", "caller_ended"]
 
 logger = logging.getLogger(__name__)
+
+
+def caller_ended(reason: str) -> bool:
+    """Whether an end reason means the far end went away (hung up, or its stream did)."""
+    return reason in ("caller_hangup", "stream_closed") or reason.startswith("hangup:")
 
 
 class CallEnding:

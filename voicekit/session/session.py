@@ -27,10 +27,12 @@ from voicekit.config.sections import AgentSettings, TurnSettings
 from voicekit.errors import VoiceKitError
 from voicekit.llm import LLM
 from voicekit.metrics import format_turn, stamp
+from voicekit.plugins import PluginManager
+from voicekit.plugins.observers import Observers
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.session.bargein import is_interruption
 from voicekit.session.caller import CallerTurns
-from voicekit.session.closing import CallEnding
+from voicekit.session.closing import CallEnding, caller_ended
 from voicekit.session.history import ConversationHistory
 from voicekit.session.inbound_clock import InboundClock
 from voicekit.session.negotiate import choose_format
@@ -69,7 +71,7 @@ class CallSession(CallEnding):
         tts: TTS,
         agent: AgentSettings | None = None,
         turn: TurnSettings | None = None,
-        hooks: Any | None = None,
+        hooks: Observers | PluginManager | None = None,
         hangup: Hangup | None = None,
     ) -> None:
         self.media = media
@@ -80,7 +82,7 @@ class CallSession(CallEnding):
         self.turn = turn or TurnSettings()
         self.call = media.call
         self.call_id = media.call.call_id
-        self._hooks = hooks
+        self._hooks = hooks if hooks is None or isinstance(hooks, Observers) else Observers(hooks)
         self._hangup = hangup
         self.history = ConversationHistory(
             self.agent.instructions,
@@ -186,12 +188,8 @@ class CallSession(CallEnding):
         return self.record
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
-        if self._hooks is None:
-            return
-        try:
-            getattr(self._hooks, hook)(**kwargs)
-        except Exception:  # an observer's bug must not break the call
-            logger.exception("call=%s: plugin hook %s raised", self.call_id, hook)
+        if self._hooks is not None:
+            self._hooks.notify(hook, self.call_id, **kwargs)  # isolates each plugin
 
     # -- media ---------------------------------------------------------------------------
 
@@ -346,9 +344,23 @@ class CallSession(CallEnding):
         if self._current is reply:
             self._current = None
         self._last_reply = reply
-        heard = reply.heard_text() if (reply.interrupted or reply.error) else reply.text
+        played = reply.played.is_set() and not reply.interrupted and reply.error is None
+        # Only words the far end confirmed as played were heard: a reply cut short by a
+        # barge-in, a failure or the end of the call keeps just those.
+        heard = reply.text if played else reply.heard_text()
         m = reply.metrics
         m.agent_text, m.heard_text, m.interrupted = reply.text, heard, reply.interrupted
+        m.status = (
+            "played"
+            if played
+            else "interrupted"
+            if reply.interrupted
+            else "failed"
+            if reply.error is not None
+            else "hung_up"
+            if caller_ended(self.end_reason)
+            else "cut_off"
+        )
         if reply.error is not None:
             m.error = f"{type(reply.error).__name__}: {reply.error}"
         if heard:

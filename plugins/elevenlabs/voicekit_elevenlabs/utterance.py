@@ -76,8 +76,8 @@ class ElevenLabsUtterance(Utterance):
 
     async def __aiter__(self) -> AsyncIterator[AudioChunk]:
         async for item in self._recv:
-            if isinstance(item, _End):
-                return
+            if isinstance(item, _End) or self.cancelled:
+                return  # audio received before cancel() stays undelivered
             if isinstance(item, Exception):
                 raise item
             yield item

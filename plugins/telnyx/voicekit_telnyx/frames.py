@@ -27,7 +27,7 @@ __all__ = [
     "parse_frame",
 ]
 
-MAX_FRAME_BYTES = 256 * 1024  # a 20 ms frame is ~300 bytes; anything near this is abuse
+MAX_FRAME_BYTES = 64 * 1024  # a 20 ms frame is ~300 bytes; [server] max_message_bytes
 
 # Telnyx codec name -> the format of its RTP payload.
 CODECS: dict[str, AudioFormat] = {
@@ -93,32 +93,67 @@ class ErrorFrame:
 Frame = Connected | StartFrame | MediaFrame | DtmfFrame | MarkFrame | StopFrame | ErrorFrame
 
 
+# Rates a Telnyx stream's ``start`` may announce for each codec (PROTOCOLS.md §3a): G.711
+# is 8 kHz by definition; L16 is 16 kHz per the guide, other rates per the SDK's enum.
+CODEC_RATES: dict[str, frozenset[int]] = {
+    "PCMU": frozenset({8000}),
+    "PCMA": frozenset({8000}),
+    "L16": frozenset({8000, 16000, 22050, 24000, 48000}),
+}
+DTMF_DIGITS = frozenset("0123456789*#ABCDabcd")
+MAX_NAME_CHARS = 256  # mark names and identifiers: ours are short, anything longer is junk
+
+
 def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # None, "x", 1e400, 5000 digits
         return None
 
 
+def _str(value: Any) -> str | None:
+    """A short string field, or None for anything else (numbers, objects, megabytes)."""
+    return value if isinstance(value, str) and len(value) <= MAX_NAME_CHARS else None
+
+
 def _format(media_format: Any) -> AudioFormat:
+    """The inbound format a ``start`` announces; :class:`BadFrame` ``bad_start`` if the
+    stream cannot be taken (the stream is then refused, not guessed at)."""
+    if media_format is None:
+        return CODECS["PCMU"]  # Telnyx's default codec
     if not isinstance(media_format, dict):
-        return CODECS["PCMU"]
-    codec = str(media_format.get("encoding", "PCMU")).upper()
-    base = CODECS.get(codec)
-    if base is None:
-        raise BadFrame("unsupported_codec", f"media_format.encoding {codec!r}")
-    rate = _int(media_format.get("sample_rate")) or base.sample_rate
-    channels = _int(media_format.get("channels")) or 1
-    return AudioFormat(base.encoding, rate, channels)
+        raise BadFrame("bad_start", "media_format is not an object")
+    codec = _str(media_format.get("encoding", "PCMU"))
+    if codec is None or codec.upper() not in CODECS:
+        raise BadFrame("bad_start", f"unsupported media_format.encoding {codec!r:.40}")
+    codec = codec.upper()
+    base = CODECS[codec]
+    raw_rate = media_format.get("sample_rate")
+    rate = base.sample_rate if raw_rate is None else _int(raw_rate)
+    if rate not in CODEC_RATES[codec]:
+        raise BadFrame("bad_start", f"{codec} at sample_rate {raw_rate!r:.20} is not supported")
+    raw_channels = media_format.get("channels")
+    if raw_channels is not None and _int(raw_channels) != 1:
+        raise BadFrame("bad_start", f"only mono streams are supported, got {raw_channels!r:.20}")
+    return AudioFormat(base.encoding, rate, 1)
 
 
-def parse_frame(raw: str | bytes) -> Frame:
-    if len(raw) > MAX_FRAME_BYTES:
-        raise BadFrame("oversized", f"{len(raw)} bytes")
+def _loads(raw: str | bytes) -> Any:
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadFrame("bad_json", str(exc)) from None
+        return json.loads(raw)
+    except RecursionError:
+        raise BadFrame("bad_json", "nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, 5000-digit numbers
+        raise BadFrame("bad_json", str(exc)[:80]) from None
+
+
+def parse_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
+    """One frame from the wire; :class:`BadFrame` for anything that is not a usable frame."""
+    if len(raw) > max_bytes:
+        raise BadFrame("oversized", f"{len(raw)} bytes")
+    data = _loads(raw)
     if not isinstance(data, dict):
         raise BadFrame("bad_json", "not an object")
     event = data.get("event")
@@ -130,9 +165,10 @@ def parse_frame(raw: str | bytes) -> Frame:
             payload = base64.b64decode(media["payload"], validate=True)
         except (binascii.Error, ValueError):
             raise BadFrame("bad_base64", "media.payload is not base64") from None
-        return MediaFrame(
-            str(media.get("track", "inbound")), payload, _int(data.get("sequence_number"))
-        )
+        track = media.get("track", "inbound")
+        if not isinstance(track, str):
+            raise BadFrame("bad_media", "media.track is not a string")
+        return MediaFrame(track, payload, _int(data.get("sequence_number")))
     if event == "connected":
         token = data.get("stream_auth_token")
         nested = data.get("connected")
@@ -145,32 +181,36 @@ def parse_frame(raw: str | bytes) -> Frame:
             raise BadFrame("bad_start", "no start object")
         params = start.get("custom_parameters")
         return StartFrame(
-            stream_id=data.get("stream_id"),
-            call_control_id=start.get("call_control_id"),
-            from_number=start.get("from"),
-            to_number=start.get("to"),
-            client_state=start.get("client_state"),
+            stream_id=_str(data.get("stream_id")),
+            call_control_id=_str(start.get("call_control_id")),
+            from_number=_str(start.get("from")),
+            to_number=_str(start.get("to")),
+            client_state=_str(start.get("client_state")),
             format=_format(start.get("media_format")),
             custom_parameters=params if isinstance(params, dict) else {},
         )
     if event == "dtmf":
         dtmf = data.get("dtmf")
         digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
-        if not isinstance(digit, str):
-            raise BadFrame("bad_dtmf", "no dtmf.digit")
-        return DtmfFrame(digit)
+        if not isinstance(digit, str) or len(digit) != 1 or digit not in DTMF_DIGITS:
+            raise BadFrame("bad_dtmf", "dtmf.digit is not one of 0-9 * # A-D")
+        return DtmfFrame(digit.upper())
     if event == "mark":
         mark = data.get("mark")
-        name = mark.get("name") if isinstance(mark, dict) else None
-        if not isinstance(name, str):
-            raise BadFrame("bad_mark", "no mark.name")
+        name = _str(mark.get("name")) if isinstance(mark, dict) else None
+        if name is None:
+            raise BadFrame("bad_mark", "no usable mark.name")
         return MarkFrame(name)
     if event == "stop":
         return StopFrame()
     if event == "error":
         raw_info = data.get("payload")
         info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
-        return ErrorFrame(info.get("code"), str(info.get("title", "")), str(info.get("detail", "")))
+        return ErrorFrame(
+            _int(info.get("code")),
+            str(info.get("title", ""))[:120],
+            str(info.get("detail", ""))[:200],
+        )
     raise BadFrame("unknown_event", repr(event)[:40])
 
 

@@ -21,6 +21,7 @@ from voicekit.telephony import (
     StreamStopped,
 )
 from voicekit_telnyx.frames import (
+    MAX_FRAME_BYTES,
     BadFrame,
     Connected,
     DtmfFrame,
@@ -49,6 +50,14 @@ def _swap16(data: bytes) -> bytes:
 
 
 class TelnyxMediaStream(MediaStream):
+    """One call's media over the WebSocket Telnyx opened.
+
+    Malformed frames are skipped and counted in ``bad_frames`` (the first of each kind is
+    logged as a warning, the rest at debug level, and a summary when the stream ends: a
+    client sending garbage cannot flood the log). A hang-up while audio is being sent is
+    a normal end of the stream, not an error.
+    """
+
     def __init__(
         self,
         websocket: Any,
@@ -57,6 +66,8 @@ class TelnyxMediaStream(MediaStream):
         outbound_format: AudioFormat,
         l16_big_endian: bool = False,
         details: dict[str, Any] | None = None,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        gone: tuple[type[BaseException], ...] = (),
     ) -> None:
         self.websocket = websocket
         self._call_id = call_id
@@ -67,6 +78,10 @@ class TelnyxMediaStream(MediaStream):
         self._call: CallInfo | None = None
         self._send_lock = anyio.Lock(fast_acquire=True)  # uncontended: no checkpoint
         self._closed = False
+        self._max_frame_bytes = max_frame_bytes
+        # What the socket raises once the far end is gone (Starlette's WebSocketDisconnect,
+        # passed in by the route so this module does not import Starlette).
+        self._gone: tuple[type[BaseException], ...] = (OSError, RuntimeError, *gone)
         self.bad_frames: Counter[str] = Counter()
         self.frames_in = 0
 
@@ -84,25 +99,28 @@ class TelnyxMediaStream(MediaStream):
         return data
 
     async def wait_start(self, limit_s: float = 10.0) -> None:
-        """Read ``connected`` and ``start``; the call's format comes from ``start``."""
+        """Read ``connected`` and ``start``; the call's format comes from ``start``.
+
+        :class:`StreamRejected` when the stream cannot be used: it closed, its ``start``
+        is for another call or announces a format voicekit cannot take.
+        """
         with anyio.fail_after(limit_s):
             while True:
                 raw = await self._next()
                 if raw is None:
                     raise StreamRejected("the stream closed before its start frame")
                 try:
-                    frame = parse_frame(raw)
+                    frame = parse_frame(raw, max_bytes=self._max_frame_bytes)
                 except BadFrame as exc:
+                    if exc.kind == "bad_start":
+                        raise StreamRejected(str(exc)) from None
                     self._count(exc)
                     continue
                 if isinstance(frame, Connected):
                     continue
                 if isinstance(frame, StartFrame):
                     if frame.call_control_id not in (None, self._call_id):
-                        raise StreamRejected(
-                            f"start frame for call {frame.call_control_id}, token for "
-                            f"{self._call_id}"
-                        )
+                        raise StreamRejected("start frame for another call")
                     self._in_fmt = frame.format
                     self._call = CallInfo(
                         call_id=self._call_id,
@@ -120,7 +138,18 @@ class TelnyxMediaStream(MediaStream):
 
     def _count(self, exc: BadFrame) -> None:
         self.bad_frames[exc.kind] += 1
-        logger.warning("call=%s: skipped a bad media frame: %s", self._call_id, exc)
+        if self.bad_frames[exc.kind] == 1:
+            logger.warning("call=%s: skipped a bad media frame: %s", self._call_id, exc)
+        else:
+            logger.debug("call=%s: skipped a bad media frame: %s", self._call_id, exc)
+
+    def _summarise(self) -> None:
+        total = sum(self.bad_frames.values())
+        if total:
+            kinds = ", ".join(f"{k} {n}" for k, n in self.bad_frames.most_common())
+            logger.warning(
+                "call=%s: skipped %d bad media frames in all (%s)", self._call_id, total, kinds
+            )
 
     @property
     def closed(self) -> bool:
@@ -144,11 +173,20 @@ class TelnyxMediaStream(MediaStream):
         return self._out_fmt
 
     async def __aiter__(self) -> AsyncIterator[MediaEvent]:
-        swap = self._swap and self.inbound_format.encoding == "pcm_s16le"
+        try:
+            async for event in self._events():
+                yield event
+        finally:
+            self._summarise()
+
+    async def _events(self) -> AsyncIterator[MediaEvent]:
+        fmt = self.inbound_format
+        swap = self._swap and fmt.encoding == "pcm_s16le"
+        block = fmt.block_size
         while True:
             try:
                 raw = await self._next()
-            except (OSError, RuntimeError) as exc:
+            except self._gone as exc:
                 logger.info("call=%s: media socket closed: %s", self._call_id, exc)
                 self._closed = True
                 raw = None
@@ -156,14 +194,18 @@ class TelnyxMediaStream(MediaStream):
                 yield StreamStopped("media stream disconnected")
                 return
             try:
-                frame = parse_frame(raw)
+                frame = parse_frame(raw, max_bytes=self._max_frame_bytes)
             except BadFrame as exc:
                 self._count(exc)
                 continue
             self.frames_in += 1
             if isinstance(frame, MediaFrame):
-                if frame.track == "inbound" and frame.payload:
-                    yield InboundAudio(_swap16(frame.payload) if swap else frame.payload)
+                if frame.track != "inbound" or not frame.payload:
+                    continue
+                if len(frame.payload) % block:
+                    self._count(BadFrame("bad_audio", f"{len(frame.payload)} bytes of {fmt}"))
+                    continue
+                yield InboundAudio(_swap16(frame.payload) if swap else frame.payload)
             elif isinstance(frame, MarkFrame):
                 yield MarkReached(frame.name)
             elif isinstance(frame, DtmfFrame):
@@ -186,9 +228,11 @@ class TelnyxMediaStream(MediaStream):
         async with self._send_lock:
             try:
                 await self.websocket.send_text(text)
-            except (OSError, RuntimeError) as exc:
+            except self._gone as exc:  # the caller hung up: a normal end, not a failure
                 self._closed = True
-                logger.info("call=%s: media send failed: %s", self._call_id, exc)
+                logger.info(
+                    "call=%s: media send failed, the socket is gone: %r", self._call_id, exc
+                )
 
     async def send_audio(self, data: bytes) -> None:
         if self._swap and self._out_fmt.encoding == "pcm_s16le":

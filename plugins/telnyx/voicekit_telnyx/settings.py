@@ -32,3 +32,8 @@ class TelnyxSettings(ProviderSettings):
         default="detect", description="Answering-machine detection on outbound calls."
     )
     base_url: str = Field(default="https://api.telnyx.com/v2", description="Call Control base.")
+    media_token_in_url: bool = Field(
+        default=False,
+        description="Also put the media token in the stream URL's query string. Telnyx sends "
+        "it as a header and in its first frame, so the URL (which proxies log) need not.",
+    )

@@ -3,18 +3,21 @@
 Routes (mounted under ``/telephony/telnyx``):
 
 - ``POST /webhook``: the Ed25519 signature and timestamp are checked before anything
-  else (401 on failure). ``call.initiated`` (incoming) is answered with a media stream URL
-  carrying a signed, expiring token for that call; ``call.hangup`` ends the session;
-  answering-machine results apply the voicemail policy; ``streaming.failed`` is logged and
-  the call hung up; other events are acknowledged and ignored; a redelivered event (same
-  id) is handled once.
-- ``WS /media``: a connection without a valid, unexpired token for its call is closed
-  with 1008 before any audio is read.
+  else (401 on failure), then the event's shape (400 on failure; the body size is capped
+  by the server before it gets here). ``call.initiated`` (incoming) is answered with a
+  media stream URL and a signed, expiring token for that call, or rejected as busy when
+  the server is draining or at ``max_calls``; ``call.hangup`` ends the call;
+  answering-machine results apply the voicemail policy; ``streaming.failed`` is logged
+  and the call hung up; other events are acknowledged and ignored; a redelivered event
+  (same id) is handled once.
+- ``WS /media``: the token comes in the ``x-telnyx-streaming-auth-token`` header, in the
+  ``connected`` frame, or (with ``media_token_in_url``) in the URL. A connection whose
+  token is invalid, expired, for a call that is not live, or for a call whose media is
+  already connected is closed with 1008 before any audio is read.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections import OrderedDict
@@ -23,9 +26,14 @@ from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import anyio
+from pydantic import ValidationError
+
+from voicekit.errors import CallRefused
 from voicekit.provider import ProviderSettings
 from voicekit.telephony import CallHost, Telephony
-from voicekit_telnyx.frames import CODECS
+from voicekit_telnyx.events import CallPayload, TelnyxWebhook, describe_invalid
+from voicekit_telnyx.frames import CODECS, BadFrame, Connected, parse_frame
 from voicekit_telnyx.media import StreamRejected, TelnyxMediaStream
 from voicekit_telnyx.rest import TelnyxClient
 from voicekit_telnyx.settings import TelnyxSettings
@@ -36,6 +44,8 @@ __all__ = ["TelnyxTelephony"]
 logger = logging.getLogger(__name__)
 MACHINE_RESULTS = {"machine", "fax_detected"}
 SEEN_EVENTS = 10_000
+TOKEN_HEADER = "x-telnyx-streaming-auth-token"
+CONNECTED_FRAME_WAIT_S = 5.0  # a socket with no token in its headers must show it this soon
 
 
 class TelnyxTelephony(Telephony):
@@ -49,7 +59,6 @@ class TelnyxTelephony(Telephony):
         self._client: TelnyxClient | None = None
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._calls: dict[str, dict[str, Any]] = {}  # what the webhooks told us, per call
-        self._dial_ids: dict[str, str] = {}  # our dial id -> Telnyx call id
         self.rejected_webhooks = 0
 
     @property
@@ -89,30 +98,38 @@ class TelnyxTelephony(Telephony):
         if not caller:
             raise ValueError("dialling needs a from number (providers.telnyx.from_number)")
         # The call id only exists once Telnyx answers the dial request, but the stream URL
-        # goes in that request: sign it for a dial id of our own, mapped to the call id below.
+        # goes in that request: the call is reserved (counted against max_calls) and its
+        # token signed under a dial id of our own, identified with the call id below.
         dial_id = f"dial-{secrets.token_hex(8)}"
-        data = await self.client.dial(
-            connection_id=s.connection_id,
-            to=to,
-            from_=caller,
-            webhook_url=f"{host.public_url.rstrip('/')}/telephony/telnyx/webhook",
-            answering_machine_detection=None
-            if s.answering_machine_detection == "disabled"
-            else s.answering_machine_detection,
-            **self._stream_params(host, dial_id),
-            **options,
-        )
+        if not host.reserve_call(dial_id):
+            raise CallRefused("not dialling: the server is draining or at [server] max_calls")
+        try:
+            data = await self.client.dial(
+                connection_id=s.connection_id,
+                to=to,
+                from_=caller,
+                webhook_url=f"{host.public_url.rstrip('/')}/telephony/telnyx/webhook",
+                answering_machine_detection=None
+                if s.answering_machine_detection == "disabled"
+                else s.answering_machine_detection,
+                **self._stream_params(host, dial_id),
+                **options,
+            )
+        except BaseException:
+            host.end_call(dial_id, "dial_failed")
+            raise
         call_id = str(data.get("call_control_id", ""))
-        self._dial_ids[dial_id] = call_id
+        host.call_identified(dial_id, call_id)
         self._calls[call_id] = {"direction": "outbound", "to": to, "from": caller}
         return call_id
 
-    def _stream_params(self, host: CallHost, call_id: str) -> dict[str, Any]:
-        token = host.issue_media_token(call_id)
+    def _stream_params(self, host: CallHost, key: str) -> dict[str, Any]:
+        token = host.issue_media_token(key)
         parts = urlsplit(host.public_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
         path = parts.path.rstrip("/") + "/telephony/telnyx/media"
-        url = urlunsplit((scheme, parts.netloc, path, urlencode({"token": token}), ""))
+        query = urlencode({"token": token}) if self.settings_.media_token_in_url else ""
+        url = urlunsplit((scheme, parts.netloc, path, query, ""))
         return {
             "stream_url": url,
             "stream_track": "inbound_track",
@@ -138,82 +155,88 @@ class TelnyxTelephony(Telephony):
         from starlette.background import BackgroundTask
         from starlette.responses import JSONResponse
 
-        body = await request.body()
+        body = await request.body()  # size-capped by the server's body limit
+        peer = request.client.host if request.client else "?"
         try:
             verify_webhook(
                 body, request.headers, self.public_key, tolerance=self.settings_.webhook_tolerance_s
             )
         except WebhookVerificationError as exc:
             self.rejected_webhooks += 1
-            logger.warning(
-                "rejected a Telnyx webhook from %s: %s",
-                request.client.host if request.client else "?",
-                exc,
-            )
+            logger.warning("rejected a Telnyx webhook from %s: %s", peer, exc)
             return JSONResponse({"error": "invalid signature"}, status_code=401)
         try:
-            data = json.loads(body)["data"]
-            event_id, event_type = str(data["id"]), str(data["event_type"])
-            payload = data.get("payload") or {}
-        except (ValueError, KeyError, TypeError):
+            event = TelnyxWebhook.model_validate_json(body)
+        except ValidationError as exc:
+            logger.warning(
+                "ignored a signed Telnyx webhook from %s of an unexpected shape: %s",
+                peer,
+                describe_invalid(exc),
+            )
             return JSONResponse({"error": "not a Telnyx event"}, status_code=400)
+        event_id = event.data.id
         if event_id in self._seen:
             return JSONResponse({"ok": True, "duplicate": True})
         self._seen[event_id] = None
         if len(self._seen) > SEEN_EVENTS:
             self._seen.popitem(last=False)
-        task = self._dispatch(host, event_type, payload)
+        task = self._dispatch(host, event.data.event_type, event.data.payload or CallPayload())
         return JSONResponse({"ok": True}, background=BackgroundTask(task) if task else None)
 
-    def _dispatch(self, host: CallHost, event_type: str, payload: dict[str, Any]) -> Any:
-        call_id = str(payload.get("call_control_id", ""))
-        if event_type == "call.initiated" and payload.get("direction") == "incoming":
-            self._calls[call_id] = {
-                "direction": "inbound",
-                "from": payload.get("from"),
-                "to": payload.get("to"),
-            }
-            if not host.accepting_calls():
-                logger.info("call=%s: refused, the server is not accepting calls", call_id)
-                return partial(self._quietly, self.client.reject, call_id, "USER_BUSY")
-            return partial(
-                self._quietly, self.client.answer, call_id, **self._stream_params(host, call_id)
-            )
+    def _dispatch(self, host: CallHost, event_type: str, payload: CallPayload) -> Any:
+        call_id = payload.call_control_id
+        if not call_id:
+            return None  # not about a call voicekit could act on
+        if event_type == "call.initiated" and payload.direction == "incoming":
+            if not host.reserve_call(call_id):
+                logger.warning(
+                    "call=%s: rejected as busy: the server is draining or at max_calls", call_id
+                )
+                return partial(self._quietly, call_id, self.client.reject, call_id, "USER_BUSY")
+            self._calls[call_id] = {"direction": "inbound", "from": payload.from_, "to": payload.to}
+            return partial(self._answer, host, call_id)
         if event_type == "call.hangup":
-            host.end_call(call_id, f"hangup:{payload.get('hangup_cause', 'unspecified')}")
+            host.end_call(call_id, f"hangup:{payload.hangup_cause or 'unspecified'}")
             self._calls.pop(call_id, None)
         elif event_type in ("call.machine.detection.ended", "call.machine.premium.detection.ended"):
-            if str(payload.get("result", "")) in MACHINE_RESULTS:
+            if payload.result in MACHINE_RESULTS:
                 host.machine_detected(call_id)
         elif event_type == "streaming.failed":
-            logger.error(
-                "call=%s: Telnyx streaming failed: %s", call_id, payload.get("failure_reason")
-            )
+            logger.error("call=%s: Telnyx streaming failed: %s", call_id, payload.failure_reason)
             host.end_call(call_id, "streaming_failed")
-            return partial(self._quietly, self.client.hangup, call_id)
+            return partial(self._quietly, call_id, self.client.hangup, call_id)
         return None
 
+    async def _answer(self, host: CallHost, call_id: str) -> None:
+        """Answer with the media stream; a call that cannot be answered stops counting."""
+        if not await self._quietly(
+            call_id, self.client.answer, call_id, **self._stream_params(host, call_id)
+        ):
+            host.end_call(call_id, "answer_failed")
+            self._calls.pop(call_id, None)
+
     async def _quietly(
-        self, command: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
-    ) -> None:
+        self, call_id: str, command: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> bool:
         """Run a Call Control command after the webhook answered; log, never raise."""
         try:
             await command(*args, **kwargs)
         except Exception as exc:
-            logger.error("Telnyx command failed: %s", exc)
+            logger.error("call=%s: Telnyx command failed: %s", call_id, exc)
+            return False
+        return True
 
     async def _media(self, host: CallHost, websocket: Any) -> None:
         from starlette.websockets import WebSocketDisconnect
 
-        token = websocket.headers.get(
-            "x-telnyx-streaming-auth-token"
-        ) or websocket.query_params.get("token")
-        subject = host.check_media_token(token)
-        call_id = self._dial_ids.pop(subject, subject) if subject else None
+        gone = (OSError, RuntimeError, WebSocketDisconnect)
         await websocket.accept()
+        token = websocket.headers.get(TOKEN_HEADER) or websocket.query_params.get("token")
+        if token is None:
+            token = await self._token_from_connected_frame(websocket)
+        call_id = host.admit_media(token)  # logs the refusal with the call id
         if call_id is None:
-            logger.warning("refused a media stream: invalid or expired token")
-            await websocket.close(code=1008, reason="invalid or expired media token")
+            await _close(websocket, 1008, "media token refused", gone)
             return
         s = self.settings_
         stream = TelnyxMediaStream(
@@ -222,21 +245,44 @@ class TelnyxTelephony(Telephony):
             outbound_format=CODECS[s.codec],
             l16_big_endian=s.l16_byte_order == "big",
             details=self._calls.get(call_id),
+            max_frame_bytes=host.max_message_bytes,
+            gone=(WebSocketDisconnect,),
         )
         try:
             await stream.wait_start()
         except (StreamRejected, TimeoutError) as exc:
-            logger.warning("call=%s: media stream refused: %s", call_id, exc)
-            await websocket.close(code=1008, reason=str(exc)[:120])
+            logger.warning("call=%s: media stream refused: %s", call_id, exc or "no start frame")
+            host.end_call(call_id, "media_refused")
+            await _close(websocket, 1008, "media stream refused", gone)
+            await self._quietly(call_id, self.client.hangup, call_id)
             return
 
         async def hang_up() -> None:
             await self.client.hangup(call_id)
 
         await host.run_call(stream, hangup=hang_up)
-        if stream.closed:
-            return  # Telnyx (or the caller) already closed the socket
-        try:
-            await websocket.close(code=1000)
-        except (OSError, RuntimeError, WebSocketDisconnect):
-            pass  # it closed while we were finishing: nothing left to tell it
+        if not stream.closed:
+            await _close(websocket, 1000, "", gone)
+
+    async def _token_from_connected_frame(self, websocket: Any) -> str | None:
+        """Telnyx also sends the token in its ``connected`` frame (top level or nested)."""
+        with anyio.move_on_after(CONNECTED_FRAME_WAIT_S):
+            message = await websocket.receive()
+            raw = message.get("text") or message.get("bytes")
+            if raw:
+                try:
+                    frame = parse_frame(raw)
+                except BadFrame:
+                    return None
+                if isinstance(frame, Connected):
+                    return frame.token
+        return None
+
+
+async def _close(
+    websocket: Any, code: int, reason: str, gone: tuple[type[BaseException], ...]
+) -> None:
+    try:
+        await websocket.close(code=code, reason=reason)
+    except gone:
+        pass  # it closed while we were finishing: nothing left to tell it

@@ -6,7 +6,9 @@ WebSocket framing, nothing but 127.0.0.1.
 
 from __future__ import annotations
 
+import functools
 import logging
+import socket
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -46,15 +48,24 @@ class Faults:
 class LoopbackServer:
     """``async with LoopbackServer(app) as server:`` serves ``app`` on 127.0.0.1:<port>.
 
+    The port is bound when the object is made, so its URL is known before the app exists:
+    a voicekit app needs its own public URL in its settings
+    (``server = LoopbackServer(); settings = ...(public_url=server.http_url);
+    server.app = create_app(settings)``). ``limits`` (a ``ServerSettings``) serves the app
+    the way ``voicekit serve`` does, with its request deadlines and size limits.
+
     Exceptions the app lets escape to uvicorn are kept in ``app_errors``: uvicorn would
     only log them (and tests silence its log), so a handler that fails on every hang-up
     would otherwise go unnoticed.
     """
 
-    def __init__(self, app: Any, *, lifespan: bool = False) -> None:
+    def __init__(
+        self, app: Any = None, *, lifespan: bool = False, limits: Any | None = None
+    ) -> None:
         self.app = app
         self.lifespan = lifespan
-        self.port = 0
+        self.limits = limits
+        self._socket: socket.socket | None = None
         self.app_errors: list[BaseException] = []
         self._server: Any = None
         self._tg: TaskGroup | None = None
@@ -67,6 +78,15 @@ class LoopbackServer:
             raise
 
     @property
+    def port(self) -> int:
+        """The loopback port, bound on first use (and kept until the server exits)."""
+        if self._socket is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            self._socket = sock
+        return int(self._socket.getsockname()[1])
+
+    @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -77,27 +97,38 @@ class LoopbackServer:
     async def __aenter__(self) -> Self:
         import uvicorn  # test-only dependency, imported when an emulator starts
 
-        from voicekit.server._uvicorn import MediaWebSocketProtocol, Server
+        from voicekit.server._uvicorn import MediaWebSocketProtocol, Server, server_config
 
-        config = uvicorn.Config(
-            self._recording_errors,
-            interface="asgi3",
-            host="127.0.0.1",
-            port=0,
-            log_level="critical",
-            lifespan="on" if self.lifespan else "off",
-            ws=MediaWebSocketProtocol,
-            ws_per_message_deflate=False,
-            ws_ping_interval=None,
-        )
+        if self.app is None:
+            raise RuntimeError("LoopbackServer: set .app before entering")
+        options: dict[str, Any] = {
+            "interface": "asgi3",
+            "log_level": "critical",
+            "lifespan": "on" if self.lifespan else "off",
+            "ws_ping_interval": None,
+        }
+        if self.limits is not None:
+            config = server_config(
+                self._recording_errors, self.limits, host="127.0.0.1", port=self.port, **options
+            )
+        else:
+            config = uvicorn.Config(
+                self._recording_errors,
+                host="127.0.0.1",
+                port=self.port,
+                ws=MediaWebSocketProtocol,
+                ws_per_message_deflate=False,
+                **options,
+            )
         self._server = Server(config)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._server.serve)
+        port = self.port  # binds the socket if nothing asked for the port yet
+        assert self._socket is not None and config.port == port
+        self._tg.start_soon(functools.partial(self._server.serve, sockets=[self._socket]))
         with anyio.fail_after(10):
             while not self._server.started:  # noqa: ASYNC110  (uvicorn offers no event)
                 await anyio.sleep(0.005)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(
@@ -109,4 +140,9 @@ class LoopbackServer:
         assert self._tg is not None
         self._server.should_exit = True
         self._server.force_exit = True
-        await self._tg.__aexit__(exc_type, exc, tb)
+        try:
+            await self._tg.__aexit__(exc_type, exc, tb)
+        finally:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None

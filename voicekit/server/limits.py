@@ -1,0 +1,93 @@
+"""Request body limits, enforced while reading, for every HTTP route of the app.
+
+Webhook routes must read the whole body before they can check its signature, so without a
+cap an unauthenticated client decides how much memory the server spends (a 200 MB body
+took the process to 665 MB). :class:`BodyLimit` wraps the whole app, so every route a
+telephony plugin adds is covered without the plugin doing anything: a declared
+``Content-Length`` over the limit is refused before a byte is read, and a body that grows
+past it while streaming in (chunked, or lying about its length) is refused the moment it
+does. Either way the answer is 413 and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+__all__ = ["BodyLimit"]
+
+logger = logging.getLogger(__name__)
+
+
+class BodyLimit:
+    """ASGI middleware: HTTP request bodies of at most ``max_bytes``, else 413."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def __getattr__(self, name: str) -> Any:  # app.state and friends, as on the wrapped app
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, send, f"declares {declared} bytes")
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left before finishing its request: no one to answer
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._refuse(scope, send, f"sent more than {self.max_bytes} bytes")
+                return
+            if not message.get("more_body", False):
+                break
+        delivered = False
+
+        async def replay() -> Any:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Any, send: Any, why: str) -> None:
+        client = scope.get("client")
+        logger.warning(
+            "refused a request to %s from %s: its body %s (limit [server] max_body_bytes = %d)",
+            scope.get("path", "?"),
+            client[0] if client else "?",
+            why,
+            self.max_bytes,
+        )
+        payload = b'{"error": "request body too large"}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _content_length(scope: Any) -> int | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the HTTP parser rejects these before the app sees them
+    return None

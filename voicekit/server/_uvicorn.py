@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Generator
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -89,7 +89,7 @@ class _RequestDeadline:
     def _expired(self) -> None:
         self._deadline = None
         transport = self.transport
-        if transport.is_closing() or transport.get_protocol() is not self:
+        if transport.is_closing() or transport.get_protocol() is not cast(Any, self):
             return  # closed already, or upgraded to a WebSocket
         cycle = self.cycle
         if cycle is not None and cycle is not self._armed_for and not cycle.more_body:

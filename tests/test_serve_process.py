@@ -82,6 +82,7 @@ class Running:
     phone: PhoneSimulator
     telnyx: TelnyxEmulator
     port: int
+    stderr: bytearray
 
 
 @asynccontextmanager
@@ -102,11 +103,84 @@ async def voicekit_process(
         process = await anyio.open_process(
             [sys.executable, "-m", "voicekit", *command, "--config", str(config)]
         )
+        stderr = bytearray()
+
+        async def collect() -> None:  # keep the pipe drained: -vv writes a lot
+            assert process.stderr is not None
+            async for chunk in process.stderr:
+                stderr.extend(chunk)
+
         try:
-            yield Running(process, phone, telnyx, port)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(collect)
+                yield Running(process, phone, telnyx, port, stderr)
+                if process.returncode is None:
+                    process.kill()
         finally:
             if process.returncode is None:
                 process.kill()
+
+
+async def wait_healthy(port: int) -> None:
+    async with httpx.AsyncClient() as client:
+        with anyio.fail_after(20):
+            while True:
+                try:
+                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).is_success:
+                        return
+                except httpx.HTTPError:
+                    await anyio.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    "verbosity", [[], ["-vv"], ["-vvv"]], ids=["default", "debug", "library-debug"]
+)
+async def test_no_secret_reaches_the_log_of_a_whole_call(
+    tmp_path: Path, verbosity: list[str]
+) -> None:
+    """Every line a real server writes during a whole call, at default verbosity and at
+    -vv and -vvv (where the WebSocket and HTTP libraries log handshakes and headers), is free of
+    the API keys, the media auth secret and the call's media token: even with the token
+    in the stream URL, which uvicorn's access log prints."""
+    secret = "media-auth-secret-0123456789"
+    async with voicekit_process(
+        tmp_path,
+        [*verbosity, "serve"],
+        utterances=["hello"],
+        agent='first_speaker = "caller"',
+        server=f'media_auth_secret = "{secret}"',
+        telnyx_extra="media_token_in_url = true",
+        fake='replies = ["Hi there."]\nfirst_token_ms = 50',
+    ) as run:
+        await wait_healthy(run.port)
+        async with run.phone.call() as call:
+            await call.say(voice(600, ULAW_8K))
+            with anyio.fail_after(10):
+                while not call.marks_echoed:  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+            await call.wait(0.5)
+        answer = await run.telnyx.wait_for("answer", call.call_id)
+        token = answer.body["stream_auth_token"]
+        assert f"token={token}" in answer.body["stream_url"].replace("%3D", "=")
+        run.process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(20):
+            await run.process.wait()
+        await anyio.sleep(0.1)
+        log = run.stderr.decode()
+    assert "WebSocket /telephony/telnyx/media?token=[redacted]" in log  # the access log line
+    if verbosity == ["-vvv"]:
+        assert "Authorization: Bearer [redacted]" in log  # websockets' Soniox handshake
+        assert "xi-api-key: [redacted]" in log  # and the ElevenLabs one
+    for value in (
+        token,
+        token.split(".")[2],  # the token's MAC alone
+        secret,
+        "test-soniox-key",
+        "test-elevenlabs-key",
+        "test-telnyx-key",
+    ):
+        leaks = [line for line in log.splitlines() if value in line]
+        assert not leaks, (value, leaks[:3])
 
 
 async def test_serve_answers_a_call_and_drains_on_sigterm(tmp_path: Path) -> None:

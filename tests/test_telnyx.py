@@ -208,3 +208,79 @@ def test_codec_constants() -> None:
     from voicekit_telnyx.frames import CODECS
 
     assert CODECS["PCMU"] == ULAW_8K
+
+
+def test_thousands_of_malformed_frames_raise_only_bad_frame() -> None:
+    """Whatever arrives, parsing answers with a frame or BadFrame: never RecursionError,
+    AudioFormatError, OverflowError or anything else that would end the call."""
+    from tests.malformed_frames import malformed_frames
+
+    kinds: dict[str, int] = {}
+    for raw in malformed_frames(5000):
+        try:
+            parse_frame(raw)
+        except BadFrame as exc:
+            kinds[exc.kind] = kinds.get(exc.kind, 0) + 1
+    assert {"bad_json", "bad_media", "bad_base64", "bad_start", "bad_dtmf"} <= set(kinds)
+    assert sum(kinds.values()) > 4000
+
+
+@pytest.mark.parametrize(
+    "start, problem",
+    [
+        ({"media_format": {"encoding": "PCMU", "sample_rate": 500}}, "sample_rate 500"),
+        ({"media_format": {"encoding": "L16", "sample_rate": 1e400}}, "sample_rate inf"),
+        ({"media_format": {"encoding": "PCMU", "channels": 2}}, "only mono"),
+        ({"media_format": "PCMU"}, "not an object"),
+    ],
+)
+def test_a_start_frame_with_an_unusable_format_is_a_bad_start(
+    start: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(BadFrame) as err:
+        parse_frame(json.dumps({"event": "start", "start": start}))
+    assert err.value.kind == "bad_start" and problem in str(err.value)
+
+
+def test_deep_nesting_and_huge_numbers_are_bad_json() -> None:
+    for raw in ("[" * 30_000, "9" * 5000, '{"event": "media", "media": ' + "[" * 20_000):
+        with pytest.raises(BadFrame) as err:
+            parse_frame(raw)
+        assert err.value.kind == "bad_json"
+
+
+def test_media_tokens_that_are_not_ascii_are_invalid_not_an_error() -> None:
+    tokens = MediaTokens(b"s" * 32)
+    good = tokens.issue("v3:call")
+    assert tokens.check(good) == "v3:call"
+    for bad in ("t\u00f6k\u00e9n.1.x", good[:-1] + "\u00e9", "\u00e9.\u00e9.\u00e9", ""):
+        assert tokens.check(bad) is None
+
+
+@pytest.mark.anyio
+async def test_a_hang_up_while_audio_is_sent_is_a_normal_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Starlette raises WebSocketDisconnect (not OSError) when the caller has gone."""
+    import logging
+
+    from starlette.websockets import WebSocketDisconnect
+    from voicekit_telnyx.media import TelnyxMediaStream
+
+    class GoneSocket:
+        sent = 0
+
+        async def send_text(self, text: str) -> None:
+            self.sent += 1
+            raise WebSocketDisconnect(1006)
+
+    caplog.set_level(logging.INFO)
+    socket = GoneSocket()
+    stream = TelnyxMediaStream(
+        socket, call_id="v3:c", outbound_format=ULAW_8K, gone=(WebSocketDisconnect,)
+    )
+    await stream.send_audio(b"\xff" * 160)
+    await stream.mark("r1.1")
+    await stream.clear()
+    assert stream.closed and socket.sent == 1  # nothing more is tried on a dead socket
+    assert [r.levelname for r in caplog.records] == ["INFO"]

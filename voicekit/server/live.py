@@ -16,6 +16,7 @@ the webhook was lost) stops counting when its token could no longer be used anyw
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,9 +51,16 @@ class LiveCalls:
     """Live calls by key. The key is what the media token was signed for: the call id, or
     for a dialled call a dial id of our own until the provider's call id is known."""
 
-    def __init__(self, max_calls: int, *, pending_ttl_s: float) -> None:
+    def __init__(
+        self,
+        max_calls: int,
+        *,
+        pending_ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_calls = max_calls
         self.pending_ttl_s = pending_ttl_s
+        self._clock = clock
         self._calls: dict[str, _Live] = {}
         self._ended: dict[str, None] = {}
 
@@ -63,7 +71,7 @@ class LiveCalls:
     def __contains__(self, key: str) -> bool:
         return key in self._calls
 
-    def reserve(self, key: str, *, now: float | None = None) -> bool:
+    def reserve(self, key: str) -> bool:
         """Count a call from now on; False when ``max_calls`` are already live.
 
         Reserving a key that is already live succeeds without counting it twice (a
@@ -71,10 +79,10 @@ class LiveCalls:
         """
         if key in self._calls:
             return True
-        self._expire(now)
+        self._expire()
         if len(self._calls) >= self.max_calls:
             return False
-        self._calls[key] = _Live(key, time.monotonic() if now is None else now)
+        self._calls[key] = _Live(key, self._clock())
         return True
 
     def identify(self, key: str, call_id: str) -> None:
@@ -121,9 +129,9 @@ class LiveCalls:
         if len(self._ended) > ENDED_MEMORY:
             del self._ended[next(iter(self._ended))]
 
-    def _expire(self, now: float | None = None) -> None:
+    def _expire(self) -> None:
         """Stop counting calls whose media never came and whose token has expired."""
-        limit = (time.monotonic() if now is None else now) - self.pending_ttl_s
+        limit = self._clock() - self.pending_ttl_s
         stale = [k for k, c in self._calls.items() if not c.connected and c.accepted_at < limit]
         for key in stale:
             del self._calls[key]

@@ -1,0 +1,393 @@
+"""The server as a hostile client meets it: replayed media tokens, forged Host headers,
+calls over the limit, huge bodies, half-sent requests and odd tokens."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import httpx
+import pytest
+import websockets
+from voicekit_telnyx import TelnyxTelephony
+from voicekit_telnyx.settings import TelnyxSettings
+
+from tests.server_helpers import Rig, rig
+from voicekit.audio import ULAW_8K
+from voicekit.config import load_settings
+from voicekit.errors import CallRefused, ConfigError
+from voicekit.server import create_app
+from voicekit.testing import FakeLLM, FakeSTT, FakeTTS, voice
+
+pytestmark = pytest.mark.anyio
+
+
+async def until(predicate: Any, limit_s: float = 15.0) -> None:
+    with anyio.fail_after(limit_s):
+        while not predicate():  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+
+
+async def refused_with(url: str, headers: dict[str, str] | None = None) -> int | None:
+    """Connect, announce a call, and return the close code the server answered with."""
+    async with websockets.connect(url, additional_headers=headers or {}) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.send(json.dumps({"event": "connected", "version": "1.0.0"}))
+            while True:
+                message = json.loads(await ws.recv())
+                assert message.get("event") != "media", "audio before the refusal"
+    return closed.value.rcvd.code if closed.value.rcvd else None
+
+
+def media_url(r: Rig) -> str:
+    return f"{r.server.ws_url}/telephony/telnyx/media"
+
+
+async def test_a_live_calls_token_admits_one_connection_and_none_after_the_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with rig(tmp_path, utterances=["hello"], replies=["Hi there."]) as r:
+        async with r.phone.call() as call:
+            token = (await r.telnyx.wait_for("answer", call.call_id)).body["stream_auth_token"]
+            header = {"x-telnyx-streaming-auth-token": token}
+            await until(lambda: r.calls.active)
+            assert await refused_with(media_url(r), header) == 1008  # a second socket
+            assert r.calls.calls_total == 1 and list(r.calls.active) == [call.call_id]
+            async with httpx.AsyncClient() as client:
+                health = (await client.get(f"{r.server.http_url}/healthz")).json()
+            assert health["active_calls"] == 1
+            await call.say(voice(600, ULAW_8K))
+            await until(lambda: r.calls.active[call.call_id].record.turns)  # reply played
+        await until(lambda: r.calls.records)
+        assert await refused_with(media_url(r), header) == 1008  # the same token, call over
+        assert r.calls.calls_total == 1
+    saved = json.loads((tmp_path / "records" / f"{call.call_id}.json").read_text())
+    assert saved["turns"][0]["heard_text"] == "Hi there."  # the real call's record survived
+    refusals = [m for m in caplog.messages if "refused a media stream" in m]
+    assert refusals == [
+        f"call={call.call_id}: refused a media stream: call already connected",
+        f"call={call.call_id}: refused a media stream: call ended",
+    ]
+    assert all(rec.levelno == logging.WARNING for rec in caplog.records if "refused" in rec.msg)
+    assert not any(token in m for m in caplog.messages)
+
+
+async def test_a_token_for_a_call_that_hung_up_before_its_media_opens_nothing(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        r.telnyx.register_call("v3:gone")
+        payload = {"call_control_id": "v3:gone", "direction": "incoming", "from": "+1555"}
+        await r.phone.webhook("call.initiated", payload)
+        token = (await r.telnyx.wait_for("answer", "v3:gone")).body["stream_auth_token"]
+        assert r.calls.health()["active_calls"] == 1
+        await r.phone.webhook("call.hangup", {"call_control_id": "v3:gone"})
+        assert r.calls.health()["active_calls"] == 0
+        header = {"x-telnyx-streaming-auth-token": token}
+        assert await refused_with(media_url(r), header) == 1008
+        assert r.calls.calls_total == 0
+
+
+async def test_the_stream_url_comes_from_configuration_never_from_the_host_header(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path, server={"public_url": "https://voice.example.com/agent"}) as r:
+        async with httpx.AsyncClient() as client:
+            await client.get(f"{r.server.http_url}/healthz", headers={"host": "evil.example:4444"})
+        r.telnyx.register_call("v3:h")
+        await r.phone.webhook(
+            "call.initiated",
+            {"call_control_id": "v3:h", "direction": "incoming"},
+        )
+        answer = await r.telnyx.wait_for("answer", "v3:h")
+    url = answer.body["stream_url"]
+    assert url == "wss://voice.example.com/agent/telephony/telnyx/media"  # no token in it
+    assert "evil" not in json.dumps(answer.body)
+
+
+async def test_create_app_refuses_a_telephony_server_without_public_url() -> None:
+    telephony = TelnyxTelephony(
+        TelnyxSettings.model_validate({"api_key": "k" * 10, "public_key": "A" * 43 + "="})
+    )
+    with pytest.raises(ConfigError, match=r"server.public_url is not set"):
+        create_app(
+            load_settings(), stt=FakeSTT(), llm=FakeLLM(), tts=FakeTTS(), telephony=telephony
+        )
+
+
+async def test_max_calls_counts_calls_from_the_moment_they_are_answered(tmp_path: Path) -> None:
+    async with rig(tmp_path, server={"max_calls": 3}) as r:
+        ids = [f"v3:burst-{n}" for n in range(10)]
+
+        async def ring(call_id: str) -> None:
+            r.telnyx.register_call(call_id)
+            reply = await r.phone.webhook(
+                "call.initiated", {"call_control_id": call_id, "direction": "incoming"}
+            )
+            assert reply.status_code == 200
+
+        async with anyio.create_task_group() as tg:
+            for call_id in ids:
+                tg.start_soon(ring, call_id)
+        await until(lambda: len(r.telnyx.commands) == 10)
+        answered = {c.call_control_id for c in r.telnyx.commands if c.action == "answer"}
+        rejected = [c for c in r.telnyx.commands if c.action == "reject"]
+        assert len(answered) == 3 and len(rejected) == 7
+        assert {c.body["cause"] for c in rejected} == {"USER_BUSY"}
+        assert r.calls.health()["active_calls"] == 3
+        # Dialling out is refused too while three calls are live...
+        with pytest.raises(CallRefused):
+            await r.telephony.dial("+15557654321", host=r.calls)
+        # ...and a call that ends frees its place at once.
+        await r.phone.webhook("call.hangup", {"call_control_id": sorted(answered)[0]})
+        r.telnyx.register_call("v3:later")
+        await r.phone.webhook(
+            "call.initiated", {"call_control_id": "v3:later", "direction": "incoming"}
+        )
+        assert (await r.telnyx.wait_for("answer", "v3:later")).action == "answer"
+
+
+async def test_at_most_max_calls_agents_run_however_many_media_sockets_connect(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path, server={"max_calls": 2}) as r:
+        calls = [r.phone.call() for _ in range(2)]
+        async with calls[0] as first, calls[1] as second:
+            await until(lambda: len(r.calls.active) == 2)
+            r.telnyx.register_call("v3:third")
+            await r.phone.webhook(
+                "call.initiated", {"call_control_id": "v3:third", "direction": "incoming"}
+            )
+            assert (await r.telnyx.wait_for("reject", "v3:third")).body["cause"] == "USER_BUSY"
+            for call in (first, second):  # every token tried again
+                answer = await r.telnyx.wait_for("answer", call.call_id)
+                header = {"x-telnyx-streaming-auth-token": answer.body["stream_auth_token"]}
+                assert await refused_with(media_url(r), header) == 1008
+            assert len(r.calls.active) == 2 and r.calls.calls_total == 2
+
+
+async def test_webhook_bodies_are_capped_while_reading(tmp_path: Path) -> None:
+    async with rig(tmp_path, server={"max_body_bytes": 4096}) as r:
+        url = f"{r.server.http_url}/telephony/telnyx/webhook"
+        async with httpx.AsyncClient() as client:
+            declared = await client.post(url, content=b"x" * 10_000)
+            small = await r.phone.webhook("call.bogus", {"call_control_id": "v3:x"})
+        # No content-length: the limit holds while the body streams in. The answer comes
+        # after 5 kB of a body that would go on for ever, and the connection is closed.
+        stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
+        async with stream:
+            await stream.send(
+                b"POST /telephony/telnyx/webhook HTTP/1.1\r\nHost: x\r\n"
+                b"transfer-encoding: chunked\r\n\r\n"
+            )
+            for _ in range(5):
+                await stream.send(b"3e8\r\n" + b"y" * 1000 + b"\r\n")
+            response = b""
+            with anyio.fail_after(5):
+                try:
+                    while chunk := await stream.receive():
+                        response += chunk
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+    assert declared.status_code == 413 and declared.headers["connection"] == "close"
+    assert response.startswith(b"HTTP/1.1 413")
+    assert small.status_code == 200  # under the limit, signed: processed as usual
+    assert r.telephony.rejected_webhooks == 0  # refused before any signature work
+
+
+async def test_media_messages_over_the_limit_close_the_socket(tmp_path: Path) -> None:
+    async with rig(tmp_path, server={"max_message_bytes": 4096}) as r:
+        async with r.phone.call() as call:
+            await until(lambda: r.calls.active)
+            await call.send_raw("x" * 5000)
+            await until(lambda: call.closed_code is not None)
+            assert call.closed_code == 1009
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"",  # connects and says nothing
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n",  # headers never finished
+        b"POST /telephony/telnyx/webhook HTTP/1.1\r\nHost: x\r\ncontent-length: 100\r\n\r\n{",
+    ],
+    ids=["silent", "half_headers", "trickled_body"],
+)
+async def test_half_finished_requests_are_closed_after_the_request_timeout(
+    tmp_path: Path, request_bytes: bytes
+) -> None:
+    async with rig(tmp_path, server={"request_timeout_s": 0.5}) as r:
+        stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
+        async with stream:
+            if request_bytes:
+                await stream.send(request_bytes)
+            received = b""
+            with anyio.fail_after(5):  # closed by the server, well before this
+                try:
+                    while chunk := await stream.receive():
+                        received += chunk
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+        assert received.startswith(b"HTTP/1.1 408")
+        # A client that finishes its request in time is served, on a kept-alive connection.
+        async with httpx.AsyncClient() as client:
+            for _ in range(2):
+                assert (await client.get(f"{r.server.http_url}/healthz")).status_code == 200
+
+
+@pytest.mark.parametrize("where", ["query", "header"])
+async def test_a_non_ascii_media_token_is_refused_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    async with rig(tmp_path) as r:
+        if where == "query":
+            code = await refused_with(media_url(r) + "?token=t%C3%B6k%C3%A9n.1.x")
+        else:
+            code = await refused_with(
+                media_url(r), {"x-telnyx-streaming-auth-token": "t\xf6k\xe9n.1.x"}
+            )
+    assert code == 1008
+    assert [rec.levelname for rec in caplog.records if rec.name.startswith("voicekit")] == [
+        "WARNING"
+    ]
+    assert "refused a media stream: invalid or expired token" in caplog.messages
+
+
+@pytest.mark.parametrize("payload", [[1, 2], 42, "call", {"call_control_id": {"a": 1}}])
+async def test_signed_webhooks_of_the_wrong_shape_get_400(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, payload: Any
+) -> None:
+    async with rig(tmp_path) as r:
+        reply = await r.phone.webhook("call.initiated", payload)
+        deep_body = b'{"data": {"id": "1", "event_type": "x", "payload": ' + b"[" * 20_000
+        deep_body += b"]" * 20_000 + b"}}"
+        deep = await r.phone._http.post(
+            f"{r.server.http_url}/telephony/telnyx/webhook",
+            content=deep_body,
+            headers=r.phone.sign(deep_body),
+        )
+    assert reply.status_code == 400 and deep.status_code == 400
+    warnings = [m for m in caplog.messages if "of an unexpected shape" in m]
+    assert len(warnings) == 2
+    assert r.telnyx.commands == []
+
+
+# -- malformed input never ends a call or the process ------------------------------------
+
+
+async def test_thousands_of_malformed_frames_leave_a_live_call_able_to_finish_its_turn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.malformed_frames import malformed_frames
+
+    async with rig(tmp_path, utterances=["hello"], replies=["Hi there."]) as r:
+        async with r.phone.call() as call:
+            await until(lambda: r.calls.active)
+            media = r.calls.active[call.call_id].media
+            for n, frame in enumerate(malformed_frames(3000)):
+                await call.ws.send(frame)
+                if n % 200 == 0:
+                    await anyio.lowlevel.checkpoint()  # let the line clock keep its 20 ms beat
+            await until(lambda: sum(media.bad_frames.values()) > 2500)  # type: ignore[attr-defined]
+            await call.say(voice(600, ULAW_8K))
+            await until(lambda: r.calls.active[call.call_id].record.turns)
+        await until(lambda: r.calls.records)
+    record = r.calls.records[-1]
+    assert record.turns[0].heard_text == "Hi there." and record.turns[0].status == "played"
+    assert not any(rec.levelno >= logging.ERROR for rec in caplog.records)
+    skipped = [m for m in caplog.messages if "skipped a bad media frame" in m]
+    assert len(skipped) < 20  # the first of each kind; the rest are counted, not logged
+    assert any("bad media frames in all" in m for m in caplog.messages)
+
+
+async def test_odd_length_l16_audio_is_skipped_not_passed_to_the_stt(tmp_path: Path) -> None:
+    from voicekit.audio import PCM_16K
+
+    async with rig(tmp_path, utterances=["hello"], replies=["Hi there."]) as r:
+        async with r.phone.call(fmt=PCM_16K) as call:
+            await until(lambda: r.calls.active)
+            media = r.calls.active[call.call_id].media
+            for size in (1, 321, 641):
+                payload = base64.b64encode(b"\x01" * size).decode()
+                await call.send_raw(json.dumps({"event": "media", "media": {"payload": payload}}))
+            await until(lambda: media.bad_frames["bad_audio"] == 3)  # type: ignore[attr-defined]
+            await call.say(voice(600, PCM_16K))
+            await until(lambda: r.calls.active[call.call_id].record.turns)
+        await until(lambda: r.calls.records)
+    assert r.calls.records[-1].turns[0].heard_text == "Hi there."
+    assert [s.audio_bytes % 2 for s in r.soniox.streams] == [0]  # whole samples only
+
+
+async def test_a_start_frame_with_an_unusable_format_is_refused_and_the_call_hung_up(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        r.telnyx.register_call("v3:odd")
+        await r.phone.webhook(
+            "call.initiated", {"call_control_id": "v3:odd", "direction": "incoming"}
+        )
+        token = (await r.telnyx.wait_for("answer", "v3:odd")).body["stream_auth_token"]
+        headers = {"x-telnyx-streaming-auth-token": token}
+        async with websockets.connect(media_url(r), additional_headers=headers) as ws:
+            await ws.send(json.dumps({"event": "connected", "version": "1.0.0"}))
+            start = {"media_format": {"encoding": "PCMU", "sample_rate": 500, "channels": 1}}
+            await ws.send(json.dumps({"event": "start", "start": start}))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        await r.telnyx.wait_for("hangup", "v3:odd")
+        assert r.calls.health()["active_calls"] == 0 and r.calls.calls_total == 0
+
+
+async def test_a_token_in_the_connected_frame_admits_the_stream(tmp_path: Path) -> None:
+    """Telnyx may carry the token only in its first frame (PROTOCOLS.md §3a): accepted
+    at top level and nested under ``connected``."""
+    async with rig(tmp_path) as r:
+        for n, nested in enumerate((False, True)):
+            call_id = f"v3:frame-{n}"
+            r.telnyx.register_call(call_id)
+            await r.phone.webhook(
+                "call.initiated", {"call_control_id": call_id, "direction": "incoming"}
+            )
+            token = (await r.telnyx.wait_for("answer", call_id)).body["stream_auth_token"]
+            connected: dict[str, Any] = {"event": "connected", "version": "1.0.0"}
+            if nested:
+                connected["connected"] = {"stream_auth_token": token}
+            else:
+                connected["stream_auth_token"] = token
+            async with websockets.connect(media_url(r)) as ws:
+                await ws.send(json.dumps(connected))
+                start = {"call_control_id": call_id, "media_format": {"encoding": "PCMU"}}
+                await ws.send(json.dumps({"event": "start", "start": start}))
+                await until(lambda: call_id in r.calls.active)  # noqa: B023
+                await ws.send(json.dumps({"event": "stop"}))
+            await until(lambda: call_id not in r.calls.active)  # noqa: B023
+        assert r.calls.calls_total == 2
+
+
+async def test_a_caller_who_hangs_up_mid_reply_is_recorded_with_only_what_played(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    long = "Let me read you the whole policy, section by section. " * 8
+    async with rig(tmp_path, utterances=["read the policy"], replies=[long]) as r:
+        async with r.phone.call() as call:
+            await call.say(voice(600, ULAW_8K))
+            await until(lambda: len(call.marks_echoed) >= 3 and len(call.agent_audio) > 8000)
+        await until(lambda: r.calls.records)
+        played_s = len(call.agent_audio) / 8000  # what reached the phone, at most played
+    turn = r.calls.records[-1].turns[0]
+    assert turn.status == "hung_up" and not turn.interrupted
+    assert turn.heard_text and long.startswith(turn.heard_text)
+    # The emulated voice speaks 20 ms a character: no more than what reached the phone.
+    assert len(turn.heard_text) <= played_s / 0.020 < len(long) / 2
+    saved = json.loads((tmp_path / "records" / f"{call.call_id}.json").read_text())
+    assert saved["turns"][0]["heard_text"] == turn.heard_text
+    assert saved["transcript"][-1]["text"] == turn.heard_text
+    assert r.llm.cancelled + r.llm.completed == 1
+    assert not any(rec.levelno >= logging.ERROR for rec in caplog.records)
+    assert r.server.app_errors == []  # the hang-up closed the media route cleanly

@@ -33,11 +33,16 @@ async def until(predicate: Any, limit_s: float = 15.0) -> None:
             await anyio.sleep(0.02)
 
 
-async def refused_with(url: str, headers: dict[str, str] | None = None) -> int | None:
-    """Connect, announce a call, and return the close code the server answered with."""
+async def refused_with(
+    url: str, headers: dict[str, str] | None = None, call_id: str = "v3:any"
+) -> int | None:
+    """Connect, announce ``call_id`` as Telnyx does, and return the close code the server
+    answered with (it must close at once, before sending any audio)."""
+    start = {"call_control_id": call_id, "media_format": {"encoding": "PCMU"}}
     async with websockets.connect(url, additional_headers=headers or {}) as ws:
-        with pytest.raises(websockets.ConnectionClosed) as closed:
+        with pytest.raises(websockets.ConnectionClosed) as closed, anyio.fail_after(3):
             await ws.send(json.dumps({"event": "connected", "version": "1.0.0"}))
+            await ws.send(json.dumps({"event": "start", "start": start}))
             while True:
                 message = json.loads(await ws.recv())
                 assert message.get("event") != "media", "audio before the refusal"
@@ -56,7 +61,7 @@ async def test_a_live_calls_token_admits_one_connection_and_none_after_the_call(
             token = (await r.telnyx.wait_for("answer", call.call_id)).body["stream_auth_token"]
             header = {"x-telnyx-streaming-auth-token": token}
             await until(lambda: r.calls.active)
-            assert await refused_with(media_url(r), header) == 1008  # a second socket
+            assert await refused_with(media_url(r), header, call.call_id) == 1008  # a 2nd socket
             assert r.calls.calls_total == 1 and list(r.calls.active) == [call.call_id]
             async with httpx.AsyncClient() as client:
                 health = (await client.get(f"{r.server.http_url}/healthz")).json()
@@ -64,7 +69,7 @@ async def test_a_live_calls_token_admits_one_connection_and_none_after_the_call(
             await call.say(voice(600, ULAW_8K))
             await until(lambda: r.calls.active[call.call_id].record.turns)  # reply played
         await until(lambda: r.calls.records)
-        assert await refused_with(media_url(r), header) == 1008  # the same token, call over
+        assert await refused_with(media_url(r), header, call.call_id) == 1008  # call is over
         assert r.calls.calls_total == 1
     saved = json.loads((tmp_path / "records" / f"{call.call_id}.json").read_text())
     assert saved["turns"][0]["heard_text"] == "Hi there."  # the real call's record survived
@@ -89,7 +94,7 @@ async def test_a_token_for_a_call_that_hung_up_before_its_media_opens_nothing(
         await r.phone.webhook("call.hangup", {"call_control_id": "v3:gone"})
         assert r.calls.health()["active_calls"] == 0
         header = {"x-telnyx-streaming-auth-token": token}
-        assert await refused_with(media_url(r), header) == 1008
+        assert await refused_with(media_url(r), header, "v3:gone") == 1008
         assert r.calls.calls_total == 0
 
 
@@ -167,7 +172,7 @@ async def test_at_most_max_calls_agents_run_however_many_media_sockets_connect(
             for call in (first, second):  # every token tried again
                 answer = await r.telnyx.wait_for("answer", call.call_id)
                 header = {"x-telnyx-streaming-auth-token": answer.body["stream_auth_token"]}
-                assert await refused_with(media_url(r), header) == 1008
+                assert await refused_with(media_url(r), header, call.call_id) == 1008
             assert len(r.calls.active) == 2 and r.calls.calls_total == 2
 
 
@@ -245,12 +250,13 @@ async def test_a_non_ascii_media_token_is_refused_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str
 ) -> None:
     async with rig(tmp_path) as r:
+        # A well-formed subject and expiry, so the non-ASCII MAC reaches the comparison.
+        subject = base64.urlsafe_b64encode(b"v3:call").decode().rstrip("=")
         if where == "query":
-            code = await refused_with(media_url(r) + "?token=t%C3%B6k%C3%A9n.1.x")
+            code = await refused_with(media_url(r) + f"?token={subject}.9999999999.m%C3%A4c")
         else:
-            code = await refused_with(
-                media_url(r), {"x-telnyx-streaming-auth-token": "t\xf6k\xe9n.1.x"}
-            )
+            token = f"{subject}.9999999999.m\xe4c"
+            code = await refused_with(media_url(r), {"x-telnyx-streaming-auth-token": token})
     assert code == 1008
     assert [rec.levelname for rec in caplog.records if rec.name.startswith("voicekit")] == [
         "WARNING"

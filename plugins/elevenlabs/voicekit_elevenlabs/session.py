@@ -144,9 +144,9 @@ class ElevenLabsSession(TTSSession):
                 self._forget(utt)
                 continue
             utt.initialized = False
-            utt.sent = utt.spoken
+            utt.rewind_to_word_start()  # a word cut by the drop is said again, whole
             utt.close_sent = False
-            utt.flush_pending = utt.flush_pending or utt.ended or utt.sent < len(utt.log)
+            utt.flush_sent_to = utt.spoken  # a flush not yet spoken is asked for again
             await self.sync(utt)
 
     def _task_failed(self, exc: Exception) -> None:
@@ -197,12 +197,16 @@ class ElevenLabsSession(TTSSession):
                         }
                     )
                     utt.initialized = True
-                if utt.sent < len(utt.log):
-                    await self._send({"text": utt.log[utt.sent :], "context_id": utt.context_id})
-                    utt.sent = len(utt.log)
-                if utt.flush_pending:
+                end = utt.sendable_to()
+                if utt.sent < end:
+                    text = utt.log[utt.sent : end]
+                    if text.strip():  # whole words, ending in one space as the API asks
+                        text = text.rstrip() + " "
+                        await self._send({"text": text, "context_id": utt.context_id})
+                    utt.sent = end
+                if utt.flushed_to > utt.flush_sent_to:
                     await self._send({"context_id": utt.context_id, "flush": True})
-                    utt.flush_pending = False
+                    utt.flush_sent_to = utt.flushed_to
                 if utt.ended and not utt.close_sent:
                     await self._send({"context_id": utt.context_id, "close_context": True})
                     utt.close_sent = True

@@ -22,11 +22,14 @@ class _End:
 
 
 class ElevenLabsUtterance(Utterance):
-    """Text goes out as it is pushed; audio comes back by iteration.
+    """Text goes out a whole word at a time as it is pushed; audio comes back by iteration.
 
-    ``log`` is every character pushed; ``spoken`` is how far the alignment of received
-    audio has reached into it. After a reconnect the session re-sends ``log[spoken:]``, so
-    the caller hears every word once.
+    ``log`` is every character pushed. The session sends it up to the last word boundary
+    (the text after it may be the first half of a word still arriving), and all of it on
+    :meth:`flush` or :meth:`end`; ``flushed_to`` is how much of ``log`` a flush has asked
+    for. ``spoken`` is how far the alignment of received audio has reached into it. After
+    a reconnect the session re-sends ``log[spoken:]`` (whole words again), so the caller
+    hears every word once.
     """
 
     def __init__(self, session: ElevenLabsSession, context_id: str) -> None:
@@ -36,12 +39,14 @@ class ElevenLabsUtterance(Utterance):
         self.sent = 0  # characters of ``log`` sent on the current connection
         self.spoken = 0  # characters of ``log`` covered by received alignment
         self.initialized = False  # init message sent on the current connection
-        self.flush_pending = False
+        self.flushed_to = 0  # ``log`` up to here must be generated now (flush or end)
+        self.flush_sent_to = 0  # ...and the current connection has been told up to here
         self.ended = False
         self.close_sent = False
         self.cancelled = False
         self.finished = False
         self.holds_slot = False
+        self._word_cut = False
         send, recv = anyio.create_memory_object_stream[AudioChunk | _End | Exception](math.inf)
         self._send: MemoryObjectSendStream[AudioChunk | _End | Exception] = send
         self._recv: MemoryObjectReceiveStream[AudioChunk | _End | Exception] = recv
@@ -57,15 +62,38 @@ class ElevenLabsUtterance(Utterance):
     async def flush(self) -> None:
         if self.cancelled or self.ended:
             return
-        self.flush_pending = True
+        self.flushed_to = len(self.log)
         await self.session.sync(self)
 
     async def end(self) -> None:
         if self.cancelled or self.ended:
             return
         self.ended = True
-        self.flush_pending = True
+        self.flushed_to = len(self.log)
         await self.session.sync(self)
+
+    def rewind_to_word_start(self) -> None:
+        """After a reconnect: re-send from the start of the word audio stopped in.
+
+        The caller has heard that word's first part; it is said again whole, as a person
+        repairs a cut-off word, and the next audio's alignment starts with a space, so the
+        words heard read "th the", never "ththe".
+        """
+        start = self.spoken
+        while start > 0 and not self.log[start - 1].isspace():
+            start -= 1
+        self._word_cut = start < self.spoken
+        self.spoken = self.sent = start
+
+    def sendable_to(self) -> int:
+        """How far into ``log`` may go out now: everything flushed, then whole words."""
+        end = len(self.log)
+        if self.flushed_to >= end:
+            return end
+        for i in range(end - 1, max(self.sent, self.flushed_to) - 1, -1):
+            if self.log[i].isspace():
+                return i + 1
+        return max(self.sent, self.flushed_to)
 
     async def cancel(self) -> None:
         if self.cancelled or self.finished:
@@ -89,6 +117,13 @@ class ElevenLabsUtterance(Utterance):
             return
         if alignment is not None:
             self._advance(alignment.chars)
+            if self._word_cut:
+                self._word_cut = False
+                alignment = Alignment(
+                    (" ", *alignment.chars),
+                    (0, *alignment.start_ms),
+                    (0, *alignment.duration_ms),
+                )
         self._send.send_nowait(AudioChunk(audio, alignment))
 
     def _advance(self, chars: tuple[str, ...]) -> None:

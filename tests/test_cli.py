@@ -221,3 +221,30 @@ def test_config_check_syntax_error(tmp_path: Path) -> None:
     path.write_text("[server\n")
     result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
     assert result.exit_code == 2 and "line 1, column 8" in result.output
+
+
+def test_config_check_warns_about_a_plain_http_public_url(tmp_path: Path) -> None:
+    path = tmp_path / "voicekit.toml"
+    path.write_text('[server]\npublic_url = "http://voice.example.com"\n')
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert "warning: server.public_url is http://" in result.output
+    path.write_text('[server]\npublic_url = "http://127.0.0.1:8080"\n')  # local testing: fine
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert "warning" not in result.output
+
+
+def test_config_check_refuses_a_telnyx_public_key_that_serve_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TELNYX_PUBLIC_KEY", "notbase64")
+    monkeypatch.setenv("TELNYX_API_KEY", "test-telnyx-key")
+    path = tmp_path / "voicekit.toml"
+    path.write_text(
+        '[stt]\nprovider = "fake"\n[llm]\nprovider = "fake"\n[tts]\nprovider = "fake"\n'
+        '[server]\npublic_url = "https://voice.example.com"\n'
+    )
+    for command in (["config", "check"], ["serve"]):
+        result = CliRunner().invoke(cli, [*command, "--config", str(path)])
+        assert result.exit_code == 2, result.output
+        assert "providers.telnyx.public_key" in result.output
+        assert "TELNYX_PUBLIC_KEY" in result.output and "notbase64" not in result.output

@@ -212,6 +212,10 @@ async def test_media_messages_over_the_limit_close_the_socket(tmp_path: Path) ->
             await call.send_raw("x" * 5000)
             await until(lambda: call.closed_code is not None)
             assert call.closed_code == 1009
+            # The call ends at once, and Telnyx is told: no caller left on a silent line.
+            await r.telnyx.wait_for("hangup", call.call_id, limit_s=3)
+            await until(lambda: r.calls.records, limit_s=3)
+        assert r.calls.records[-1].end_reason == "media_error"
 
 
 @pytest.mark.parametrize(

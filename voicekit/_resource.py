@@ -15,9 +15,8 @@ class AsyncResource(ABC):
     """Something to close exactly once, usable as ``async with obj: ...``.
 
     A resource that reads its connection in the background registers its
-    :class:`BackgroundTasks` with :meth:`own`. ``aclose`` may be called from anywhere and
-    only stops them; the task group itself is exited here, in ``__aexit__``, where it is
-    properly nested.
+    :class:`BackgroundTasks` with :meth:`own`; closing (``aclose`` or ``__aexit__``, from
+    any task, under any timeout) stops them and waits until they have finished.
     """
 
     _owned_tasks: BackgroundTasks | None = None
@@ -38,8 +37,12 @@ class AsyncResource(ABC):
         try:
             await self.aclose()
         finally:
-            if self._owned_tasks is not None:
-                await self._owned_tasks.__aexit__(None, None, None)
+            await self.stop_owned_tasks()
+
+    async def stop_owned_tasks(self) -> None:
+        """Stop the background tasks registered with :meth:`own` and wait for them."""
+        if self._owned_tasks is not None:
+            await self._owned_tasks.aclose()
 
     @abstractmethod
     async def aclose(self) -> None:

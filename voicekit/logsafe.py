@@ -92,14 +92,26 @@ def redact(text: str) -> str:
     return text
 
 
+def _redact_arg(value: Any) -> Any:
+    """One format argument, redacted; numbers and clean values are left as they are, so
+    formatters that read ``record.args`` (uvicorn's access log) keep working."""
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, int | float | bool | bytes):
+        return value
+    text = str(value)
+    clean = redact(text)
+    return value if clean == text else clean
+
+
 def _redact_record(record: logging.LogRecord) -> None:
-    try:
-        message = record.getMessage()
-    except Exception:  # a bad format string: leave it to the handler to report
-        return
-    clean = redact(message)
-    if clean != message:
-        record.msg, record.args = clean, None
+    if isinstance(record.msg, str):
+        record.msg = redact(record.msg)
+    args = record.args
+    if isinstance(args, tuple):
+        record.args = tuple(_redact_arg(a) for a in args)
+    elif isinstance(args, dict):
+        record.args = {k: _redact_arg(v) for k, v in args.items()}
     if record.exc_info and not record.exc_text:
         record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
     elif record.exc_text:

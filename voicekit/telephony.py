@@ -63,9 +63,12 @@ class MarkReached:
 
 @dataclass(frozen=True, slots=True)
 class StreamStopped:
-    """The media stream ended (caller hung up or the provider stopped streaming)."""
+    """The media stream ended: the caller hung up or the provider stopped streaming
+    (``failed=False``), or the stream broke (``failed=True``: a protocol error, a message
+    over the size limit), which ends the call as ``media_error``."""
 
     reason: str = "stopped"
+    failed: bool = False
 
 
 MediaEvent = InboundAudio | Dtmf | MarkReached | StreamStopped

@@ -20,7 +20,7 @@ from websockets.protocol import State
 
 from voicekit.errors import ProviderAuthError, ProviderError
 
-__all__ = ["connect_websocket", "retryable", "send_message"]
+__all__ = ["close_websocket", "connect_websocket", "retryable", "send_message"]
 
 
 def retryable(exc: BaseException) -> bool:
@@ -130,3 +130,26 @@ async def send_message(ws: Any, message: bytes | str) -> None:
     except Exception as exc:
         ws.transport.abort()
         raise OSError(f"WebSocket write failed: {exc}") from exc
+
+
+async def close_websocket(ws: Any, timeout_s: float = 1.0) -> None:
+    """Close ``ws`` with the closing handshake if that completes within ``timeout_s``;
+    otherwise, or if the caller is cancelled meanwhile, abort the connection.
+
+    Either way the socket is gone when this returns (or raises the cancellation), so a
+    provider's ``aclose`` stays bounded under any timeout its caller puts around it.
+    """
+    if ws is None:
+        return
+    closed = False
+    try:
+        with anyio.move_on_after(timeout_s):
+            await ws.close()
+            closed = True
+    except (ConnectionClosed, OSError):
+        closed = True
+    finally:
+        if not closed:
+            transport = getattr(ws, "transport", None)
+            if transport is not None:
+                transport.abort()

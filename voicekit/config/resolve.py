@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr
 
@@ -24,6 +25,7 @@ __all__ = [
     "masked_settings",
     "resolve_providers",
     "server_problems",
+    "server_warnings",
 ]
 
 MASK = "**********"
@@ -74,6 +76,24 @@ PUBLIC_URL_MISSING = (
     "to the https URL at which your telephony provider reaches this server, e.g. "
     "https://voice.example.com; voicekit never takes it from a request's Host header"
 )
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def server_warnings(settings: VoiceKitSettings) -> list[str]:
+    """Settings that work but that a public server should not run with."""
+    url = settings.server.public_url
+    if (
+        url is not None
+        and url.startswith("http://")
+        and urlsplit(url).hostname not in (LOOPBACK_HOSTS)
+    ):
+        return [
+            "server.public_url is http://: media tokens and call audio would cross the "
+            "network unencrypted (ws://); use https:// (TLS at your proxy) in production"
+        ]
+    return []
 
 
 def server_problems(settings: VoiceKitSettings, telephony: type[Provider]) -> list[str]:

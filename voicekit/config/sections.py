@@ -152,11 +152,13 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(
         default=1_048_576,
         ge=1024,
+        le=64 * 1_048_576,
         description="Largest HTTP request body (webhooks); larger ones get 413 while reading.",
     )
     max_message_bytes: int = Field(
         default=65_536,
         ge=1024,
+        le=16 * 1_048_576,
         description="Largest media WebSocket message; a larger one closes the socket (1009).",
     )
     request_timeout_s: float = Field(
@@ -184,7 +186,12 @@ class ServerSettings(_Section):
 
 def _check_public_url(url: str) -> str:
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    host = parts.hostname or ""
+    if (
+        parts.scheme not in ("http", "https")
+        or not host
+        or any(ch.isspace() or ch in '<>"{}|\\^`' for ch in host)
+    ):
         raise ValueError(
             "public_url must be an absolute http(s) URL such as https://voice.example.com"
         )

@@ -20,7 +20,12 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from voicekit import logsafe
-from voicekit.config.resolve import ResolvedProviders, resolve_providers, server_problems
+from voicekit.config.resolve import (
+    ResolvedProviders,
+    resolve_providers,
+    server_problems,
+    server_warnings,
+)
 from voicekit.config.settings import VoiceKitSettings
 from voicekit.errors import ConfigError
 from voicekit.llm import LLM
@@ -73,6 +78,8 @@ def create_app(
         problems = server_problems(settings, type(telephony))
         if problems:
             raise ConfigError("\n".join(problems))
+    for warning in server_warnings(settings):
+        logger.warning("%s", warning)
     logsafe.install()
     register_secrets(settings, resolved)
     for provider in (stt_p, llm_p, tts_p, tel_p):

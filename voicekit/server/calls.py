@@ -191,7 +191,14 @@ class CallManager:
         }
 
     async def drain(self, grace_s: float) -> None:
-        """Refuse new calls, let active ones finish for ``grace_s``, then end them politely."""
+        """Refuse new calls, let active ones finish for ``grace_s``, then end them politely.
+
+        A second call (the app's lifespan after ``voicekit serve`` drained on SIGTERM)
+        only waits for the first to finish."""
+        if self.draining:
+            with anyio.move_on_after(grace_s + 20):
+                await self._idle.wait()
+            return
         self.draining = True
         logger.info("shutting down: %d active calls, %.0f s grace", len(self.active), grace_s)
         with anyio.move_on_after(grace_s):

@@ -213,7 +213,7 @@ class CallSession(CallEnding):
                 elif isinstance(event, Dtmf):
                     logger.info("call=%s: caller pressed %s", self.call_id, event.digit)
                 elif isinstance(event, StreamStopped):
-                    self._end("caller_hangup")
+                    self._end("media_error" if event.failed else "caller_hangup")
                     return
             self._end("stream_closed")
         except Exception as exc:

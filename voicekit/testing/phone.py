@@ -77,8 +77,7 @@ class PhoneSimulator(AsyncResource):
         return base64.b64encode(bytes(self._key.verify_key)).decode()
 
     async def aclose(self) -> None:
-        if self._tasks is not None:
-            self._tasks.stop()
+        await self.stop_owned_tasks()
         await self._http.aclose()
 
     def _join_line(self, call: SimulatedCall) -> None:

@@ -22,7 +22,7 @@ from voicekit.background import BackgroundTasks
 from voicekit.errors import ProviderError
 from voicekit.reconnect import ReconnectBudget
 from voicekit.tts import TTSSession
-from voicekit.websocket import connect_websocket
+from voicekit.websocket import close_websocket, connect_websocket
 from voicekit_elevenlabs.formats import output_format_name
 from voicekit_elevenlabs.protocol import (
     AudioEvent,
@@ -77,19 +77,26 @@ class ElevenLabsSession(TTSSession):
         return self
 
     async def aclose(self) -> None:
+        """Close the connection and stop the background tasks; bounded, from any task."""
         if self._closing:
             return
         self._closing = True
         for utt in list(self._open.values()):
             utt.fail(ProviderError("TTS session closed", provider=PROVIDER))
-        if self._ws is not None:
-            with anyio.move_on_after(1.0, shield=True):
-                try:
+        graceful = True
+        try:
+            if self._ws is not None and self._connected:
+                with anyio.move_on_after(1.0):
                     await self._ws.send(json.dumps({"close_socket": True}))
-                    await self._ws.close()
-                except (ConnectionClosed, OSError):
-                    pass
-        self._tasks.stop()  # the tasks' group is exited by AsyncResource.__aexit__
+        except (ConnectionClosed, OSError):
+            pass
+        except BaseException:
+            graceful = False
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await close_websocket(self._ws, 1.0 if graceful else 0.0)
+                await self.stop_owned_tasks()  # reader and keepalive: stopped and finished
 
     def utterance(self) -> ElevenLabsUtterance:
         self._seq += 1

@@ -24,7 +24,7 @@ from voicekit.background import BackgroundTasks
 from voicekit.errors import ProviderError
 from voicekit.reconnect import ReconnectBudget
 from voicekit.stt import STTEvent, STTStream
-from voicekit.websocket import connect_websocket, send_message
+from voicekit.websocket import close_websocket, connect_websocket, send_message
 from voicekit_soniox.tokens import PROVIDER, MalformedResponse, TokenState
 
 if TYPE_CHECKING:
@@ -70,23 +70,32 @@ class SonioxStream(STTStream):
         return self
 
     async def aclose(self) -> None:
-        """End of audio: an empty frame, the remaining results and ``finished``, then close."""
+        """End of audio: an empty frame, the remaining results and ``finished``, then close.
+
+        Bounded, and safe from any task: a caller's timeout or cancellation cuts the wait
+        for the last results short, and the socket and background tasks are closed
+        either way."""
         if self._closing:
             return
         self._closing = True
-        with anyio.move_on_after(max(2.0, self.settings.timeout), shield=True):
-            if self._connected:
-                try:
-                    async with self._lock:
-                        await self._ws.send(b"")
-                    await self._finished.wait()
-                except (ConnectionClosed, OSError):
-                    pass
-        if self._ws is not None:
-            with anyio.move_on_after(1.0, shield=True):
-                await self._ws.close()
-        self._tasks.stop()  # the tasks' group is exited by AsyncResource.__aexit__
-        self._events.close()
+        graceful = True
+        try:
+            with anyio.move_on_after(max(2.0, self.settings.timeout)):
+                if self._connected:
+                    try:
+                        async with self._lock:
+                            await self._ws.send(b"")
+                        await self._finished.wait()
+                    except (ConnectionClosed, OSError):
+                        pass
+        except BaseException:
+            graceful = False
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await close_websocket(self._ws, 1.0 if graceful else 0.0)
+                await self.stop_owned_tasks()  # reader and keepalive: stopped and finished
+                self._events.close()
 
     def _task_failed(self, exc: Exception) -> None:
         """A background task died (a bug): end the event stream with the error."""

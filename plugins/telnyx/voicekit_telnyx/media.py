@@ -41,6 +41,11 @@ __all__ = ["StreamRejected", "TelnyxMediaStream"]
 logger = logging.getLogger(__name__)
 
 
+# WebSocket close codes that mean the stream broke rather than ended: protocol error,
+# unacceptable data, invalid payload, policy, message too big, server error.
+PROTOCOL_ERRORS = frozenset({1002, 1003, 1007, 1008, 1009, 1011})
+
+
 class StreamRejected(Exception):
     """The stream cannot be used (no start frame, or a start for another call)."""
 
@@ -84,6 +89,8 @@ class TelnyxMediaStream(MediaStream):
         self._gone: tuple[type[BaseException], ...] = (OSError, RuntimeError, *gone)
         self.bad_frames: Counter[str] = Counter()
         self.frames_in = 0
+        self.close_code: int | None = None  # of the socket, once it is gone
+        self.stopped = False  # Telnyx ended the stream with its ``stop`` frame
 
     # -- start ---------------------------------------------------------------------------
 
@@ -91,6 +98,7 @@ class TelnyxMediaStream(MediaStream):
         message = await self.websocket.receive()
         if message["type"] == "websocket.disconnect":
             self._closed = True
+            self.close_code = message.get("code")
             return None
         text: str | None = message.get("text")
         if text is not None:
@@ -191,7 +199,16 @@ class TelnyxMediaStream(MediaStream):
                 self._closed = True
                 raw = None
             if raw is None:
-                yield StreamStopped("media stream disconnected")
+                if self.close_code == 1009:
+                    logger.warning(
+                        "call=%s: media socket closed (1009): a message exceeded "
+                        "[server] max_message_bytes",
+                        self._call_id,
+                    )
+                yield StreamStopped(
+                    f"media stream disconnected (code {self.close_code})",
+                    failed=self.close_code in PROTOCOL_ERRORS,
+                )
                 return
             try:
                 frame = parse_frame(raw, max_bytes=self._max_frame_bytes)
@@ -211,6 +228,7 @@ class TelnyxMediaStream(MediaStream):
             elif isinstance(frame, DtmfFrame):
                 yield Dtmf(frame.digit)
             elif isinstance(frame, StopFrame):
+                self.stopped = True
                 yield StreamStopped("stopped by Telnyx")
                 return
             elif isinstance(frame, ErrorFrame):

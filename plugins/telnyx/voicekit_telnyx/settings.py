@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from voicekit.provider import ProviderSettings, credential
 
@@ -37,3 +37,18 @@ class TelnyxSettings(ProviderSettings):
         description="Also put the media token in the stream URL's query string. Telnyx sends "
         "it as a header and in its first frame, so the URL (which proxies log) need not.",
     )
+
+    @field_validator("public_key")
+    @classmethod
+    def _public_key_is_ed25519(cls, value: SecretStr) -> SecretStr:
+        """Checked with the settings, so ``config check`` refuses what ``serve`` would."""
+        from voicekit_telnyx.webhooks import WebhookVerificationError, decode_public_key
+
+        try:
+            decode_public_key(value.get_secret_value())
+        except WebhookVerificationError as exc:
+            raise ValueError(
+                f"{exc}: use the base64 Ed25519 public key from Mission Control "
+                "(Account > Public key), in TELNYX_PUBLIC_KEY or [providers.telnyx] public_key"
+            ) from None
+        return value

@@ -257,12 +257,20 @@ class TelnyxTelephony(Telephony):
             await self._quietly(call_id, self.client.hangup, call_id)
             return
 
+        hung_up = False
+
         async def hang_up() -> None:
+            nonlocal hung_up
+            hung_up = True
             await self.client.hangup(call_id)
 
         await host.run_call(stream, hangup=hang_up)
         if not stream.closed:
             await _close(websocket, 1000, "", gone)
+        if not (hung_up or stream.stopped) and call_id in self._calls:
+            # The media went away but Telnyx did not end the call (no stop frame, no
+            # hang-up webhook yet): the caller would be left on a silent line.
+            await self._quietly(call_id, self.client.hangup, call_id)
 
     async def _token_from_connected_frame(self, websocket: Any) -> str | None:
         """Telnyx also sends the token in its ``connected`` frame (top level or nested)."""

@@ -60,10 +60,11 @@ def verify_webhook(
     except ValueError:
         raise WebhookVerificationError("the Telnyx timestamp is not an integer") from None
     current = time.time() if now is None else now
-    if abs(current - signed_at) > tolerance:
+    skew = signed_at - current
+    if abs(skew) > tolerance:
+        when = "in the future" if skew > 0 else "in the past"
         raise WebhookVerificationError(
-            f"the Telnyx timestamp is {current - signed_at:+.0f} s from now "
-            f"(allowed: {tolerance} s either way)"
+            f"the Telnyx timestamp is {abs(skew):.0f} s {when} (allowed: {tolerance} s either way)"
         )
     try:
         signature = base64.b64decode(signature_b64, validate=True)

@@ -110,10 +110,33 @@ async def test_finalize_completes_on_fin() -> None:
                 for i in range(0, len(voice(700, ULAW_8K)), 160):
                     await stream.send_audio(voice(700, ULAW_8K)[i : i + 160])
                 with anyio.fail_after(5):
-                    await stream.finalize()
+                    assert await stream.finalize() == "finalized"
                 await stream.aclose()
-    assert {"type": "finalize"} in sx.streams[0].controls
+                assert await stream.finalize() == "not_connected"  # closed: nothing asked
+    assert [c for c in sx.streams[0].controls if c.get("type") == "finalize"] == [
+        {"type": "finalize"}
+    ]
     assert finals(events) == ["one two three"]
+
+
+async def test_finalize_says_when_soniox_did_not_confirm_in_time() -> None:
+    async with SonioxEmulator(utterances=["one"], faults=Faults(delay_ms=600)) as sx:
+        async with stt_for(sx, timeout=0.2).stream(ULAW_8K) as stream:
+            await stream.send_audio(voice(300, ULAW_8K))
+            assert await stream.finalize() == "timed_out"
+
+
+async def test_audio_sent_during_a_reconnect_goes_out_once_and_in_order() -> None:
+    """send_audio keeps being called while the replay is sent (the deque it appends to
+    was iterated with awaits in between): nothing is lost, doubled or reordered."""
+    faults = Faults(drop_after=3, drops=1, delay_ms=0)
+    audio = turns(600, 600)
+    async with SonioxEmulator(utterances=["first turn here", "second one"], faults=faults) as sx:
+        events = await run(stt_for(sx), audio, pace=0.0005)  # sends race the replay
+    assert faults.dropped == 1
+    assert finals(events) == ["first turn here", "second one"]
+    replayed = sx.streams[0].audio_bytes + sx.streams[1].audio_bytes - len(audio)
+    assert 0 <= replayed <= len(audio)
 
 
 @pytest.mark.parametrize("drop_after", [2, 5])
@@ -233,3 +256,77 @@ def test_token_state_handles_both_markers_and_offsets() -> None:
             )
         )
     assert err.value.retryable
+
+
+class SlowSocket:
+    """A connection whose sends yield to other tasks (as a full send buffer makes a real
+    one do), and which drops when told to."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes | str] = []
+        self.dropped = anyio.Event()
+        self.ended = anyio.Event()
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    async def send(self, data: bytes | str) -> None:
+        if self.dropped.is_set():
+            raise websockets.ConnectionClosed(None, None)
+        self.sent.append(data)
+        if data == b"":
+            self.ended.set()
+        await anyio.sleep(0.002)
+
+    def __aiter__(self) -> Any:
+        return self._messages()
+
+    async def _messages(self) -> Any:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._wait_and_cancel, self.dropped, tg)
+            tg.start_soon(self._wait_and_cancel, self.ended, tg)
+        if self.ended.is_set():
+            yield json.dumps({"tokens": [], "finished": True})
+            return
+        self.close_code = 1006
+        raise websockets.ConnectionClosed(None, None)
+
+    @staticmethod
+    async def _wait_and_cancel(event: anyio.Event, tg: Any) -> None:
+        await event.wait()
+        tg.cancel_scope.cancel()
+
+    async def close(self) -> None:
+        self.dropped.set()
+
+
+async def test_audio_sent_while_a_replay_is_under_way_goes_out_once_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """send_audio appends to the replay buffer while the reconnect is still sending it:
+    every frame reaches the new connection exactly once, in order, after the config."""
+    import voicekit_soniox.stream as stream_module
+
+    sockets: list[SlowSocket] = []
+
+    async def connect(*args: Any, **kwargs: Any) -> SlowSocket:
+        sockets.append(SlowSocket())
+        return sockets[-1]
+
+    monkeypatch.setattr(stream_module, "connect_websocket", connect)
+    frames = [bytes([n]) * 160 for n in range(1, 61)]  # 1.2 s, each frame recognisable
+    stt = SonioxSTT(SonioxSettings.model_validate({"api_key": KEY, "url": "ws://unused"}))
+    async with stt.stream(ULAW_8K, call_id="r") as stream:
+        for frame in frames[:30]:
+            await stream.send_audio(frame)
+        sockets[0].dropped.set()
+        for frame in frames[30:]:
+            await stream.send_audio(frame)
+            await anyio.sleep(0.001)
+        with anyio.fail_after(5):
+            while len(sockets) < 2 or len(sockets[1].sent) < 61:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        assert stream.reconnects == 1
+    second = sockets[1].sent
+    assert json.loads(second[0])["model"]  # the config first
+    audio = [m for m in second[1:61] if isinstance(m, bytes)]
+    assert audio == frames  # nothing final yet: all of it, once, in order

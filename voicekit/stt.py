@@ -10,13 +10,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from voicekit._resource import AsyncResource
 from voicekit.audio.formats import AudioFormat
 from voicekit.provider import Provider, ProviderKind
 
-__all__ = ["STT", "EndOfTurn", "STTEvent", "STTStream", "SpeechStarted", "Transcript"]
+__all__ = [
+    "STT",
+    "EndOfTurn",
+    "FinalizeOutcome",
+    "STTEvent",
+    "STTStream",
+    "SpeechStarted",
+    "Transcript",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,11 @@ class SpeechStarted:
 
 STTEvent = Transcript | EndOfTurn | SpeechStarted
 
+# What :meth:`STTStream.finalize` achieved: every pending word is final now ("finalized");
+# the provider did not confirm in time ("timed_out"); nothing was asked because the
+# connection is down or closing ("not_connected"; a reconnect replays the audio anyway).
+FinalizeOutcome = Literal["finalized", "timed_out", "not_connected"]
+
 
 class STTStream(AsyncResource):
     """One recognition session. Use as ``async with stt.stream(fmt) as stream:``."""
@@ -58,8 +71,8 @@ class STTStream(AsyncResource):
         """Send raw audio in the stream's format. Never blocks on recognition."""
 
     @abstractmethod
-    async def finalize(self) -> None:
-        """Ask the provider to make every pending word final now."""
+    async def finalize(self) -> FinalizeOutcome:
+        """Ask the provider to make every pending word final now, and say whether it did."""
 
     @abstractmethod
     def __aiter__(self) -> AsyncIterator[STTEvent]:

@@ -20,7 +20,15 @@ from pydantic import Field
 
 from voicekit.audio import PCM_16K, ULAW_8K, AudioConverter, AudioFormat
 from voicekit.provider import ProviderSettings
-from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTEvent, STTStream, Transcript
+from voicekit.stt import (
+    STT,
+    EndOfTurn,
+    FinalizeOutcome,
+    SpeechStarted,
+    STTEvent,
+    STTStream,
+    Transcript,
+)
 
 __all__ = ["FakeSTT", "FakeSTTSettings", "FakeSTTStream"]
 
@@ -113,9 +121,12 @@ class FakeSTTStream(STTStream):
         self.emit(EndOfTurn(end_ms=self._speech_end))
         self._speech_start = None
 
-    async def finalize(self) -> None:
+    async def finalize(self) -> FinalizeOutcome:
+        if self.closed:
+            return "not_connected"
         if self._speech_start is not None:
             self._end_turn()
+        return "finalized"
 
     async def __aiter__(self) -> AsyncIterator[STTEvent]:
         async for event in self._recv:

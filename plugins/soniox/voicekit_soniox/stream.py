@@ -23,7 +23,7 @@ from voicekit.audio import AudioFormat
 from voicekit.background import BackgroundTasks
 from voicekit.errors import ProviderError
 from voicekit.reconnect import ReconnectBudget
-from voicekit.stt import STTEvent, STTStream
+from voicekit.stt import FinalizeOutcome, STTEvent, STTStream
 from voicekit.websocket import close_websocket, connect_websocket, send_message
 from voicekit_soniox.tokens import PROVIDER, MalformedResponse, TokenState
 
@@ -64,6 +64,7 @@ class SonioxStream(STTStream):
 
     async def __aenter__(self) -> SonioxStream:
         await self._connect()
+        self._connected = True
         await self._tasks.__aenter__()
         self._tasks.start(self._reader)
         self._tasks.start(self._keepalive)
@@ -145,7 +146,6 @@ class SonioxStream(STTStream):
             raise ProviderError(
                 f"Soniox closed the connection at once: {exc}", provider=PROVIDER, retryable=True
             ) from None
-        self._connected = True
 
     async def _reconnect(self) -> bool:
         """Connect again and replay the audio not yet covered by final results."""
@@ -162,11 +162,17 @@ class SonioxStream(STTStream):
             self._state.offset_ms = start
             self._state.in_speech = False
             self._state.partial = ""
+            # Audio keeps arriving while the replay is sent: send_audio only queues it
+            # until the connection is marked up, so everything goes out once, in order.
+            sent_to = start
             try:
-                for _, audio in self._replay:
-                    await self._ws.send(audio)
+                while pending := [(t, a) for t, a in self._replay if t >= sent_to]:
+                    for at, audio in pending:
+                        await self._ws.send(audio)
+                        sent_to = at + self.format.duration_ms(len(audio))
             except (ConnectionClosed, OSError):
-                pass
+                pass  # dropped again: the reader notices and reconnects
+            self._connected = True
         logger.warning(
             "call=%s: Soniox connection restored; replayed %.0f ms of audio",
             self.call_id,
@@ -202,14 +208,25 @@ class SonioxStream(STTStream):
             else:
                 break
 
-    async def finalize(self) -> None:
-        if not self._connected:
-            return
+    async def finalize(self) -> FinalizeOutcome:
+        """``{"type": "finalize"}``, then wait for Soniox's ``<fin>``."""
+        if not self._connected or self._closing:
+            return "not_connected"
         self._fin = anyio.Event()
-        async with self._lock:
-            await self._ws.send(json.dumps({"type": "finalize"}))
+        try:
+            async with self._lock:
+                await self._ws.send(json.dumps({"type": "finalize"}))
+        except (ConnectionClosed, OSError):
+            return "not_connected"
         with anyio.move_on_after(self.settings.timeout):
             await self._fin.wait()
+            return "finalized"
+        logger.warning(
+            "call=%s: Soniox did not confirm finalize within %.1f s",
+            self.call_id,
+            self.settings.timeout,
+        )
+        return "timed_out"
 
     async def _keepalive(self) -> None:
         every = self.settings.keepalive_s

@@ -342,18 +342,21 @@ class SonioxEmulator:
 
     async def _finalize(self, stream: _Stream, marker: str | None) -> None:
         tokens: list[dict[str, Any]] = []
-        if stream.speech_start is not None:
+        in_speech = stream.speech_start is not None
+        if in_speech:
             tokens = self._tokens(
                 stream, max(stream.revealed, 1) if self._words(stream) else 0, final=True
             )
-            key, _ = self._script(stream)
-            self._next[key] = self._next.get(key, 0) + 1
-            stream.speech_start = None
-        stream.final_ms = stream.audio_ms if marker == "<fin>" else stream.speech_end
+        final_ms = stream.audio_ms if marker == "<fin>" else stream.speech_end
         if marker is not None:
             tokens.append({"text": marker, "is_final": True})
         if tokens:
-            await self._respond(stream, tokens)
+            await self._respond(stream, tokens)  # a drop here loses nothing of the script
+        if in_speech:  # the utterance is final only once its finals were sent
+            key, _ = self._script(stream)
+            self._next[key] = self._next.get(key, 0) + 1
+            stream.speech_start = None
+        stream.final_ms = final_ms
 
     async def _finish(self, stream: _Stream) -> None:
         await self._finalize(stream, None)

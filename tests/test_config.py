@@ -132,3 +132,19 @@ def test_media_secret_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hunter2" not in repr(s)
     assert s.server.media_auth_secret is not None
     assert s.server.media_auth_secret.get_secret_value() == "hunter2-very-secret"
+
+
+def test_create_provider_builds_what_the_settings_select(tmp_path: Path) -> None:
+    import voicekit
+    from voicekit.testing import FakeTTS
+
+    path = tmp_path / "voicekit.toml"
+    path.write_text('[tts]\nprovider = "fake"\n[providers.fake]\nms_per_char = 7\n')
+    settings = voicekit.load_settings(path)
+    tts = voicekit.create_provider(settings, "tts")
+    assert isinstance(tts, FakeTTS) and tts.settings.ms_per_char == 7  # type: ignore[attr-defined]
+    path.write_text('[tts]\nprovider = "fake"\n[providers.fake]\nms_per_char = "slow"\n')
+    with pytest.raises(voicekit.ConfigError, match=r"providers.fake.ms_per_char"):
+        voicekit.create_provider(voicekit.load_settings(path), "tts")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        voicekit.create_provider(settings, "speaker")  # type: ignore[call-overload]

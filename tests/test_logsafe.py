@@ -58,3 +58,9 @@ def test_exceptions_and_objects_are_redacted(caplog: pytest.LogCaptureFixture) -
     (record,) = caplog.records
     assert "sk-test" not in record.getMessage() and "sk-test" not in (record.exc_text or "")
     assert "[redacted]" in record.exc_text  # type: ignore[operator]
+
+
+def test_line_breaks_in_values_cannot_forge_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    logging.getLogger("voicekit.test").warning("call=%s: hello", "v3:x\nERROR forged line")
+    (record,) = caplog.records
+    assert record.getMessage() == "call=v3:x\\nERROR forged line: hello"

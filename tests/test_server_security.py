@@ -401,3 +401,119 @@ async def test_a_caller_who_hangs_up_mid_reply_is_recorded_with_only_what_played
     assert r.llm.cancelled + r.llm.completed == 1
     assert not any(rec.levelno >= logging.ERROR for rec in caplog.records)
     assert r.server.app_errors == []  # the hang-up closed the media route cleanly
+
+
+# -- what a second round of attacks found ---------------------------------------------------
+
+
+async def read_until_closed(stream: Any, limit_s: float = 3.0) -> bytes:
+    received = b""
+    with anyio.fail_after(limit_s):
+        try:
+            while chunk := await stream.receive():
+                received += chunk
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            pass
+    return received
+
+
+UPGRADE = (
+    b"GET /telephony/telnyx/media HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n"
+)
+
+
+@pytest.mark.parametrize("header_bytes", [9_000, 70_000])
+async def test_a_websocket_upgrade_with_huge_headers_is_answered_and_closed(
+    tmp_path: Path, header_bytes: int
+) -> None:
+    """websockets refuses header lines over 8 kB with 431; uvicorn then left the socket
+    open for ever (200 of them held 200 descriptors). Past 64 kB nothing is read further."""
+    async with rig(tmp_path) as r:
+        for _ in range(3):
+            stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
+            async with stream:
+                await stream.send(UPGRADE + b"X-Big: " + b"a" * header_bytes + b"\r\n\r\n")
+                response = await read_until_closed(stream)
+            assert response.startswith(b"HTTP/1.1 431")
+
+
+async def test_an_endless_header_line_is_cut_off_at_the_header_limit(tmp_path: Path) -> None:
+    """httptools has no header limit: one growing header line took the server to 859 MB.
+    Past 64 kB the server answers 431 and closes, so the sender fails within a few
+    chunks (the kernel may drop the 431 when it resets a socket still being written to)."""
+    async with rig(tmp_path) as r:
+        stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
+        async with stream:
+            await stream.send(b"POST /telephony/telnyx/webhook HTTP/1.1\r\nX-Grow: ")
+            sent = 0
+            with anyio.fail_after(5):
+                try:
+                    while sent < 64 * 1_048_576:
+                        await stream.send(b"a" * 65_536)
+                        sent += 65_536
+                        await anyio.sleep(0.005)
+                except (anyio.BrokenResourceError, OSError):
+                    pass
+                response = await read_until_closed(stream)
+        assert sent < 2 * 1_048_576
+        assert response == b"" or response.startswith(b"HTTP/1.1 431")
+
+
+async def test_text_frames_that_are_not_utf8_are_skipped_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with rig(tmp_path, utterances=["hello"], replies=["Hi there."]) as r:
+        # Before authenticating: one frame, no traceback, the socket just closes (1008).
+        async with websockets.connect(media_url(r)) as ws:
+            await ws.send(b"\xff\xfe{not utf-8", text=True)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        async with r.phone.call() as call:  # on a live call: skipped and counted
+            await until(lambda: r.calls.active)
+            media = r.calls.active[call.call_id].media
+            for _ in range(5):
+                await call.ws.send(b'{"event": "media", "\xff": 1}', text=True)
+            await until(lambda: media.bad_frames["bad_json"] == 5)  # type: ignore[attr-defined]
+            await call.say(voice(600, ULAW_8K))
+            await until(lambda: r.calls.active[call.call_id].record.turns)
+        await until(lambda: r.calls.records)
+    assert r.calls.records[-1].turns[0].heard_text == "Hi there."
+    assert not any(rec.levelno >= logging.ERROR for rec in caplog.records)
+    assert "Traceback" not in caplog.text
+
+
+async def test_a_hang_up_between_admission_and_start_is_a_normal_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with rig(tmp_path) as r:
+        r.telnyx.register_call("v3:race")
+        await r.phone.webhook(
+            "call.initiated", {"call_control_id": "v3:race", "direction": "incoming"}
+        )
+        token = (await r.telnyx.wait_for("answer", "v3:race")).body["stream_auth_token"]
+        headers = {"x-telnyx-streaming-auth-token": token}
+        async with websockets.connect(media_url(r), additional_headers=headers) as ws:
+            await ws.send(json.dumps({"event": "connected", "version": "1.0.0"}))
+            await until(lambda: r.calls.live.connected("v3:race"))  # admitted
+            await r.phone.webhook("call.hangup", {"call_control_id": "v3:race"})
+            start = {"call_control_id": "v3:race", "media_format": {"encoding": "PCMU"}}
+            await ws.send(json.dumps({"event": "start", "start": start}))
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+        assert r.calls.calls_total == 0 and r.calls.health()["active_calls"] == 0
+    assert not any(rec.levelno >= logging.ERROR for rec in caplog.records)
+    assert "call=v3:race: ended before its media stream started" in caplog.messages
+
+
+@pytest.mark.parametrize("call_id", ["../../etc/evil", "v3:new\nFAKE LOG LINE", "v3:\x00"])
+async def test_a_call_id_that_is_not_a_telnyx_id_is_refused(tmp_path: Path, call_id: str) -> None:
+    async with rig(tmp_path) as r:
+        reply = await r.phone.webhook(
+            "call.initiated", {"call_control_id": call_id, "direction": "incoming"}
+        )
+        assert reply.status_code == 400
+        assert r.telnyx.commands == []

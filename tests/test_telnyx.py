@@ -284,3 +284,20 @@ async def test_a_hang_up_while_audio_is_sent_is_a_normal_end(
     await stream.clear()
     assert stream.closed and socket.sent == 1  # nothing more is tried on a dead socket
     assert [r.levelname for r in caplog.records] == ["INFO"]
+
+
+@pytest.mark.anyio
+async def test_call_ids_stay_one_path_segment_in_rest_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = TelnyxClient(api_key=KEY, base_url="http://127.0.0.1:9/v2", timeout=1)
+    paths: list[str] = []
+
+    async def record(path: str, body: dict[str, object], action: str) -> dict[str, object]:
+        paths.append(path)
+        return {}
+
+    monkeypatch.setattr(client, "_post", record)
+    await client.hangup("../../etc/evil")
+    await client.aclose()
+    assert paths == ["calls/..%2F..%2Fetc%2Fevil/actions/hangup"]

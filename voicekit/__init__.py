@@ -20,6 +20,7 @@ from voicekit.audio import (
     ulaw_encode,
 )
 from voicekit.config import VoiceKitSettings, load_settings
+from voicekit.config.resolve import create_provider
 from voicekit.errors import (
     AudioFormatError,
     CallRefused,
@@ -36,6 +37,7 @@ from voicekit.llm import LLM, Message, TextDelta, Tool, ToolCall, Usage
 from voicekit.plugins import PluginManager, ProviderRegistry, load_plugins
 from voicekit.provider import Provider, ProviderSettings, credential
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
+from voicekit.server import create_app
 from voicekit.session import CallSession
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
 from voicekit.telephony import (
@@ -105,6 +107,8 @@ __all__ = [
     "__version__",
     "alaw_decode",
     "alaw_encode",
+    "create_app",
+    "create_provider",
     "credential",
     "hookimpl",
     "load_plugins",

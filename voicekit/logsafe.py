@@ -92,15 +92,19 @@ def redact(text: str) -> str:
     return text
 
 
+_LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r"})
+
+
 def _redact_arg(value: Any) -> Any:
     """One format argument, redacted; numbers and clean values are left as they are, so
-    formatters that read ``record.args`` (uvicorn's access log) keep working."""
+    formatters that read ``record.args`` (uvicorn's access log) keep working. Line breaks
+    in arguments (values from the network) are escaped: no one forges a log line."""
     if isinstance(value, str):
-        return redact(value)
+        return redact(value).translate(_LINE_BREAKS)
     if value is None or isinstance(value, int | float | bool | bytes):
         return value
     text = str(value)
-    clean = redact(text)
+    clean = redact(text).translate(_LINE_BREAKS)
     return value if clean == text else clean
 
 

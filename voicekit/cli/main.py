@@ -17,7 +17,7 @@ import click
 from voicekit._version import __version__
 from voicekit.errors import VoiceKitError
 
-__all__ = ["cli", "configure_logging", "main", "reports_errors"]
+__all__ = ["cli", "configure_logging", "expected_error", "main", "missing_extra", "reports_errors"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,18 +33,52 @@ config_option = click.option(
 )
 
 
+def expected_error(exc: BaseException) -> VoiceKitError | None:
+    """The VoiceKitError that ``exc`` is, or that a task group wrapped it in (the first, if
+    every error in the group is one); None for anything else, which is a bug."""
+    if isinstance(exc, VoiceKitError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        found = [expected_error(e) for e in exc.exceptions]
+        if found and all(e is not None for e in found):
+            return found[0]
+    return None
+
+
 def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn a VoiceKitError into a clean message and exit status 2."""
+    """Turn a VoiceKitError (even from inside a task group) into one ``error:`` line and
+    exit status 2; a missing optional dependency into the command that installs it."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except VoiceKitError as exc:
-            click.echo(f"error: {exc}", err=True)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.split(".")[0] not in EXTRA_MODULES:
+                raise
+            click.echo(f"error: {missing_extra(exc.name)}", err=True)
+            raise SystemExit(2) from None
+        except BaseException as exc:
+            error = expected_error(exc)
+            if error is None:
+                raise
+            click.echo(f"error: {error}", err=True)
             raise SystemExit(2) from None
 
     return wrapper
+
+
+# Third-party modules that only an extra installs, and that extra.
+EXTRA_MODULES = {"starlette": "server", "uvicorn": "server", "nacl": "telnyx"}
+
+
+def missing_extra(module: str) -> str:
+    """How to install what provides ``module``, from PyPI or from a checkout."""
+    extra = EXTRA_MODULES[module.split(".")[0]]
+    return (
+        f"this command needs {module}, from voicekit's {extra!r} extra: "
+        f'pip install "voicekit[{extra}]" (from a checkout: pip install -e ".[{extra}]")'
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

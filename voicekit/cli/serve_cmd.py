@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import re
 import signal
+import socket
 from typing import Any
 
 import anyio
@@ -11,17 +14,42 @@ import click
 
 from voicekit.cli.main import cli, config_option, reports_errors
 from voicekit.config import load_settings
+from voicekit.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+DIALLABLE = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s@]+@[^\s@]+)$")
 
-async def _serve(
-    app: Any, host: str, port: int, dial: tuple[str, str | None] | None = None
-) -> None:
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound now so that a busy port is a clear error."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror} (set [server] host or --host)"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; choose another port "
+            "(--port or [server] port) or stop the program using this one"
+        ) from None
+    return sock
+
+
+async def _serve(app: Any, sock: socket.socket, dial: tuple[str, str | None] | None = None) -> None:
     from voicekit.server._uvicorn import Server, server_config
     from voicekit.server.runtime import freeze_startup_heap
 
     calls = app.state.calls
+    host, port = sock.getsockname()[:2]
     config = server_config(app, calls.settings.server, host=host, port=port, log_level="info")
     server = Server(config)
 
@@ -44,9 +72,16 @@ async def _serve(
         await started()
         freeze_startup_heap()
 
+    failures: list[Exception] = []
+
     async def place_call(to: str, from_number: str | None) -> None:
         await started()
-        call_id = await app.state.telephony.dial(to, from_number=from_number, host=calls)
+        try:
+            call_id = await app.state.telephony.dial(to, from_number=from_number, host=calls)
+        except Exception as exc:  # reported after a clean shutdown, not as a crash
+            failures.append(exc)
+            server.should_exit = True
+            return
         click.echo(f"dialling {to}: call {call_id}")
         while not any(r.call.call_id == call_id for r in calls.records):  # noqa: ASYNC110
             await anyio.sleep(0.2)
@@ -59,8 +94,10 @@ async def _serve(
         tg.start_soon(when_started)
         if dial is not None:
             tg.start_soon(place_call, *dial)
-        await server.serve()
+        await server.serve(sockets=[sock])
         tg.cancel_scope.cancel()
+    if failures:
+        raise failures[0]
 
 
 def _run_server(
@@ -73,17 +110,16 @@ def _run_server(
     from voicekit.server import create_app
     from voicekit.server.runtime import backend_options
 
+    for module in ("starlette", "uvicorn"):  # the server extra, checked before any work
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(config_path, **({"server": overrides} if overrides else {}))
     app = create_app(settings)
-    anyio.run(
-        _serve,
-        app,
-        settings.server.host,
-        settings.server.port,
-        dial,
-        backend_options=backend_options(settings.server.event_loop),
-    )
+    options = backend_options(settings.server.event_loop)
+    with _listen(settings.server.host, settings.server.port) as sock:
+        anyio.run(_serve, app, sock, dial, backend_options=options)
 
 
 @cli.command("serve")
@@ -121,7 +157,14 @@ def dial_command(
 ) -> None:
     """Call NUMBER and run the agent when it answers; exit when the call ends.
 
-    The server runs for the call's duration (the provider's webhooks and media stream
-    reach it at [server] public_url). Answering machines get [turn] voicemail_action.
+    NUMBER is E.164 (+15551234567) or a SIP URI (sip:user@example.com). The server runs
+    for the call's duration (the provider's webhooks and media stream reach it at
+    [server] public_url). Answering machines get [turn] voicemail_action.
     """
+    for label, value in (("NUMBER", number), ("--from", from_number)):
+        if value is not None and not DIALLABLE.match(value):
+            raise ConfigError(
+                f"{label} {value!r} is not a phone number in E.164 form (+15551234567) "
+                "or a SIP URI (sip:user@example.com)"
+            )
     _run_server(config_path, host, port, dial=(number, from_number))

@@ -12,7 +12,6 @@ from voicekit.audio import AudioConverter, AudioFormat, Framer, read_wav, write_
 from voicekit.cli.main import cli, config_option, reports_errors
 from voicekit.config import load_settings
 from voicekit.config.resolve import create_provider
-from voicekit.plugins import load_plugins
 from voicekit.session.negotiate import choose_format
 from voicekit.stt import STT, EndOfTurn, Transcript
 from voicekit.tts import TTS
@@ -63,7 +62,7 @@ async def _say(tts: TTS, text: str, out: Path) -> None:
 def say_command(text: str, out: Path, config_path: str | None) -> None:
     """Synthesise TEXT with the configured TTS and write it to a WAV file."""
     settings = load_settings(config_path)
-    tts = create_provider("tts", settings, load_plugins().registry)
+    tts = create_provider(settings, "tts")
     assert isinstance(tts, TTS)
     anyio.run(_say, tts, text, out)
 
@@ -122,6 +121,6 @@ def transcribe_command(file: Path, speed: float, config_path: str | None) -> Non
     Prints one line per caller turn.
     """
     settings = load_settings(config_path)
-    stt = create_provider("stt", settings, load_plugins().registry)
+    stt = create_provider(settings, "stt")
     assert isinstance(stt, STT)
     anyio.run(_transcribe, stt, file, speed)

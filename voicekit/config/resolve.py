@@ -7,7 +7,7 @@ machine with no plugins installed, but only resolved where they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr
@@ -16,6 +16,12 @@ from voicekit.config.settings import VoiceKitSettings
 from voicekit.errors import ConfigError, ProviderNotFoundError
 from voicekit.plugins.registry import ProviderRegistry, credential_env_vars
 from voicekit.provider import PROVIDER_KINDS, Provider, ProviderKind, ProviderSettings
+
+if TYPE_CHECKING:
+    from voicekit.llm import LLM
+    from voicekit.stt import STT
+    from voicekit.telephony import Telephony
+    from voicekit.tts import TTS
 
 __all__ = [
     "MASK",
@@ -103,10 +109,40 @@ def server_problems(settings: VoiceKitSettings, telephony: type[Provider]) -> li
     return []
 
 
+@overload
 def create_provider(
-    kind: ProviderKind, settings: VoiceKitSettings, registry: ProviderRegistry
-) -> Provider:
-    """The provider configured for ``kind`` (``[stt] provider = ...``), built and validated."""
+    settings: VoiceKitSettings, kind: Literal["stt"], *, plugins: Any = None
+) -> STT: ...
+@overload
+def create_provider(
+    settings: VoiceKitSettings, kind: Literal["llm"], *, plugins: Any = None
+) -> LLM: ...
+@overload
+def create_provider(
+    settings: VoiceKitSettings, kind: Literal["tts"], *, plugins: Any = None
+) -> TTS: ...
+@overload
+def create_provider(
+    settings: VoiceKitSettings, kind: Literal["telephony"], *, plugins: Any = None
+) -> Telephony: ...
+def create_provider(settings: VoiceKitSettings, kind: ProviderKind, *, plugins: Any = None) -> Any:
+    """The provider ``settings`` select for ``kind`` (``[tts] provider = ...``), with its
+    ``[providers.<name>]`` options validated, ready to use::
+
+        tts = voicekit.create_provider(voicekit.load_settings("voicekit.toml"), "tts")
+        async with tts, tts.session(voicekit.ULAW_8K) as session: ...
+
+    ``plugins`` is a loaded :class:`~voicekit.plugins.PluginManager` (or its registry);
+    by default the installed plugins are loaded. Raises :class:`ConfigError` naming the
+    field and the fix when the options are wrong.
+    """
+    if kind not in PROVIDER_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(PROVIDER_KINDS)}, not {kind!r}")
+    if plugins is None:
+        from voicekit.plugins.manager import load_plugins
+
+        plugins = load_plugins()
+    registry: ProviderRegistry = getattr(plugins, "registry", plugins)
     name = getattr(settings, kind).provider
     options = registry.options_for(kind, name, settings.provider_options(name))
     return registry.create(kind, name, options, source=f"[providers.{name}]")

@@ -25,7 +25,14 @@ from typing import Any, cast
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-__all__ = ["HIGH_WATER", "MediaWebSocketProtocol", "Server", "http_protocol", "server_config"]
+__all__ = [
+    "HIGH_WATER",
+    "MAX_HEADER_BYTES",
+    "MediaWebSocketProtocol",
+    "Server",
+    "http_protocol",
+    "server_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +46,28 @@ class Server(uvicorn.Server):
 
 
 class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-io WebSocket protocol, pausing reads only above ``HIGH_WATER``.
+    """uvicorn's sans-io WebSocket protocol, hardened for media streams from the internet.
 
-    uvicorn pauses when ``read_paused`` is false and resumes when it is true and the
-    queue is empty. Reporting "already paused" while few messages wait skips the pause;
-    the matching resume is then a no-op on the transport.
+    - Reads pause only above ``HIGH_WATER`` queued messages. uvicorn pauses when
+      ``read_paused`` is false and resumes when it is true and the queue is empty;
+      reporting "already paused" while few messages wait skips the pause, and the
+      matching resume is then a no-op on the transport.
+    - The opening handshake must finish within ``handshake_timeout_s``, and a handshake
+      that websockets refuses (a header line too long: 431) is answered and closed;
+      uvicorn would leave that socket open for ever.
+    - A text message that is not UTF-8 reaches the app as bytes, so the media route
+      skips and counts it as it does any malformed frame, instead of uvicorn logging a
+      traceback and ending the call with 1007.
+    - The peer has ``CLOSE_TIMEOUT_S`` to answer our close frame, not uvicorn's 10 s.
     """
 
+    handshake_timeout_s: float = 10.0
     _really_paused = False
+    _handshake_timer: asyncio.TimerHandle | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_timeout = CLOSE_TIMEOUT_S
 
     @property
     def read_paused(self) -> bool:
@@ -57,10 +78,56 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
     def read_paused(self, value: bool) -> None:
         self._really_paused = value
 
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._handshake_timer = self.loop.call_later(
+            self.handshake_timeout_s, self._handshake_expired
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        super().connection_lost(exc)
+
+    def _handshake_expired(self) -> None:
+        self._handshake_timer = None
+        if not self.handshake_complete and not self.transport.is_closing():
+            logger.info("closed a WebSocket whose handshake did not finish in time")
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            # websockets refused the request itself (a line too long: 414/431) and queued
+            # its answer; uvicorn neither writes it nor closes the socket.
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.handshake_complete = True
+            self.transport.close()
+
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type == "text" and self.frames:
+            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                self.frames, self.curr_msg_data_type = [data], "bytes"
+        super().send_receive_event_to_app()
+
+
+CLOSE_TIMEOUT_S = 2.0
+
 
 _TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\n"
     b"content-length: 17\r\nconnection: close\r\n\r\nrequest timed out"
+)
+
+
+MAX_HEADER_BYTES = 64 * 1024  # a request line and headers bigger than this are refused
+_TOO_LARGE_RESPONSE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n"
+    b"content-length: 17\r\nconnection: close\r\n\r\nheaders too large"
 )
 
 
@@ -71,6 +138,9 @@ class _RequestDeadline:
     fires, a request whose headers and body have all arrived since is left alone (the app
     is working on it, or the connection became a WebSocket); anything else (nothing sent,
     half a request, a trickled body, or an idle keep-alive trickling bytes) is closed.
+    Bytes that arrive before a request's headers are complete are counted too: past
+    ``MAX_HEADER_BYTES`` the connection is answered 431 and closed (httptools has no limit
+    of its own, and one endless header line would otherwise grow without bound).
     """
 
     request_timeout_s: float = 10.0
@@ -79,12 +149,17 @@ class _RequestDeadline:
     cycle: Any
     _deadline: asyncio.TimerHandle | None = None
     _armed_for: Any = None
+    _header_bytes = 0
 
     def _arm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
         self._armed_for = self.cycle
+        self._header_bytes = 0
         self._deadline = self.loop.call_later(self.request_timeout_s, self._expired)
+
+    def _in_headers(self) -> bool:
+        return self.cycle is self._armed_for and self.transport.get_protocol() is cast(Any, self)
 
     def _expired(self) -> None:
         self._deadline = None
@@ -107,6 +182,21 @@ class _RequestDeadline:
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_headers():
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                peer = self.transport.get_extra_info("peername")
+                logger.info(
+                    "closed a connection from %s: request headers over %d bytes",
+                    peer[0] if peer else "?",
+                    MAX_HEADER_BYTES,
+                )
+                self.transport.write(_TOO_LARGE_RESPONSE)
+                self.transport.close()
+                return
+        super().data_received(data)  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._deadline is not None:
@@ -142,7 +232,11 @@ def server_config(app: Any, settings: Any, *, host: str, port: int, **options: A
         host=host,
         port=port,
         http=http_protocol(settings.request_timeout_s),
-        ws=MediaWebSocketProtocol,
+        ws=type(
+            "TimedMediaWebSocketProtocol",
+            (MediaWebSocketProtocol,),
+            {"handshake_timeout_s": settings.request_timeout_s},
+        ),
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=False,  # media frames are audio: compression only costs CPU
         timeout_keep_alive=settings.keep_alive_timeout_s,

@@ -108,6 +108,10 @@ class CallManager:
 
     async def run_call(self, media: MediaStream, *, hangup: Callable[[], Awaitable[None]]) -> None:
         call_id = media.call.call_id
+        if call_id not in self.active and self.live.ended(call_id):
+            # Admitted, then ended (a hang-up webhook) before its start frame came.
+            logger.info("call=%s: ended before its media stream started", call_id)
+            return
         if call_id in self.active or not self.live.connected(call_id):
             # Only admit_media lets a call in; a provider that skipped it gets nothing.
             logger.error("call=%s: refused to run a call that was not admitted", call_id)

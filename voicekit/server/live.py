@@ -106,9 +106,14 @@ class LiveCalls:
         key = call_id if call_id in self._calls else self._key_of(call_id)
         if key is None:
             return False
-        del self._calls[key]
+        live = self._calls.pop(key)
         self._remember_ended(key)
+        self._remember_ended(live.call_id)
         return True
+
+    def ended(self, call_id: str) -> bool:
+        """Whether the call (by its call id or its key) was live and has ended."""
+        return call_id in self._ended and call_id not in self._calls
 
     def pending(self) -> list[str]:
         """Keys of live calls whose media has not connected."""
@@ -134,5 +139,5 @@ class LiveCalls:
         limit = self._clock() - self.pending_ttl_s
         stale = [k for k, c in self._calls.items() if not c.connected and c.accepted_at < limit]
         for key in stale:
-            del self._calls[key]
+            self._remember_ended(self._calls.pop(key).call_id)
             self._remember_ended(key)

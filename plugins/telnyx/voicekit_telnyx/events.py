@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 __all__ = ["CallPayload", "EventData", "TelnyxWebhook", "describe_invalid"]
 
 Short = Annotated[str, StringConstraints(max_length=512)]
+# Telnyx call ids look like "v3:Ab12-_..." (base64url after a version prefix). Nothing else
+# is accepted: the id goes into REST paths and log lines.
+CallId = Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z0-9:_=+-]*$")]
 
 
 class CallPayload(BaseModel):
@@ -22,7 +25,7 @@ class CallPayload(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
-    call_control_id: Short = ""
+    call_control_id: CallId = ""
     direction: Short | None = None
     from_: Short | None = Field(default=None, alias="from")
     to: Short | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -98,7 +99,9 @@ class TelnyxClient:
     async def command(self, call_control_id: str, action: str, **body: Any) -> dict[str, Any]:
         """``POST /calls/{id}/actions/{action}`` with the non-None fields of ``body``."""
         payload = {k: v for k, v in body.items() if v is not None}
-        return await self._post(f"calls/{call_control_id}/actions/{action}", payload, action)
+        # The id comes from a webhook: escaped, it stays one path segment under /calls.
+        path = f"calls/{quote(call_control_id, safe='')}/actions/{quote(action, safe='')}"
+        return await self._post(path, payload, action)
 
     async def answer(self, call_control_id: str, **body: Any) -> dict[str, Any]:
         return await self.command(call_control_id, "answer", **body)

@@ -29,7 +29,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import anyio
 from pydantic import ValidationError
 
-from voicekit.errors import CallRefused
+from voicekit.errors import CallRefused, ConfigError
 from voicekit.provider import ProviderSettings
 from voicekit.telephony import CallHost, Telephony
 from voicekit_telnyx.events import CallPayload, TelnyxWebhook, describe_invalid
@@ -93,10 +93,16 @@ class TelnyxTelephony(Telephony):
         host: CallHost = options.pop("host")
         s = self.settings_
         if not s.connection_id:
-            raise ValueError("dialling needs providers.telnyx.connection_id")
+            raise ConfigError(
+                "dialling needs [providers.telnyx] connection_id: the id of your Call "
+                "Control application (Mission Control > Voice > Programmable Voice)"
+            )
         caller = from_number or s.from_number
         if not caller:
-            raise ValueError("dialling needs a from number (providers.telnyx.from_number)")
+            raise ConfigError(
+                "dialling needs a caller id: set [providers.telnyx] from_number (a number "
+                "on your Telnyx account, E.164) or pass --from"
+            )
         # The call id only exists once Telnyx answers the dial request, but the stream URL
         # goes in that request: the call is reserved (counted against max_calls) and its
         # token signed under a dial id of our own, identified with the call id below.

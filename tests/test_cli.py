@@ -150,7 +150,7 @@ def test_config_check_prints_effective_settings_masked(
     assert "[providers.roles.tts]" in out and "[providers.roles.stt]" in out
     assert "[agent]" in out and "[providers.elsewhere]" in out
     as_json = CliRunner().invoke(cli, ["config", "check", "--config", str(path), "--json"])
-    data = json.loads(as_json.output)
+    data = json.loads(as_json.stdout)
     assert data["providers"]["roles"]["tts"]["api_key"] == "**********"
     assert data["providers"]["elsewhere"]["api_key"] == "**********"
     assert data["tts"]["provider"] == "roles"
@@ -248,3 +248,23 @@ def test_config_check_refuses_a_telnyx_public_key_that_serve_would_refuse(
         assert result.exit_code == 2, result.output
         assert "providers.telnyx.public_key" in result.output
         assert "TELNYX_PUBLIC_KEY" in result.output and "notbase64" not in result.output
+
+
+def test_config_check_warns_about_typos_it_would_otherwise_ignore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOICEKIT_AGNET__GREETING", "Hi")
+    path = tmp_path / "voicekit.toml"
+    path.write_text(
+        '[stt]\nprovider = "fake"\n[llm]\nprovider = "fake"\n[tts]\nprovider = "fake"\n'
+        '[providers.elevenlabs]\nvoice_idd = "x"\n[providers.elevenlab]\nvoice_id = "x"\n'
+    )
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    out = result.output
+    assert (
+        "warning: environment variable VOICEKIT_AGNET__GREETING: there is no section 'agnet' "
+        "(did you mean 'agent'?)" in out
+    )
+    assert "warning: [providers.elevenlabs] voice_idd: not an option of elevenlabs " in out
+    assert "(did you mean 'voice_id'?)" in out
+    assert "warning: [providers.elevenlab]: no installed provider or plugin is named" in out

@@ -148,3 +148,44 @@ def test_create_provider_builds_what_the_settings_select(tmp_path: Path) -> None
         voicekit.create_provider(voicekit.load_settings(path), "tts")
     with pytest.raises(ValueError, match="kind must be one of"):
         voicekit.create_provider(settings, "speaker")  # type: ignore[call-overload]
+
+
+def test_list_and_table_options_can_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import voicekit
+
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "xi-test-key-0001")
+    monkeypatch.setenv("VOICEKIT_TTS__PROVIDER", "elevenlabs")
+    monkeypatch.setenv("VOICEKIT_PROVIDERS__ELEVENLABS__CHUNK_LENGTH_SCHEDULE", "[50, 100]")
+    monkeypatch.setenv("VOICEKIT_PROVIDERS__ELEVENLABS__VOICE_SETTINGS", '{"speed": 1.1}')
+    tts = voicekit.create_provider(voicekit.load_settings(), "tts")
+    assert tts.settings.chunk_length_schedule == [50, 100]  # type: ignore[attr-defined]
+    assert tts.settings.voice_settings.speed == 1.1  # type: ignore[attr-defined]
+    monkeypatch.setenv("VOICEKIT_PROVIDERS__ELEVENLABS__CHUNK_LENGTH_SCHEDULE", "[5]")
+    with pytest.raises(voicekit.ConfigError) as err:
+        voicekit.create_provider(voicekit.load_settings(), "tts")
+    assert "providers.elevenlabs.chunk_length_schedule" in str(err.value)
+    assert "from environment variable VOICEKIT_PROVIDERS__ELEVENLABS__CHUNK_LENGTH_SCHEDULE" in (
+        str(err.value)
+    )
+
+
+def test_a_variant_of_a_plugin_reads_the_plugins_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Swapping elevenlabs for elevenlabs-rest is one line: the voice and model stay."""
+    import voicekit
+
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "xi-test-key-0001")
+    path = tmp_path / "voicekit.toml"
+    path.write_text(
+        '[tts]\nprovider = "elevenlabs-rest"\n'
+        '[providers.elevenlabs]\nvoice_id = "my-voice"\nmodel_id = "eleven_turbo_v2_5"\n'
+        "[providers.elevenlabs-rest]\ntimeout = 3\n"
+    )
+    tts = voicekit.create_provider(voicekit.load_settings(path), "tts")
+    assert tts.name == "elevenlabs-rest"
+    assert tts.settings.voice_id == "my-voice"  # type: ignore[attr-defined]
+    assert tts.settings.model_id == "eleven_turbo_v2_5"  # type: ignore[attr-defined]
+    assert tts.settings.timeout == 3

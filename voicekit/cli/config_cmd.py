@@ -9,7 +9,7 @@ import click
 from voicekit.cli.main import cli, config_option, reports_errors
 from voicekit.config import load_settings, masked_settings, resolve_providers
 from voicekit.config.render import to_toml
-from voicekit.config.resolve import server_warnings
+from voicekit.config.resolve import config_warnings
 from voicekit.plugins import load_plugins
 
 
@@ -30,7 +30,7 @@ def config_check(config_path: str | None, as_json: bool) -> None:
     """
     settings = load_settings(config_path)
     manager = load_plugins()
-    for warning in server_warnings(settings):
+    for warning in config_warnings(settings, manager.registry):
         click.echo(f"warning: {warning}", err=True)
     resolved = resolve_providers(settings, manager.registry)
     data = masked_settings(settings, resolved, manager.registry)

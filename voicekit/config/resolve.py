@@ -6,6 +6,9 @@ machine with no plugins installed, but only resolved where they are.
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import urlsplit
@@ -27,6 +30,7 @@ __all__ = [
     "MASK",
     "PUBLIC_URL_MISSING",
     "ResolvedProviders",
+    "config_warnings",
     "create_provider",
     "masked_settings",
     "resolve_providers",
@@ -64,8 +68,14 @@ def resolve_providers(
         name = getattr(settings, kind).provider
         names[kind] = name
         try:
-            options = registry.options_for(kind, name, settings.provider_options(name))
-            resolved[kind] = registry.settings(kind, name, options, source=f"[providers.{name}]")
+            options = registry.options(kind, name, settings.providers)
+            resolved[kind] = registry.settings(
+                kind,
+                name,
+                options,
+                source=f"[providers.{name}]",
+                origins=_env_origins(kind, name, registry, options),
+            )
         except ProviderNotFoundError as exc:
             problems.append(f"[{kind}] provider: {exc}")
         except ConfigError as exc:
@@ -100,6 +110,67 @@ def server_warnings(settings: VoiceKitSettings) -> list[str]:
             "network unencrypted (ws://); use https:// (TLS at your proxy) in production"
         ]
     return []
+
+
+# Variables with the prefix that are not settings sections.
+OTHER_ENV = {"VOICEKIT_CONFIG", "VOICEKIT_LOAD_PLUGINS", "VOICEKIT_BLOCK_PLUGINS"}
+
+
+def config_warnings(
+    settings: VoiceKitSettings,
+    registry: ProviderRegistry | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """What looks like a mistake but does not stop voicekit: a misspelt environment
+    section (ignored by the settings loader), an option no provider of that name has in a
+    table not in use (not validated, since nothing reads it), a table no provider owns."""
+    warnings = server_warnings(settings)
+    sections = set(type(settings).model_fields)
+    for var in sorted(os.environ if environ is None else environ):
+        upper = var.upper()
+        if not upper.startswith("VOICEKIT_") or upper in OTHER_ENV:
+            continue
+        section = upper.removeprefix("VOICEKIT_").split("__", 1)[0].lower()
+        if section not in sections:
+            hint = _did_you_mean(section, sections)
+            warnings.append(
+                f"environment variable {var}: there is no section {section!r}{hint}; "
+                "it is ignored (the form is VOICEKIT_<SECTION>__<FIELD>)"
+            )
+    if registry is not None:
+        warnings += _table_warnings(settings, registry)
+    return warnings
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _table_warnings(settings: VoiceKitSettings, registry: ProviderRegistry) -> list[str]:
+    by_table: dict[str, set[str]] = {}  # table name -> options some provider reads from it
+    for kind in PROVIDER_KINDS:
+        for name in registry.names(kind):
+            registration = registry.registration(kind, name)
+            fields = set(registration.cls.Settings.model_fields) | set(PROVIDER_KINDS)
+            by_table.setdefault(name, set()).update(fields)
+            by_table.setdefault(registration.plugin.name, set()).update(fields)
+    in_use = {getattr(settings, kind).provider for kind in PROVIDER_KINDS}
+    warnings = []
+    for table, options in settings.providers.items():
+        if table not in by_table:
+            hint = _did_you_mean(table, by_table)
+            warnings.append(
+                f"[providers.{table}]: no installed provider or plugin is named {table!r}"
+                f"{hint}; the table is ignored (`voicekit plugins` lists them)"
+            )
+            continue
+        if table in in_use:
+            continue  # validated as the provider is built: unknown options are errors there
+        for option in sorted(set(options) - by_table[table]):
+            hint = _did_you_mean(option, by_table[table])
+            warnings.append(f"[providers.{table}] {option}: not an option of {table}{hint}")
+    return warnings
 
 
 def server_problems(settings: VoiceKitSettings, telephony: type[Provider]) -> list[str]:
@@ -144,8 +215,34 @@ def create_provider(settings: VoiceKitSettings, kind: ProviderKind, *, plugins: 
         plugins = load_plugins()
     registry: ProviderRegistry = getattr(plugins, "registry", plugins)
     name = getattr(settings, kind).provider
-    options = registry.options_for(kind, name, settings.provider_options(name))
-    return registry.create(kind, name, options, source=f"[providers.{name}]")
+    options = registry.options(kind, name, settings.providers)
+    return registry.instantiate(
+        kind,
+        name,
+        registry.settings(
+            kind,
+            name,
+            options,
+            source=f"[providers.{name}]",
+            origins=_env_origins(kind, name, registry, options),
+        ),
+    )
+
+
+def _env_origins(
+    kind: ProviderKind, name: str, registry: ProviderRegistry, options: dict[str, Any]
+) -> dict[str, str]:
+    """Options whose value came from a ``VOICEKIT_PROVIDERS__...`` variable, and which."""
+    env = {k.upper(): k for k in os.environ}
+    tables = {name, registry.registration(kind, name).plugin.name}
+    found: dict[str, str] = {}
+    for option in options:
+        for table in tables:
+            for middle in (f"{kind.upper()}__", ""):
+                var = f"VOICEKIT_PROVIDERS__{table.upper()}__{middle}{option.upper()}"
+                if var in env and option not in found:
+                    found[option] = f"environment variable {env[var]}"
+    return found
 
 
 def _mask(value: Any) -> Any:

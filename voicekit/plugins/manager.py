@@ -8,6 +8,7 @@ import is reported and the others still load.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -141,14 +142,32 @@ class PluginManager:
         self.plugins[info.name] = info
 
     def check_pending(self) -> None:
-        """Fail on hook implementations that match no hook (usually a misspelt name)."""
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            raise PluginError(
-                f"plugin {exc.plugin!r} implements a hook voicekit does not define: {exc}. "
-                "See docs/plugins.md for the hook names."
-            ) from None
+        """Unload plugins that implement a hook voicekit does not define (usually a
+        misspelt name, ``register_ttts``): each is listed with its error, as a plugin that
+        fails to import is, and the others keep working."""
+        known = [
+            name for name in dir(hookspecs) if name.startswith(("register_", "call_", "turn_"))
+        ]
+        for hook_name, caller in list(vars(self.pm.hook).items()):
+            if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.optionalhook:
+                    continue
+                info = self.plugins.get(impl.plugin_name) or PluginInfo(
+                    name=impl.plugin_name, module=impl.plugin_name
+                )
+                close = difflib.get_close_matches(hook_name, known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                info.error = (
+                    f"implements {hook_name}, which is not a voicekit hook{hint}; fix the "
+                    f"plugin, or skip it with {BLOCK_ENV}={info.name} "
+                    "(docs/plugins.md lists the hooks)"
+                )
+                logger.warning("plugin %s unloaded: %s", info.name, info.error)
+                self.plugins[info.name] = info
+                if self.pm.get_plugin(impl.plugin_name) is not None:
+                    self.pm.unregister(name=impl.plugin_name)
 
     def collect_providers(self) -> None:
         """Call every plugin's ``register_*`` hooks, recording which plugin gave what.

@@ -8,12 +8,14 @@ errors that name the provider and the field.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from voicekit._validation import describe_error
 from voicekit.errors import ConfigError, PluginError, ProviderNotFoundError
@@ -83,14 +85,17 @@ def validate_settings(
     prefix: str,
     source: str,
     environ: Mapping[str, str] | None = None,
+    origins: Mapping[str, str] | None = None,
 ) -> ProviderSettings:
     """Validate provider options, filling credentials from their environment variables.
 
     Errors name the provider (``label``), each bad field under ``prefix``, what is allowed,
-    and for a missing credential the variable to set.
+    where a value came from when ``origins`` says (an environment variable), and for a
+    missing credential the variable to set. A text value for an option that takes a list
+    or a table is read as JSON: environment variables can only carry text.
     """
     env = os.environ if environ is None else environ
-    values = dict(options or {})
+    values = _parse_structured(settings_cls, dict(options or {}))
     cred_env = credential_env_vars(settings_cls)
     for fname, var in cred_env.items():
         if values.get(fname) in (None, "") and env.get(var):
@@ -102,6 +107,9 @@ def validate_settings(
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "(options)"
             line = f"{prefix}.{loc} {describe_error(err, unknown='is not a known option')}"
+            origin = (origins or {}).get(str(err["loc"][0])) if err["loc"] else None
+            if origin:
+                line += f" (from {origin})"
             top = str(err["loc"][0]) if err["loc"] else ""
             if top in cred_env and err.get("type") == "missing":
                 line += f": set the environment variable {cred_env[top]} or {top} in {source}"
@@ -112,6 +120,36 @@ def validate_settings(
         raise ConfigError(
             f"invalid settings for {label} in {source}:\n  " + "\n  ".join(problems)
         ) from None
+
+
+def _wants_structure(annotation: Any) -> bool:
+    """Whether a field takes a list, tuple, set, mapping or model rather than text."""
+    if annotation is str:
+        return False
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        args = get_args(annotation)
+        return str not in args and any(_wants_structure(a) for a in args)
+    if origin in (list, tuple, set, frozenset, dict) or (
+        origin is not None and (isinstance(origin, type) and issubclass(origin, Mapping | Sequence))
+    ):
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel | list | dict | tuple)
+
+
+def _parse_structured(
+    settings_cls: type[ProviderSettings], values: dict[str, Any]
+) -> dict[str, Any]:
+    for name, value in values.items():
+        field = settings_cls.model_fields.get(name)
+        if field is None or not isinstance(value, str) or value.strip()[:1] not in ("[", "{"):
+            continue
+        if _wants_structure(field.annotation):
+            try:
+                values[name] = json.loads(value)
+            except ValueError:
+                pass  # validation reports the text as the wrong type
+    return values
 
 
 class ProviderRegistry:
@@ -197,6 +235,31 @@ class ProviderRegistry:
             top = {k: v for k, v in top.items() if k in mine or k not in others}
         return {**top, **own}
 
+    def options(
+        self, kind: ProviderKind, name: str, tables: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """The options of provider ``name`` from all ``[providers.*]`` tables.
+
+        Besides its own table, a provider reads the table of the plugin that registered
+        it: ``elevenlabs-rest`` (a variant of the ``elevenlabs`` plugin) takes the voice and
+        model of ``[providers.elevenlabs]``, so swapping variants is one line. Its own
+        table wins; keys of the plugin's table that only a sibling provider knows are
+        left to that sibling.
+        """
+        own = self.options_for(kind, name, tables.get(name, {}))
+        plugin = self.registration(kind, name).plugin.name
+        if plugin == name or plugin not in tables:
+            return own
+        shared = self.options_for(kind, name, tables[plugin])
+        mine = set(self.get(kind, name).Settings.model_fields)
+        siblings: set[str] = set()
+        for entries in self._entries.values():
+            for other in entries.values():
+                if other.plugin.name == plugin and other.name != name:
+                    siblings |= set(other.cls.Settings.model_fields)
+        shared = {k: v for k, v in shared.items() if k in mine or k not in siblings}
+        return {**shared, **own}
+
     def settings(
         self,
         kind: ProviderKind,
@@ -205,10 +268,12 @@ class ProviderRegistry:
         *,
         source: str = "[providers]",
         environ: Mapping[str, str] | None = None,
+        origins: Mapping[str, str] | None = None,
     ) -> ProviderSettings:
         """Validate ``options`` for provider ``name``, filling credentials from the environment.
 
-        ``source`` says where the options came from, for the error message.
+        ``source`` says where the options came from, for the error message, and
+        ``origins`` where single options did (an environment variable).
         """
         return validate_settings(
             self.get(kind, name).Settings,
@@ -217,6 +282,7 @@ class ProviderRegistry:
             prefix=f"providers.{name}",
             source=source,
             environ=environ,
+            origins=origins,
         )
 
     def create(

@@ -22,9 +22,9 @@ from pydantic import BaseModel, SecretStr
 from voicekit import logsafe
 from voicekit.config.resolve import (
     ResolvedProviders,
+    config_warnings,
     resolve_providers,
     server_problems,
-    server_warnings,
 )
 from voicekit.config.settings import VoiceKitSettings
 from voicekit.errors import ConfigError
@@ -78,7 +78,7 @@ def create_app(
         problems = server_problems(settings, type(telephony))
         if problems:
             raise ConfigError("\n".join(problems))
-    for warning in server_warnings(settings):
+    for warning in config_warnings(settings, registry):
         logger.warning("%s", warning)
     logsafe.install()
     register_secrets(settings, resolved)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from voicekit import hookspecs
 from voicekit.config.settings import VoiceKitSettings
@@ -76,21 +81,38 @@ def test_first_party_provider_options_are_documented() -> None:
             assert f"| `{option}` |" in section, (name, option)
 
 
-def test_testing_guide_example_runs() -> None:
-    """The example in docs/testing.md is real code: extract it and run it."""
-    import re
+DOC_FILES = sorted([*DOCS.glob("*.md"), *DOCS.glob("providers/*.md"), DOCS.parent / "README.md"])
+BLOCK = re.compile(r"(?:<!-- *(fragment|pytest) *-->\n)?```python\n(.*?)```", re.S)
 
-    import anyio
-    import trio.testing
 
-    text = (DOCS / "testing.md").read_text()
-    code = re.search(r"```python\n(.*?)```", text, re.S)
-    assert code is not None
-    namespace: dict[str, object] = {}
-    exec(compile("import anyio\n" + code.group(1), "docs/testing.md", "exec"), namespace)
-    test = namespace["test_answers_the_caller"]
-    anyio.run(
-        test,
-        backend="trio",  # type: ignore[arg-type]
-        backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)},
-    )
+def python_blocks() -> list[tuple[str, str, str]]:
+    """(id, marker, code) of every ```python block in the docs and the README."""
+    found = []
+    for path in DOC_FILES:
+        for n, match in enumerate(BLOCK.finditer(path.read_text()), 1):
+            found.append((f"{path.relative_to(DOCS.parent)}#{n}", match[1] or "", match[2]))
+    return found
+
+
+BLOCKS = [b for b in python_blocks() if b[1] != "fragment"]
+
+
+@pytest.mark.parametrize("marker, code", [b[1:] for b in BLOCKS], ids=[b[0] for b in BLOCKS])
+def test_every_python_block_in_the_docs_runs_as_written(
+    tmp_path: Path, marker: str, code: str
+) -> None:
+    """Each block, exactly as written (nothing prepended), as a user would run it: a
+    program with ``python``, a test file with ``pytest``. A block that is only a piece of
+    something larger says so with ``<!-- fragment -->`` before it."""
+    script = tmp_path / ("test_doc.py" if marker == "pytest" else "doc.py")
+    script.write_text(code)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(script)]
+    if marker != "pytest":
+        command = [sys.executable, str(script)]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_fragments_are_few_and_marked() -> None:
+    fragments = [b[0] for b in python_blocks() if b[1] == "fragment"]
+    assert len(fragments) <= 3, fragments

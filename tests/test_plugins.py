@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -310,3 +311,20 @@ def test_one_table_feeds_every_role_of_a_name() -> None:
     assert reg.options_for("tts", "local", table) == {"voice": "joe2", "timeout": 3}
     with pytest.raises(ConfigError, match=r"providers\.local\.colour is not a known option"):
         reg.settings("tts", "local", reg.options_for("tts", "local", {"colour": "red"}))
+
+
+def test_install_hints_work_from_a_checkout_as_from_pypi(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    from voicekit.plugins.manager import install_command
+
+    info = tmp_path / "acme-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme\nVersion: 1.0\n")
+    dist = metadata.PathDistribution(info)
+    assert install_command(dist, "acme") == 'pip install "acme[acme]"'
+    (info / "direct_url.json").write_text(
+        '{"dir_info": {"editable": true}, "url": "file:///src/acme"}'
+    )
+    assert install_command(dist, "acme") == 'pip install -e "/src/acme[acme]"'
+    assert install_command(dist, None) == 'pip install -e "/src/acme"'

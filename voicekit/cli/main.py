@@ -73,12 +73,17 @@ EXTRA_MODULES = {"starlette": "server", "uvicorn": "server", "nacl": "telnyx"}
 
 
 def missing_extra(module: str) -> str:
-    """How to install what provides ``module``, from PyPI or from a checkout."""
+    """How to install what provides ``module``: from PyPI, or from this checkout."""
+    from importlib import metadata
+
+    from voicekit.plugins.manager import install_command
+
     extra = EXTRA_MODULES[module.split(".")[0]]
-    return (
-        f"this command needs {module}, from voicekit's {extra!r} extra: "
-        f'pip install "voicekit[{extra}]" (from a checkout: pip install -e ".[{extra}]")'
-    )
+    try:
+        command = install_command(metadata.distribution("voicekit"), extra)
+    except metadata.PackageNotFoundError:
+        command = f'pip install "voicekit[{extra}]"'
+    return f"this command needs {module}, from voicekit's {extra!r} extra: {command}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,12 +9,15 @@ import is reported and the others still load.
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import pluggy
 from packaging.requirements import InvalidRequirement, Requirement
@@ -64,6 +67,22 @@ def _missing_requirements(dist: metadata.Distribution, extra: str) -> list[str]:
     return missing
 
 
+def install_command(dist: metadata.Distribution, extra: str | None) -> str:
+    """The pip command that installs ``dist`` with ``extra``: from PyPI, or, for a
+    distribution installed from a checkout (``pip install -e``), from that checkout."""
+    name = dist.metadata["Name"] or "voicekit"
+    suffix = f"[{extra}]" if extra else ""
+    try:
+        direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
+        direct = {}
+    url = str(direct.get("url", ""))
+    if url.startswith("file://") and direct.get("dir_info", {}).get("editable"):
+        path = url2pathname(urlsplit(url).path)
+        return f'pip install -e "{path}{suffix}"'
+    return f'pip install "{name}{suffix}"'
+
+
 class PluginManager:
     """Loads plugins, keeps the pluggy manager, and fills a :class:`ProviderRegistry`."""
 
@@ -104,12 +123,9 @@ class PluginManager:
                 info.missing = _missing_requirements(dist, ep.name)
                 if info.missing:
                     extras = set(dist.metadata.get_all("Provides-Extra") or [])
-                    target = (
-                        f"{info.distribution}[{ep.name}]"
-                        if ep.name in extras
-                        else (info.distribution or ep.name)
+                    info.install_hint = install_command(
+                        dist, ep.name if ep.name in extras else None
                     )
-                    info.install_hint = f'pip install "{target}"'
             try:
                 module = ep.load()
             except Exception as exc:  # a broken plugin must not take the others down

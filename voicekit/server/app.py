@@ -54,6 +54,14 @@ def create_app(
 ) -> Any:
     """Build the server app. Providers not passed in are created from ``settings``.
 
+    Serve it on its own (``voicekit serve`` does), or mount it in a larger app under a
+    prefix, with ``[server] public_url`` ending in that prefix and the parent running its
+    lifespan::
+
+        voice = voicekit.create_app(settings)  # public_url = "https://example.com/voice"
+        app = FastAPI(lifespan=voice.lifespan)
+        app.mount("/voice", voice)
+
     Raises :class:`~voicekit.errors.ConfigError` when the settings cannot serve calls
     (a provider's options, or no ``[server] public_url`` for a telephony provider that
     needs one)."""
@@ -117,7 +125,12 @@ def create_app(
     )
     app.state.calls = calls
     app.state.telephony = tel_p
-    return BodyLimit(app, settings.server.max_body_bytes)
+    served = BodyLimit(app, settings.server.max_body_bytes)
+    # A parent app that mounts this one (FastAPI's app.mount) does not run a mounted app's
+    # lifespan: it passes this to its own, FastAPI(lifespan=voice.lifespan), so providers
+    # close and calls drain at shutdown.
+    served.lifespan = lifespan
+    return served
 
 
 def register_secrets(settings: VoiceKitSettings, resolved: ResolvedProviders | None) -> None:

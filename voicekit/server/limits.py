@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 class BodyLimit:
     """ASGI middleware: HTTP request bodies of at most ``max_bytes``, else 413."""
 
+    lifespan: Any = None  # the wrapped app's lifespan, for a parent app to run
+
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes

@@ -52,7 +52,8 @@ class LoopbackServer:
     a voicekit app needs its own public URL in its settings
     (``server = LoopbackServer(); settings = ...(public_url=server.http_url);
     server.app = create_app(settings)``). ``limits`` (a ``ServerSettings``) serves the app
-    the way ``voicekit serve`` does, with its request deadlines and size limits.
+    the way ``voicekit serve`` does, with its request deadlines and size limits;
+    ``graceful`` runs the app's lifespan shutdown on exit, as a real server stopping does.
 
     Exceptions the app lets escape to uvicorn are kept in ``app_errors``: uvicorn would
     only log them (and tests silence its log), so a handler that fails on every hang-up
@@ -60,10 +61,16 @@ class LoopbackServer:
     """
 
     def __init__(
-        self, app: Any = None, *, lifespan: bool = False, limits: Any | None = None
+        self,
+        app: Any = None,
+        *,
+        lifespan: bool = False,
+        limits: Any | None = None,
+        graceful: bool = False,
     ) -> None:
         self.app = app
         self.lifespan = lifespan
+        self.graceful = graceful  # on exit, run the app's lifespan shutdown (else skip it)
         self.limits = limits
         self._socket: socket.socket | None = None
         self.app_errors: list[BaseException] = []
@@ -139,7 +146,7 @@ class LoopbackServer:
     ) -> None:
         assert self._tg is not None
         self._server.should_exit = True
-        self._server.force_exit = True
+        self._server.force_exit = not self.graceful
         try:
             await self._tg.__aexit__(exc_type, exc, tb)
         finally:

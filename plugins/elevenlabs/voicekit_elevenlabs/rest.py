@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import anyio
 import httpx
-from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from voicekit.audio import AudioFormat
@@ -92,10 +92,12 @@ class _RestSession(TTSSession):
         self.tts = tts
         self.format = fmt
         self._output_format = output_format_name(fmt)
-        self._tg: TaskGroup | None = None
+        self._open: weakref.WeakSet[_RestUtterance] = weakref.WeakSet()
 
     def utterance(self) -> _RestUtterance:
-        return _RestUtterance(self)
+        utterance = _RestUtterance(self)
+        self._open.add(utterance)
+        return utterance
 
     async def synthesize(self, text: str, previous: str) -> AsyncIterator[bytes]:
         s = self.tts.settings_
@@ -129,7 +131,9 @@ class _RestSession(TTSSession):
                     yield data[:cut]
 
     async def aclose(self) -> None:
-        return None
+        """Open utterances are cancelled: their iteration ends instead of waiting."""
+        for utterance in list(self._open):
+            await utterance.cancel()
 
 
 class ElevenLabsRestTTS(TTS):

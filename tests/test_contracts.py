@@ -1,0 +1,72 @@
+"""Every first-party provider passes voicekit.testing.contracts, as a third party's would."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from voicekit_elevenlabs import ElevenLabsRestTTS, ElevenLabsTTS
+from voicekit_elevenlabs.settings import ElevenLabsSettings
+from voicekit_soniox import SonioxSTT
+from voicekit_soniox.settings import SonioxSettings
+
+from voicekit.audio import ULAW_8K
+from voicekit.llm import LLM
+from voicekit.stt import STT
+from voicekit.testing import FakeLLM, FakeSTT, FakeTTS, silence, voice
+from voicekit.testing.contracts import LLMContract, STTContract, TTSContract
+from voicekit.testing.emulators import ElevenLabsEmulator, SonioxEmulator
+from voicekit.tts import TTS
+
+SPEECH = voice(900, ULAW_8K) + silence(1200, ULAW_8K)
+
+
+class TestFakeTTS(TTSContract):
+    @pytest.fixture
+    def tts(self) -> TTS:
+        return FakeTTS.with_options(ms_per_char=5, first_audio_ms=10)
+
+
+class TestElevenLabs(TTSContract):
+    @pytest.fixture
+    async def tts(self) -> AsyncIterator[TTS]:
+        async with ElevenLabsEmulator(ms_per_char=5, first_audio_ms=10) as el:
+            settings = {"api_key": "test-elevenlabs-key", "url": el.url, "timeout": 5}
+            yield ElevenLabsTTS(ElevenLabsSettings.model_validate(settings))
+
+
+class TestElevenLabsRest(TTSContract):
+    @pytest.fixture
+    async def tts(self) -> AsyncIterator[TTS]:
+        async with ElevenLabsEmulator(ms_per_char=5, first_audio_ms=10) as el:
+            settings = {"api_key": "test-elevenlabs-key", "rest_url": el.url, "timeout": 5}
+            async with ElevenLabsRestTTS(ElevenLabsSettings.model_validate(settings)) as tts:
+                yield tts
+
+
+class TestFakeSTT(STTContract):
+    @pytest.fixture
+    def stt(self) -> STT:
+        return FakeSTT.scripted(["hello there"])
+
+    @pytest.fixture
+    def speech(self) -> bytes:
+        return SPEECH
+
+
+class TestSoniox(STTContract):
+    @pytest.fixture
+    async def stt(self) -> AsyncIterator[STT]:
+        async with SonioxEmulator(utterances=["hello there"] * 4, endpoint_ms=500) as sx:
+            settings = {"api_key": "test-soniox-key", "url": sx.url, "timeout": 5}
+            yield SonioxSTT(SonioxSettings.model_validate(settings))
+
+    @pytest.fixture
+    def speech(self) -> bytes:
+        return SPEECH
+
+
+class TestFakeLLM(LLMContract):
+    @pytest.fixture
+    def llm(self) -> LLM:
+        return FakeLLM.scripted(["Yes, I am here. How can I help?"] * 4, first_token_ms=10)

@@ -1,0 +1,306 @@
+"""The provider contract as tests: what every STT, TTS and LLM must do, for any caller.
+
+voicekit's own call session happens to use providers gently (whole segments of text,
+reading audio until it stops before cancelling); another caller, a third-party pipeline
+or a user's script, may not. These base classes test each interface the way any caller
+may use it. A provider, first-party or third-party, subclasses the one for its kind in
+its own test suite and provides a fixture that yields the provider::
+
+    import pytest
+    from voicekit.testing.contracts import TTSContract
+
+    class TestMyTTS(TTSContract):
+        @pytest.fixture
+        async def tts(self):
+            async with MyTTS(MySettings(api_key="test", url=emulator_url)) as tts:
+                yield tts
+
+pytest then runs every contract test against it (with the ``anyio`` pytest plugin that
+anyio installs). Each class documents the fixtures it needs and the limits it allows
+(``timeout_s``: how long any one step may take).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar
+
+import anyio
+import pytest
+
+from voicekit.audio import AudioFormat
+from voicekit.errors import VoiceKitError
+from voicekit.llm import LLM, Message, TextDelta, ToolCall, Usage
+from voicekit.stt import STT, STTEvent, Transcript
+from voicekit.tts import TTS, AudioChunk, TTSSession, Utterance
+
+__all__ = ["LLMContract", "STTContract", "TTSContract"]
+
+# LLM-style fragments: words cut anywhere, spaces leading, punctuation alone.
+FRAGMENTS = ["Thanks", " for", " call", "ing", " voice", "kit", ".", " Your", " regu", "lar"]
+FRAGMENTS += [" appoint", "ment", " is", " on", " Tues", "day", " at", " three", "."]
+LONG_TEXT = "This is a long sentence that keeps going for a while so there is audio. " * 4
+
+
+def _loop_tasks() -> int | None:
+    """Tasks alive on the asyncio loop (None on trio, which has no such count)."""
+    if "trio" in sys.modules:
+        import trio
+
+        with contextlib.suppress(RuntimeError):
+            trio.lowlevel.current_task()
+            return None
+    return len(asyncio.all_tasks())
+
+
+async def _no_tasks_left(before: int | None, limit_s: float) -> None:
+    """Wait until the loop runs no more tasks than ``before`` (servers in the same
+    process may take a moment to finish their side of a closed connection)."""
+    if before is None:
+        return
+    with anyio.move_on_after(limit_s):
+        while (_loop_tasks() or 0) > before:  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+    assert (_loop_tasks() or 0) <= before, "background tasks still running after close"
+
+
+async def _collect(utterance: Utterance, limit_s: float) -> list[AudioChunk]:
+    chunks: list[AudioChunk] = []
+    with anyio.fail_after(limit_s):
+        async for chunk in utterance:
+            chunks.append(chunk)
+    return chunks
+
+
+class TTSContract:
+    """Contract tests for a TTS provider.
+
+    Fixtures to provide: ``tts`` (the provider, ready to open sessions). Optional:
+    ``tts_format`` (default: the provider's first output format).
+    """
+
+    timeout_s: ClassVar[float] = 10.0
+
+    @pytest.fixture
+    def tts_format(self, tts: TTS) -> AudioFormat:
+        return tts.output_formats[0]
+
+    @contextlib.asynccontextmanager
+    async def _session(self, tts: TTS, fmt: AudioFormat) -> AsyncIterator[TTSSession]:
+        with anyio.fail_after(self.timeout_s):
+            session = await tts.session(fmt, call_id="contract").__aenter__()
+        try:
+            yield session
+        finally:
+            with anyio.fail_after(self.timeout_s):
+                await session.__aexit__(None, None, None)
+
+    @pytest.mark.anyio
+    async def test_any_fragments_become_whole_words_of_audio(
+        self, tts: TTS, tts_format: AudioFormat
+    ) -> None:
+        """push_text takes any fragment; the audio speaks every word, none split."""
+        async with self._session(tts, tts_format) as session:
+            utterance = session.utterance()
+            for fragment in FRAGMENTS:
+                await utterance.push_text(fragment)
+            await utterance.end()
+            chunks = await _collect(utterance, self.timeout_s)
+        audio = b"".join(c.data for c in chunks)
+        assert audio, "no audio for the pushed text"
+        assert len(audio) % tts_format.block_size == 0, "audio is not whole samples"
+        aligned = [c.alignment for c in chunks if c.alignment is not None]
+        if aligned:
+            spoken = "".join("".join(a.chars) for a in aligned)
+            assert spoken.split() == "".join(FRAGMENTS).split(), spoken
+
+    @pytest.mark.anyio
+    async def test_flush_gives_audio_without_end(self, tts: TTS, tts_format: AudioFormat) -> None:
+        async with self._session(tts, tts_format) as session:
+            utterance = session.utterance()
+            await utterance.push_text("Hello there, and welcome. ")
+            await utterance.flush()
+            with anyio.fail_after(self.timeout_s):
+                first = await anext(aiter(utterance))
+            assert first.data
+            await utterance.end()
+            await _collect(utterance, self.timeout_s)  # ends once the audio is all out
+
+    @pytest.mark.anyio
+    async def test_no_audio_after_cancel_returns(self, tts: TTS, tts_format: AudioFormat) -> None:
+        """Once cancel() has returned, iteration yields nothing more, whatever the provider
+        had already received; a new utterance on the same session still works."""
+        async with self._session(tts, tts_format) as session:
+            utterance = session.utterance()
+            await utterance.push_text(LONG_TEXT)
+            await utterance.flush()
+            audio = aiter(utterance)
+            with anyio.fail_after(self.timeout_s):
+                await anext(audio)
+            await anyio.sleep(0.2)  # let more audio arrive and wait, unread
+            await utterance.cancel()
+            await utterance.cancel()  # idempotent
+            late: list[AudioChunk] = []
+            with anyio.fail_after(self.timeout_s):
+                async for chunk in audio:
+                    late.append(chunk)
+            assert late == [], f"{len(late)} chunks came after cancel()"
+            second = session.utterance()
+            await second.push_text("Next reply. ")
+            await second.end()
+            assert await _collect(second, self.timeout_s)
+
+    @pytest.mark.anyio
+    async def test_close_from_another_task_is_bounded(
+        self, tts: TTS, tts_format: AudioFormat
+    ) -> None:
+        """aclose() from any task, under a timeout, stops everything the session started;
+        an utterance still open ends (or raises a VoiceKitError) instead of hanging."""
+        tasks_before = _loop_tasks()
+        with anyio.fail_after(self.timeout_s):
+            session = await tts.session(tts_format, call_id="contract").__aenter__()
+        utterance = session.utterance()
+        await utterance.push_text(LONG_TEXT)
+        await utterance.flush()
+
+        async def close_elsewhere() -> None:
+            with anyio.fail_after(self.timeout_s):
+                await session.aclose()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(close_elsewhere)
+        with anyio.fail_after(self.timeout_s):
+            try:
+                async for _ in utterance:
+                    pass
+            except VoiceKitError:
+                pass
+        await _no_tasks_left(tasks_before, self.timeout_s)  # aclose() alone stopped them
+        with anyio.fail_after(self.timeout_s):  # a timeout around __aexit__ is fine too
+            await session.__aexit__(None, None, None)  # and a second close is harmless
+
+
+class STTContract:
+    """Contract tests for an STT provider.
+
+    Fixtures to provide: ``stt`` (the provider), ``speech`` (audio in ``stt_format`` that
+    the provider recognises as at least one word, ending in a second or more of silence).
+    Optional: ``stt_format`` (default: the provider's first input format).
+    """
+
+    timeout_s: ClassVar[float] = 10.0
+    frame_ms: ClassVar[float] = 20.0
+    pace_s: ClassVar[float] = 0.002  # between frames: faster than real time, not a flood
+
+    @pytest.fixture
+    def stt_format(self, stt: STT) -> AudioFormat:
+        return stt.input_formats[0]
+
+    async def _send(self, stream: Any, audio: bytes, fmt: AudioFormat) -> None:
+        size = fmt.bytes_for_ms(self.frame_ms)
+        for start in range(0, len(audio), size):
+            await stream.send_audio(audio[start : start + size])
+            await anyio.sleep(self.pace_s)
+
+    @pytest.mark.anyio
+    async def test_speech_becomes_a_final_transcript(
+        self, stt: STT, stt_format: AudioFormat, speech: bytes
+    ) -> None:
+        events: list[STTEvent] = []
+        with anyio.fail_after(self.timeout_s):
+            stream = await stt.stream(stt_format, call_id="contract").__aenter__()
+        try:
+
+            async def collect() -> None:
+                async for event in stream:
+                    events.append(event)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(collect)
+                await self._send(stream, speech, stt_format)
+                with anyio.fail_after(self.timeout_s):
+                    outcome = await stream.finalize()
+                assert outcome in ("finalized", "timed_out", "not_connected")
+                with anyio.fail_after(self.timeout_s):
+                    await stream.aclose()
+        finally:
+            await stream.__aexit__(None, None, None)
+        finals = [e.text for e in events if isinstance(e, Transcript) and e.is_final]
+        assert any(text.strip() for text in finals), f"no final words in {events}"
+
+    @pytest.mark.anyio
+    async def test_close_from_another_task_is_bounded_and_ends_the_events(
+        self, stt: STT, stt_format: AudioFormat, speech: bytes
+    ) -> None:
+        tasks_before = _loop_tasks()
+        with anyio.fail_after(self.timeout_s):
+            stream = await stt.stream(stt_format, call_id="contract").__aenter__()
+        await self._send(stream, speech[: len(speech) // 2], stt_format)
+
+        async def close_elsewhere() -> None:
+            with anyio.fail_after(self.timeout_s):
+                await stream.aclose()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(close_elsewhere)
+        with anyio.fail_after(self.timeout_s):
+            try:
+                async for _ in stream:
+                    pass
+            except VoiceKitError:
+                pass
+        # After close: sending is a no-op, finalize says nothing was asked.
+        await stream.send_audio(speech[: stt_format.bytes_for_ms(self.frame_ms)])
+        assert await stream.finalize() == "not_connected"
+        await _no_tasks_left(tasks_before, self.timeout_s)  # aclose() alone stopped them
+        with anyio.fail_after(self.timeout_s):  # a timeout around __aexit__ is fine too
+            await stream.__aexit__(None, None, None)
+
+
+class LLMContract:
+    """Contract tests for an LLM provider.
+
+    Fixtures to provide: ``llm`` (the provider). Optional: ``messages`` (a conversation
+    the model answers with some text).
+    """
+
+    timeout_s: ClassVar[float] = 10.0
+
+    @pytest.fixture
+    def messages(self) -> Sequence[Message]:
+        return [
+            Message("system", "You are a phone assistant. Answer in one short sentence."),
+            Message("user", "Hello, are you there?"),
+        ]
+
+    @pytest.mark.anyio
+    async def test_a_reply_streams_as_text_deltas(
+        self, llm: LLM, messages: Sequence[Message]
+    ) -> None:
+        text = ""
+        with anyio.fail_after(self.timeout_s):
+            async with contextlib.aclosing(llm.stream(messages)) as events:  # type: ignore[type-var]
+                async for event in events:
+                    assert isinstance(event, TextDelta | ToolCall | Usage), event
+                    if isinstance(event, TextDelta):
+                        text += event.text
+        assert text.strip(), "the reply had no text"
+
+    @pytest.mark.anyio
+    async def test_closing_the_stream_early_is_prompt(
+        self, llm: LLM, messages: Sequence[Message]
+    ) -> None:
+        """Barge-in closes the iterator after the first text: that must not wait for the
+        rest of the reply."""
+        with anyio.fail_after(self.timeout_s):
+            async with contextlib.aclosing(llm.stream(messages)) as events:  # type: ignore[type-var]
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        break
+        # A second request on the same provider works after an abandoned one.
+        with anyio.fail_after(self.timeout_s):
+            async with contextlib.aclosing(llm.stream(messages)) as events:  # type: ignore[type-var]
+                assert [e async for e in events if isinstance(e, TextDelta)]

@@ -11,7 +11,13 @@ application can catch everything of ours with one ``except`` and let real bugs t
     ├── CallRefused            the server cannot take another call (draining, max_calls)
     └── ProviderError          a provider (STT, LLM, TTS, telephony) failed
         ├── ProviderAuthError       the provider refused our credentials (never retryable)
+        ├── RateLimited             429: retryable, after ``retry_after`` when it said
+        ├── ProviderUnavailable     5xx, 408, or the network: retryable
         └── ProviderTimeoutError    the provider did not answer in time (retryable)
+
+:mod:`voicekit.provider_errors` maps what a provider answered (an HTTP status, a failed
+WebSocket handshake, a network error, an SDK's exception) onto this tree, once for every
+plugin.
 
 ``ProviderError`` carries ``retryable`` and ``status_code`` because the core, not each
 plugin, owns the retry policy (DESIGN.md §8): a plugin states what happened, the core
@@ -29,6 +35,8 @@ __all__ = [
     "ProviderError",
     "ProviderNotFoundError",
     "ProviderTimeoutError",
+    "ProviderUnavailable",
+    "RateLimited",
     "VoiceKitError",
 ]
 
@@ -76,11 +84,15 @@ class ProviderError(VoiceKitError):
         provider: str | None = None,
         retryable: bool = False,
         status_code: int | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
         self.retryable = retryable
         self.status_code = status_code
+        self.retry_after = retry_after  # seconds the provider asked us to wait, if it did
+        self.code = code  # the provider's own error code, when it has one
 
     def __str__(self) -> str:
         text = super().__str__()
@@ -93,9 +105,44 @@ class ProviderAuthError(ProviderError):
     """The provider refused the credentials. Retrying with the same key cannot help."""
 
     def __init__(
-        self, message: str, *, provider: str | None = None, status_code: int | None = None
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
     ) -> None:
-        super().__init__(message, provider=provider, retryable=False, status_code=status_code)
+        super().__init__(
+            message, provider=provider, retryable=False, status_code=status_code, code=code
+        )
+
+
+class _Retryable(ProviderError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            provider=provider,
+            retryable=True,
+            status_code=status_code,
+            retry_after=retry_after,
+            code=code,
+        )
+
+
+class RateLimited(_Retryable):
+    """The provider is rate limiting us (HTTP 429): retryable, after ``retry_after``."""
+
+
+class ProviderUnavailable(_Retryable):
+    """The provider is down or unreachable (5xx, 408, network): retryable."""
 
 
 class ProviderTimeoutError(ProviderError):

@@ -15,6 +15,7 @@ Call lifecycle (observers: analytics, CRM export, custom logging)
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pluggy
 
@@ -46,7 +47,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def register_stt(register: Callable[[type[STT]], None]) -> None:
+def register_stt(register: Callable[[type[STT[Any]]], None]) -> None:
     """Register speech-to-text provider classes: call ``register(MySTT)`` for each.
 
     The class needs a ``name`` (what ``[stt] provider = "..."`` selects) and a ``Settings``
@@ -55,17 +56,17 @@ def register_stt(register: Callable[[type[STT]], None]) -> None:
 
 
 @hookspec
-def register_llm(register: Callable[[type[LLM]], None]) -> None:
+def register_llm(register: Callable[[type[LLM[Any]]], None]) -> None:
     """Register LLM provider classes: call ``register(MyLLM)`` for each."""
 
 
 @hookspec
-def register_tts(register: Callable[[type[TTS]], None]) -> None:
+def register_tts(register: Callable[[type[TTS[Any]]], None]) -> None:
     """Register text-to-speech provider classes: call ``register(MyTTS)`` for each."""
 
 
 @hookspec
-def register_telephony(register: Callable[[type[Telephony]], None]) -> None:
+def register_telephony(register: Callable[[type[Telephony[Any]]], None]) -> None:
     """Register telephony provider classes: call ``register(MyTelephony)`` for each."""
 
 

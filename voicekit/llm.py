@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from voicekit.provider import Provider, ProviderKind
+from voicekit.provider import Provider, ProviderKind, SettingsT
 
 __all__ = ["LLM", "LLMEvent", "Message", "TextDelta", "Tool", "ToolCall", "Usage"]
 
@@ -64,7 +64,7 @@ class Usage:
 LLMEvent = TextDelta | ToolCall | Usage
 
 
-class LLM(Provider, ABC):
+class LLM(Provider[SettingsT], ABC):
     """A streaming chat model."""
 
     kind: ClassVar[ProviderKind] = "llm"

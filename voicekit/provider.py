@@ -7,12 +7,15 @@ name the bad field) before any connection is made.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic.config import JsonDict
+from typing_extensions import TypeVar
 
-__all__ = ["Provider", "ProviderKind", "ProviderSettings", "credential"]
+from voicekit.retry import RetryPolicy
+
+__all__ = ["Provider", "ProviderKind", "ProviderSettings", "SettingsT", "credential"]
 
 ProviderKind = Literal["stt", "llm", "tts", "telephony"]
 PROVIDER_KINDS: tuple[ProviderKind, ...] = ("stt", "llm", "tts", "telephony")
@@ -28,6 +31,15 @@ class ProviderSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for the provider.")
+    retry_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Tries of a failed request (rate limit, outage), the first included.",
+    )
+
+
+SettingsT = TypeVar("SettingsT", bound=ProviderSettings, default=ProviderSettings)
 
 
 def credential(env: str, *, description: str = "", required: bool = True) -> Any:
@@ -45,25 +57,33 @@ def credential(env: str, *, description: str = "", required: bool = True) -> Any
     )
 
 
-class Provider:
+class Provider(Generic[SettingsT]):
     """Base class of every provider (STT, LLM, TTS, telephony).
 
     Subclasses set ``name`` (what ``provider = "..."`` in the config selects) and
-    ``Settings`` (a :class:`ProviderSettings` subclass). Instances hold long-lived clients
-    (HTTP pools, persistent connections); ``aclose`` releases them.
+    ``Settings`` (a :class:`ProviderSettings` subclass), and name the same model as the
+    type parameter, so ``self.settings`` is typed: ``class MyTTS(TTS[MySettings])``.
+    Instances hold long-lived clients (HTTP pools, persistent connections); ``aclose``
+    releases them.
     """
 
     kind: ClassVar[ProviderKind]
     name: ClassVar[str]
     Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+    settings: SettingsT
 
-    def __init__(self, settings: ProviderSettings | None = None) -> None:
-        self.settings = settings if settings is not None else self.Settings()
+    def __init__(self, settings: SettingsT | None = None) -> None:
+        self.settings = settings if settings is not None else cast(SettingsT, self.Settings())
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How this provider's failed requests are retried (``retry_attempts`` option)."""
+        return RetryPolicy(attempts=self.settings.retry_attempts)
 
     async def aclose(self) -> None:
         """Release clients and connections. The default holds none."""
 
-    async def __aenter__(self) -> Provider:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

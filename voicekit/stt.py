@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from voicekit._resource import AsyncResource
 from voicekit.audio.formats import AudioFormat
-from voicekit.provider import Provider, ProviderKind
+from voicekit.provider import Provider, ProviderKind, SettingsT
 
 __all__ = [
     "STT",
@@ -83,7 +83,7 @@ class STTStream(AsyncResource):
         """End the session: flush what the provider holds, then release the connection."""
 
 
-class STT(Provider, ABC):
+class STT(Provider[SettingsT], ABC):
     """A speech-to-text provider."""
 
     kind: ClassVar[ProviderKind] = "stt"

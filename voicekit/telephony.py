@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 from voicekit.audio.formats import AudioFormat
-from voicekit.provider import Provider, ProviderKind
+from voicekit.provider import Provider, ProviderKind, SettingsT
 
 __all__ = [
     "CallHost",
@@ -157,7 +157,7 @@ class CallHost(Protocol):
         """Answering-machine detection says a machine answered: apply the voicemail policy."""
 
 
-class Telephony(Provider, ABC):
+class Telephony(Provider[SettingsT], ABC):
     """A telephony provider: call control plus webhook and media routes."""
 
     kind: ClassVar[ProviderKind] = "telephony"

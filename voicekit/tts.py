@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from voicekit._resource import AsyncResource
 from voicekit.audio.formats import AudioFormat
-from voicekit.provider import Provider, ProviderKind
+from voicekit.provider import Provider, ProviderKind, SettingsT
 
 __all__ = ["TTS", "Alignment", "AudioChunk", "TTSSession", "Utterance"]
 
@@ -83,7 +83,7 @@ class TTSSession(AsyncResource):
         """Close the connection; open utterances are cancelled."""
 
 
-class TTS(Provider, ABC):
+class TTS(Provider[SettingsT], ABC):
     """A text-to-speech provider."""
 
     kind: ClassVar[ProviderKind] = "tts"

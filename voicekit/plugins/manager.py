@@ -206,7 +206,9 @@ class PluginManager:
                     info.error = f"register_{kind} failed: {type(exc).__name__}: {exc}"
                     logger.warning("plugin %s: %s", info.name, info.error)
 
-    def _registrar(self, kind: ProviderKind, info: PluginInfo) -> Callable[[type[Provider]], None]:
+    def _registrar(
+        self, kind: ProviderKind, info: PluginInfo
+    ) -> Callable[[type[Provider[Any]]], None]:
         def register(cls: type[Provider]) -> None:
             self.registry.add(kind, cls, info)
 

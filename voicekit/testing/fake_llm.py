@@ -36,7 +36,7 @@ class FakeLLMSettings(ProviderSettings):
     fail_retryable: bool = Field(default=False, description="Whether the failure is retryable.")
 
 
-class FakeLLM(LLM):
+class FakeLLM(LLM[FakeLLMSettings]):
     """Streams scripted replies, token by token, at a set first-token delay and rate.
 
     ``requests`` keeps every message list it was asked with, so tests can check the
@@ -46,7 +46,7 @@ class FakeLLM(LLM):
     name: ClassVar[str] = "fake"
     Settings: ClassVar[type[ProviderSettings]] = FakeLLMSettings
 
-    def __init__(self, settings: ProviderSettings | None = None) -> None:
+    def __init__(self, settings: FakeLLMSettings | None = None) -> None:
         super().__init__(settings)
         self.requests: list[list[Message]] = []
         self.cancelled = 0

@@ -65,7 +65,7 @@ class FakeSTTStream(STTStream):
             self._send.send_nowait(event)
 
     def _current_words(self) -> list[str]:
-        script = self.stt.settings_.utterances
+        script = self.stt.settings.utterances
         n = self.stt.next_utterance
         return (script[n] if n < len(script) else "").split()
 
@@ -80,7 +80,7 @@ class FakeSTTStream(STTStream):
         dur = self.format.duration_ms(len(data))
         start = self.audio_ms
         self.audio_ms += dur
-        s = self.stt.settings_
+        s = self.stt.settings
         if rms >= s.energy_threshold:
             if self._speech_start is None:
                 self._speech_start = start
@@ -138,7 +138,7 @@ class FakeSTTStream(STTStream):
             self._send.close()
 
 
-class FakeSTT(STT):
+class FakeSTT(STT[FakeSTTSettings]):
     """Scripted speech recognition; see the module docstring."""
 
     name: ClassVar[str] = "fake"
@@ -146,7 +146,7 @@ class FakeSTT(STT):
 
     def __init__(
         self,
-        settings: ProviderSettings | None = None,
+        settings: FakeSTTSettings | None = None,
         *,
         formats: Sequence[AudioFormat] = (ULAW_8K, PCM_16K),
     ) -> None:
@@ -154,11 +154,6 @@ class FakeSTT(STT):
         self._formats = tuple(formats)
         self.next_utterance = 0
         self.streams: list[FakeSTTStream] = []
-
-    @property
-    def settings_(self) -> FakeSTTSettings:
-        assert isinstance(self.settings, FakeSTTSettings)
-        return self.settings
 
     @classmethod
     def scripted(cls, utterances: Sequence[str], **options: object) -> FakeSTT:

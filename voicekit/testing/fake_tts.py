@@ -101,7 +101,7 @@ class FakeUtterance(Utterance):
             self._send.close()
 
     async def __aiter__(self) -> AsyncIterator[AudioChunk]:
-        s = self.session.tts.settings_
+        s = self.session.tts.settings
         fmt = self.session.format
         chunk_bytes = max(fmt.block_size, fmt.bytes_for_ms(s.chunk_ms))
         char_bytes = fmt.bytes_for_ms(s.ms_per_char)
@@ -167,7 +167,7 @@ class FakeTTSSession(TTSSession):
             await utt.cancel()
 
 
-class FakeTTS(TTS):
+class FakeTTS(TTS[FakeTTSSettings]):
     """Deterministic speech synthesis; see the module docstring."""
 
     name: ClassVar[str] = "fake"
@@ -175,7 +175,7 @@ class FakeTTS(TTS):
 
     def __init__(
         self,
-        settings: ProviderSettings | None = None,
+        settings: FakeTTSSettings | None = None,
         *,
         formats: Sequence[AudioFormat] = (ULAW_8K, PCM_16K),
     ) -> None:
@@ -183,11 +183,6 @@ class FakeTTS(TTS):
         self._formats = tuple(formats)
         self.sessions: list[FakeTTSSession] = []
         self.all_utterances: list[FakeUtterance] = []
-
-    @property
-    def settings_(self) -> FakeTTSSettings:
-        assert isinstance(self.settings, FakeTTSSettings)
-        return self.settings
 
     @classmethod
     def with_options(cls, **options: object) -> FakeTTS:

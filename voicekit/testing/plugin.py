@@ -7,6 +7,7 @@ with scripted providers: for demos, load tests and the benchmarks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from voicekit.hookspecs import hookimpl
 from voicekit.llm import LLM
@@ -18,15 +19,15 @@ from voicekit.tts import TTS
 
 
 @hookimpl
-def register_stt(register: Callable[[type[STT]], None]) -> None:
+def register_stt(register: Callable[[type[STT[Any]]], None]) -> None:
     register(FakeSTT)
 
 
 @hookimpl
-def register_llm(register: Callable[[type[LLM]], None]) -> None:
+def register_llm(register: Callable[[type[LLM[Any]]], None]) -> None:
     register(FakeLLM)
 
 
 @hookimpl
-def register_tts(register: Callable[[type[TTS]], None]) -> None:
+def register_tts(register: Callable[[type[TTS[Any]]], None]) -> None:
     register(FakeTTS)

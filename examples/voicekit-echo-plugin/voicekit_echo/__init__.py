@@ -8,7 +8,7 @@ complete example of a provider plugin.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import anyio
 from pydantic import Field
@@ -59,5 +59,5 @@ class EchoLLM(LLM):
 
 
 @voicekit.hookimpl
-def register_llm(register: Callable[[type[LLM]], None]) -> None:
+def register_llm(register: Callable[[type[LLM[Any]]], None]) -> None:
     register(EchoLLM)

@@ -10,6 +10,7 @@ Both speak the protocol directly over the core's websockets and httpx: no SDK ne
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import voicekit
 from voicekit.tts import TTS
@@ -20,6 +21,6 @@ __all__ = ["ElevenLabsRestTTS", "ElevenLabsTTS"]
 
 
 @voicekit.hookimpl
-def register_tts(register: Callable[[type[TTS]], None]) -> None:
+def register_tts(register: Callable[[type[TTS[Any]]], None]) -> None:
     register(ElevenLabsTTS)
     register(ElevenLabsRestTTS)

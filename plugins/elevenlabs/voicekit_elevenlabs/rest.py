@@ -100,7 +100,7 @@ class _RestSession(TTSSession):
         return utterance
 
     async def synthesize(self, text: str, previous: str) -> AsyncIterator[bytes]:
-        s = self.tts.settings_
+        s = self.tts.settings
         body = {
             "text": text,
             "model_id": s.model_id,
@@ -136,25 +136,20 @@ class _RestSession(TTSSession):
             await utterance.cancel()
 
 
-class ElevenLabsRestTTS(TTS):
+class ElevenLabsRestTTS(TTS[ElevenLabsSettings]):
     """ElevenLabs over plain HTTPS streaming; one pooled client per provider."""
 
     name: ClassVar[str] = "elevenlabs-rest"
     Settings: ClassVar[type[ProviderSettings]] = ElevenLabsSettings
 
-    def __init__(self, settings: ProviderSettings | None = None) -> None:
+    def __init__(self, settings: ElevenLabsSettings | None = None) -> None:
         super().__init__(settings)
         self._client: httpx.AsyncClient | None = None
 
     @property
-    def settings_(self) -> ElevenLabsSettings:
-        assert isinstance(self.settings, ElevenLabsSettings)
-        return self.settings
-
-    @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.settings_.timeout))
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.timeout))
         return self._client
 
     @property

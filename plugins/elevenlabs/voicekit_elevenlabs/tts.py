@@ -14,7 +14,7 @@ from voicekit_elevenlabs.settings import ElevenLabsSettings
 __all__ = ["ElevenLabsTTS"]
 
 
-class ElevenLabsTTS(TTS):
+class ElevenLabsTTS(TTS[ElevenLabsSettings]):
     """One persistent WebSocket per call; see :mod:`voicekit_elevenlabs.session`."""
 
     name: ClassVar[str] = "elevenlabs"
@@ -25,5 +25,4 @@ class ElevenLabsTTS(TTS):
         return tuple(OUTPUT_FORMATS)
 
     def session(self, fmt: AudioFormat, *, call_id: str | None = None) -> ElevenLabsSession:
-        assert isinstance(self.settings, ElevenLabsSettings)
         return ElevenLabsSession(self.settings, fmt, call_id)

@@ -7,6 +7,7 @@ call's codec (mulaw, alaw or PCM) goes to Soniox untouched.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import voicekit
 from voicekit.stt import STT
@@ -16,5 +17,5 @@ __all__ = ["SonioxSTT"]
 
 
 @voicekit.hookimpl
-def register_stt(register: Callable[[type[STT]], None]) -> None:
+def register_stt(register: Callable[[type[STT[Any]]], None]) -> None:
     register(SonioxSTT)

@@ -13,7 +13,7 @@ from voicekit_soniox.stream import SonioxStream
 __all__ = ["SonioxSTT"]
 
 
-class SonioxSTT(STT):
+class SonioxSTT(STT[SonioxSettings]):
     """Soniox takes mulaw, alaw and PCM at any rate, so telephony audio passes untouched."""
 
     name: ClassVar[str] = "soniox"
@@ -24,5 +24,4 @@ class SonioxSTT(STT):
         return (ULAW_8K, ALAW_8K, PCM_16K, PCM_8K, PCM_24K)
 
     def stream(self, fmt: AudioFormat, *, call_id: str | None = None) -> SonioxStream:
-        assert isinstance(self.settings, SonioxSettings)
         return SonioxStream(self.settings, fmt, call_id)

@@ -7,6 +7,7 @@ bidirectional media-stream WebSocket with marks and clear.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import voicekit
 from voicekit.telephony import Telephony
@@ -16,5 +17,5 @@ __all__ = ["TelnyxTelephony"]
 
 
 @voicekit.hookimpl
-def register_telephony(register: Callable[[type[Telephony]], None]) -> None:
+def register_telephony(register: Callable[[type[Telephony[Any]]], None]) -> None:
     register(TelnyxTelephony)

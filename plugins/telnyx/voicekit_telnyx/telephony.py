@@ -48,13 +48,13 @@ TOKEN_HEADER = "x-telnyx-streaming-auth-token"
 CONNECTED_FRAME_WAIT_S = 5.0  # a socket with no token in its headers must show it this soon
 
 
-class TelnyxTelephony(Telephony):
+class TelnyxTelephony(Telephony[TelnyxSettings]):
     name: ClassVar[str] = "telnyx"
     Settings: ClassVar[type[ProviderSettings]] = TelnyxSettings
 
-    def __init__(self, settings: ProviderSettings | None = None) -> None:
+    def __init__(self, settings: TelnyxSettings | None = None) -> None:
         super().__init__(settings)
-        s = self.settings_
+        s = self.settings
         self.public_key = decode_public_key(s.public_key.get_secret_value())
         self._client: TelnyxClient | None = None
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -62,14 +62,9 @@ class TelnyxTelephony(Telephony):
         self.rejected_webhooks = 0
 
     @property
-    def settings_(self) -> TelnyxSettings:
-        assert isinstance(self.settings, TelnyxSettings)
-        return self.settings
-
-    @property
     def client(self) -> TelnyxClient:
         if self._client is None:
-            s = self.settings_
+            s = self.settings
             self._client = TelnyxClient(
                 api_key=s.api_key.get_secret_value(), base_url=s.base_url, timeout=s.timeout
             )
@@ -91,7 +86,7 @@ class TelnyxTelephony(Telephony):
     async def dial(self, to: str, *, from_number: str | None = None, **options: Any) -> str:
         """Place a call; ``host`` (a CallHost) is needed to sign its media stream URL."""
         host: CallHost = options.pop("host")
-        s = self.settings_
+        s = self.settings
         if not s.connection_id:
             raise ConfigError(
                 "dialling needs [providers.telnyx] connection_id: the id of your Call "
@@ -134,13 +129,13 @@ class TelnyxTelephony(Telephony):
         parts = urlsplit(host.public_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
         path = parts.path.rstrip("/") + "/telephony/telnyx/media"
-        query = urlencode({"token": token}) if self.settings_.media_token_in_url else ""
+        query = urlencode({"token": token}) if self.settings.media_token_in_url else ""
         url = urlunsplit((scheme, parts.netloc, path, query, ""))
         return {
             "stream_url": url,
             "stream_track": "inbound_track",
             "stream_bidirectional_mode": "rtp",
-            "stream_bidirectional_codec": self.settings_.codec,
+            "stream_bidirectional_codec": self.settings.codec,
             "stream_auth_token": token,
         }
 
@@ -165,7 +160,7 @@ class TelnyxTelephony(Telephony):
         peer = request.client.host if request.client else "?"
         try:
             verify_webhook(
-                body, request.headers, self.public_key, tolerance=self.settings_.webhook_tolerance_s
+                body, request.headers, self.public_key, tolerance=self.settings.webhook_tolerance_s
             )
         except WebhookVerificationError as exc:
             self.rejected_webhooks += 1
@@ -244,7 +239,7 @@ class TelnyxTelephony(Telephony):
         if call_id is None:
             await _close(websocket, 1008, "media token refused", gone)
             return
-        s = self.settings_
+        s = self.settings
         stream = TelnyxMediaStream(
             websocket,
             call_id=call_id,

@@ -15,11 +15,11 @@ from voicekit_telnyx.frames import (
     StartFrame,
     parse_frame,
 )
-from voicekit_telnyx.rest import TelnyxClient, TelnyxError
+from voicekit_telnyx.rest import TelnyxClient
 from voicekit_telnyx.webhooks import WebhookVerificationError, decode_public_key, verify_webhook
 
 from voicekit.audio import ULAW_8K, AudioFormat
-from voicekit.errors import ProviderAuthError
+from voicekit.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from voicekit.server import MediaTokens
 from voicekit.testing.emulators import TelnyxEmulator
 
@@ -70,14 +70,14 @@ async def test_errors_carry_telnyx_code_title_and_detail() -> None:
     async with TelnyxEmulator() as telnyx:
         client = client_for(telnyx)
         try:
-            with pytest.raises(TelnyxError) as err:
+            with pytest.raises(ProviderError) as err:
                 await client.answer("v3:nope")
             assert err.value.code == "90015" and err.value.status_code == 404
             assert not err.value.retryable and "Invalid call_control_id" in str(err.value)
-            with pytest.raises(TelnyxError) as err:
+            with pytest.raises(ProviderError) as err:
                 await client.dial(connection_id="c1", to="5551234", from_="+15550001111")
-            assert err.value.code == "10016" and err.value.title.startswith("Phone number")
-            with pytest.raises(TelnyxError) as err:
+            assert err.value.code == "10016" and "Phone number" in str(err.value)
+            with pytest.raises(ProviderError) as err:
                 await client.dial(connection_id="c1", to="+15557654321")
             assert err.value.code == "10004"
         finally:
@@ -91,20 +91,30 @@ async def test_errors_carry_telnyx_code_title_and_detail() -> None:
 
 
 @pytest.mark.anyio
-async def test_429_and_5xx_are_retried() -> None:
+async def test_429_and_5xx_are_retried_by_the_core_policy() -> None:
+    from voicekit.retry import RetryPolicy
+
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
     async with TelnyxEmulator() as telnyx:
         telnyx.register_call("v3:r")
         telnyx.fail_next = [429, 503]
-        client = client_for(telnyx)
+        client = TelnyxClient(
+            api_key=KEY, base_url=telnyx.url, timeout=5, policy=RetryPolicy(attempts=4, sleep=sleep)
+        )
         try:
             await client.answer("v3:r")
             telnyx.fail_next = [500] * 10
-            with pytest.raises(TelnyxError) as err:
+            with pytest.raises(ProviderUnavailable) as err:
                 await client.hangup("v3:r")
             assert err.value.retryable and err.value.status_code == 500
         finally:
             await client.aclose()
     assert telnyx.actions("v3:r") == ["answer"]
+    assert waits == [0.2, 0.4, 0.2, 0.4, 0.8]  # two retries; then three before giving up
 
 
 def test_frames_parse_exactly() -> None:

@@ -1,10 +1,10 @@
 """Open a provider's WebSocket the same way for every plugin.
 
-Connection failures become voicekit errors with the right retry semantics: a refused
-key (401/403) is a :class:`ProviderAuthError` naming the environment variable to check
-(never the key), 429 and 5xx are retryable, network trouble is retryable. Retries use
-bounded exponential backoff. Compression is off: audio does not compress, and
-permessage-deflate costs CPU on every frame.
+A refused handshake or a network failure becomes a voicekit error through the one
+mapping of :mod:`voicekit.provider_errors` (a refused key names the environment variable
+to check, never the key; 429, 5xx and network trouble are retryable), and connecting is
+tried again as :class:`voicekit.retry.RetryPolicy` says. Compression is off: audio does
+not compress, and permessage-deflate costs CPU on every frame.
 """
 
 from __future__ import annotations
@@ -14,17 +14,13 @@ from typing import Any
 
 import anyio
 import websockets
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.protocol import State
 
-from voicekit.errors import ProviderAuthError, ProviderError
+from voicekit.provider_errors import network_error, retry_after_s, status_error
+from voicekit.retry import RetryPolicy
 
-__all__ = ["close_websocket", "connect_websocket", "retryable", "send_message"]
-
-
-def retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ProviderError) and exc.retryable
+__all__ = ["close_websocket", "connect_websocket", "send_message"]
 
 
 async def _open(
@@ -47,23 +43,18 @@ async def _open(
                 compression=None,
             )
     except InvalidStatus as exc:
-        status = exc.response.status_code
-        if status in (401, 403):
-            raise ProviderAuthError(
-                f"{label} refused the API key (HTTP {status}); check {key_env}",
-                provider=provider,
-                status_code=status,
-            ) from None
-        raise ProviderError(
-            f"{label} refused the connection (HTTP {status})",
+        response = exc.response
+        body = bytes(response.body or b"").decode("utf-8", "replace")
+        raise status_error(
+            response.status_code,
+            f"{label} refused the connection (HTTP {response.status_code})",
             provider=provider,
-            status_code=status,
-            retryable=status == 429 or status >= 500,
+            key_env=key_env,
+            retry_after=retry_after_s(response.headers),
+            detail=body,
         ) from None
     except (OSError, TimeoutError, websockets.InvalidHandshake, ConnectionClosed) as exc:
-        raise ProviderError(
-            f"cannot reach {label}: {type(exc).__name__}: {exc}", provider=provider, retryable=True
-        ) from None
+        raise network_error(exc, provider=provider, label=label) from None
 
 
 async def connect_websocket(
@@ -75,28 +66,22 @@ async def connect_websocket(
     key_env: str,
     open_timeout_s: float,
     max_size: int = 2**22,
-    attempts: int = 4,
+    policy: RetryPolicy | None = None,
 ) -> Any:
-    """A connected ``websockets`` client connection, after up to ``attempts`` tries."""
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.1, max=2.0),
-        retry=retry_if_exception(retryable),
-        sleep=anyio.sleep,
-        reraise=True,
+    """A connected ``websockets`` client connection, tried again as ``policy`` says
+    (default: 4 tries): a refused key is not retried, a rate limit or an outage is."""
+    policy = policy or RetryPolicy(attempts=4, base_delay_s=0.1)
+    return await policy.call(
+        lambda: _open(
+            url,
+            headers,
+            provider=provider,
+            label=label,
+            key_env=key_env,
+            open_timeout_s=open_timeout_s,
+            max_size=max_size,
+        )
     )
-    async for attempt in retrying:
-        with attempt:
-            return await _open(
-                url,
-                headers,
-                provider=provider,
-                label=label,
-                key_env=key_env,
-                open_timeout_s=open_timeout_s,
-                max_size=max_size,
-            )
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def send_message(ws: Any, message: bytes | str) -> None:

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from voicekit.audio import AudioConverter, AudioFormat, Framer
-from voicekit.errors import ProviderError
 from voicekit.llm import LLM, Message, TextDelta
 from voicekit.metrics import stamp
 from voicekit.records import TurnMetrics
+from voicekit.retry import RetryPolicy
 from voicekit.session.playout import Playout
 from voicekit.session.spoken import SpokenText
 from voicekit.tasks import spawn
@@ -87,7 +86,7 @@ class ReplyPipeline:
         first_clause_min_chars: int,
         max_segment_chars: int,
         call_id: str,
-        llm_attempts: int = 3,
+        llm_policy: RetryPolicy | None = None,
     ) -> None:
         self.llm = llm
         self.tts_session = tts_session
@@ -100,7 +99,7 @@ class ReplyPipeline:
         self.first_clause_min_chars = first_clause_min_chars
         self.max_segment_chars = max_segment_chars
         self.call_id = call_id
-        self.llm_attempts = llm_attempts
+        self.llm_policy = llm_policy or llm.retry_policy
         self._mark_seq = 0
 
     async def run(self, reply: Reply) -> None:
@@ -139,27 +138,24 @@ class ReplyPipeline:
                 await self._push_piece(reply, utterance, piece)
         else:
             stamp(reply.metrics, "llm_request")
+
+            def before_retry(attempt: int, error: BaseException) -> None:
+                logger.warning(
+                    "call=%s reply %d: LLM attempt %d failed (%s); retrying",
+                    self.call_id,
+                    reply.id,
+                    attempt,
+                    error,
+                )
+
             # Retry only what can safely be repeated: a retryable provider error before any
             # piece of this reply went to the TTS (so no audio of it can have played).
-            retrying = AsyncRetrying(
-                stop=stop_after_attempt(self.llm_attempts),
-                wait=wait_exponential(multiplier=0.2, max=2.0),
-                retry=retry_if_exception(
-                    lambda e: isinstance(e, ProviderError) and e.retryable and not reply.pieces
-                ),
-                sleep=anyio.sleep,
-                reraise=True,
+            retrying = self.llm_policy.retrying(
+                lambda _: not reply.pieces, before_retry=before_retry
             )
             try:
                 async for attempt in retrying:
                     with attempt:
-                        if attempt.retry_state.attempt_number > 1:
-                            logger.warning(
-                                "call=%s reply %d: retrying the LLM (attempt %d)",
-                                self.call_id,
-                                reply.id,
-                                attempt.retry_state.attempt_number,
-                            )
                         await self._stream_llm(reply, utterance)
             except Exception as exc:
                 if not reply.pieces:

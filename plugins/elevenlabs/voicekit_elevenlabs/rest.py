@@ -8,6 +8,7 @@ no alignment on this endpoint, so barge-in truncation falls back to the played d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import weakref
@@ -19,8 +20,9 @@ import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from voicekit.audio import AudioFormat
-from voicekit.errors import ProviderAuthError, ProviderError
+from voicekit.errors import ProviderError
 from voicekit.provider import ProviderSettings
+from voicekit.provider_errors import network_error, retry_after_s, status_error
 from voicekit.tts import TTS, AudioChunk, TTSSession, Utterance
 from voicekit_elevenlabs.formats import OUTPUT_FORMATS, output_format_name
 from voicekit_elevenlabs.settings import ElevenLabsSettings
@@ -32,17 +34,13 @@ PROVIDER = "elevenlabs-rest"
 
 
 def _error(response: httpx.Response, body: bytes) -> ProviderError:
-    status = response.status_code
-    detail = body.decode("utf-8", "replace")[:300]
-    if status in (401, 403):
-        return ProviderAuthError(
-            f"ElevenLabs refused the API key (HTTP {status})", provider=PROVIDER, status_code=status
-        )
-    return ProviderError(
-        f"ElevenLabs REST error HTTP {status}: {detail}",
+    return status_error(
+        response.status_code,
+        f"ElevenLabs REST error HTTP {response.status_code}",
         provider=PROVIDER,
-        status_code=status,
-        retryable=status == 429 or status >= 500,
+        key_env="ELEVENLABS_API_KEY",
+        retry_after=retry_after_s(response.headers),
+        detail=body.decode("utf-8", "replace"),
     )
 
 
@@ -114,21 +112,36 @@ class _RestSession(TTSSession):
         url = f"{s.rest_url.rstrip('/')}/v1/text-to-speech/{s.voice_id}/stream"
         block = self.format.block_size
         carry = b""
-        async with self.tts.client.stream(
-            "POST",
-            url,
-            params={"output_format": self._output_format},
-            json=body,
-            headers={"xi-api-key": s.api_key.get_secret_value()},
-        ) as response:
-            if response.status_code != 200:
-                raise _error(response, await response.aread())
-            async for data in response.aiter_bytes():
-                data = carry + data
-                cut = len(data) - len(data) % block
-                carry = data[cut:]
-                if cut:
-                    yield data[:cut]
+        async with contextlib.AsyncExitStack() as stack:
+
+            async def open_response() -> httpx.Response:
+                """The streaming response, status checked: retried as the provider's
+                policy says, since no audio of this piece has been yielded yet."""
+                try:
+                    request = self.tts.client.stream(
+                        "POST",
+                        url,
+                        params={"output_format": self._output_format},
+                        json=body,
+                        headers={"xi-api-key": s.api_key.get_secret_value()},
+                    )
+                    response = await stack.enter_async_context(request)
+                except httpx.HTTPError as exc:
+                    raise network_error(exc, provider=PROVIDER, label="ElevenLabs") from None
+                if response.status_code != 200:
+                    raise _error(response, await response.aread())
+                return response
+
+            response: httpx.Response = await self.tts.retry_policy.call(open_response)
+            try:
+                async for data in response.aiter_bytes():
+                    data = carry + data
+                    cut = len(data) - len(data) % block
+                    carry = data[cut:]
+                    if cut:
+                        yield data[:cut]
+            except httpx.HTTPError as exc:  # mid-stream: audio went out, so no retry
+                raise network_error(exc, provider=PROVIDER, label="ElevenLabs") from None
 
     async def aclose(self) -> None:
         """Open utterances are cancelled: their iteration ends instead of waiting."""

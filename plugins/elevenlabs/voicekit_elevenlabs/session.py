@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from voicekit.audio import AudioFormat
 from voicekit.background import BackgroundTasks
-from voicekit.errors import ProviderError
+from voicekit.errors import ProviderError, ProviderUnavailable
 from voicekit.reconnect import ReconnectBudget
 from voicekit.tts import TTSSession
 from voicekit.websocket import close_websocket, connect_websocket
@@ -291,8 +291,8 @@ class ElevenLabsSession(TTSSession):
             async with self._send_lock:
                 self._connected = False
             if not self._budget.spend():
-                error = ProviderError(
-                    "ElevenLabs keeps dropping the connection", provider=PROVIDER, retryable=True
+                error = ProviderUnavailable(
+                    "ElevenLabs keeps dropping the connection", provider=PROVIDER
                 )
                 logger.error("call=%s: giving up after repeated reconnects", self.call_id)
                 self._fail_open(error)

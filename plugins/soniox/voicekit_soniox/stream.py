@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from voicekit.audio import AudioFormat
 from voicekit.background import BackgroundTasks
-from voicekit.errors import ProviderError
+from voicekit.errors import ProviderError, ProviderUnavailable
 from voicekit.reconnect import ReconnectBudget
 from voicekit.stt import FinalizeOutcome, STTEvent, STTStream
 from voicekit.websocket import close_websocket, connect_websocket, send_message
@@ -143,8 +143,8 @@ class SonioxStream(STTStream):
         try:
             await self._ws.send(json.dumps(self._config()))
         except ConnectionClosed as exc:
-            raise ProviderError(
-                f"Soniox closed the connection at once: {exc}", provider=PROVIDER, retryable=True
+            raise ProviderUnavailable(
+                f"Soniox closed the connection at once: {exc}", provider=PROVIDER
             ) from None
 
     async def _reconnect(self) -> bool:
@@ -283,8 +283,8 @@ class SonioxStream(STTStream):
                 self._events.send_nowait(error)
                 return
             if not self._budget.spend():
-                failure = error or ProviderError(
-                    "Soniox keeps dropping the connection", provider=PROVIDER, retryable=True
+                failure = error or ProviderUnavailable(
+                    "Soniox keeps dropping the connection", provider=PROVIDER
                 )
                 logger.error(
                     "call=%s: giving up after repeated reconnects: %s", self.call_id, failure

@@ -6,13 +6,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from voicekit.errors import ProviderAuthError, ProviderError
+from voicekit.errors import ProviderError
+from voicekit.provider_errors import status_error
 from voicekit.stt import EndOfTurn, SpeechStarted, STTEvent, Transcript
 
 __all__ = ["MalformedResponse", "TokenState", "soniox_error"]
 
 PROVIDER = "soniox"
-_RETRYABLE = {408, 429, 500, 502, 503, 504}
 
 
 class MalformedResponse(ValueError):
@@ -20,17 +20,16 @@ class MalformedResponse(ValueError):
 
 
 def soniox_error(code: Any, message: str) -> ProviderError:
+    """An ``error_code`` response (an HTTP-like status, as an int or a string) through the
+    core's one mapping; Soniox's "Cannot continue request" (an early termination, sent
+    as 503) is an outage like any 5xx."""
     try:
-        status = int(code)
+        status: int | None = int(code)
     except (TypeError, ValueError):
-        status = None
-    text = f"Soniox error {code}: {message}"
-    if status in (401, 403):
-        return ProviderAuthError(
-            text + " (check SONIOX_API_KEY)", provider=PROVIDER, status_code=status
-        )
-    retryable = status in _RETRYABLE or "Cannot continue request" in message
-    return ProviderError(text, provider=PROVIDER, status_code=status, retryable=retryable)
+        status = 503 if "Cannot continue request" in message else None
+    return status_error(
+        status, f"Soniox error {code}", provider=PROVIDER, key_env="SONIOX_API_KEY", detail=message
+    )
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Telnyx Call Control v2 (PROTOCOLS.md §3b) on one pooled httpx client.
 
-429 and 5xx answers are retried with backoff; other errors become :class:`TelnyxError`
-carrying Telnyx's own code, title and detail. Hanging up a call that has already ended
-(code 90018) counts as done.
+Errors go through the core's one mapping (:mod:`voicekit.provider_errors`), keeping
+Telnyx's own code on the error; 429 and 5xx answers are retried as the provider's
+:class:`~voicekit.retry.RetryPolicy` says, honouring ``retry-after``. Hanging up a call
+that has already ended (code 90018) counts as done.
 """
 
 from __future__ import annotations
@@ -11,37 +12,22 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-import anyio
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from voicekit.errors import ProviderAuthError, ProviderError
+from voicekit.errors import ProviderError
+from voicekit.provider_errors import network_error, retry_after_s, status_error
+from voicekit.retry import RetryPolicy
 
-__all__ = ["CALL_ALREADY_ENDED", "TelnyxClient", "TelnyxError"]
+__all__ = ["CALL_ALREADY_ENDED", "TelnyxClient"]
 
 logger = logging.getLogger(__name__)
 PROVIDER = "telnyx"
 CALL_ALREADY_ENDED = "90018"
 
 
-class TelnyxError(ProviderError):
-    """A Call Control error with Telnyx's ``code`` (a string), ``title`` and ``detail``."""
-
-    def __init__(
-        self, message: str, *, status_code: int, code: str | None, title: str, detail: str
-    ) -> None:
-        super().__init__(
-            message,
-            provider=PROVIDER,
-            status_code=status_code,
-            retryable=status_code == 429 or status_code >= 500,
-        )
-        self.code = code
-        self.title = title
-        self.detail = detail
-
-
 def _error(action: str, response: httpx.Response) -> ProviderError:
+    """Telnyx's error body (``{"errors": [{"code", "title", "detail"}]}``) through the one
+    status mapping; ``code`` (a string, e.g. ``"90018"``) is kept on the error."""
     status = response.status_code
     code, title, detail = None, response.reason_phrase, ""
     try:
@@ -52,49 +38,49 @@ def _error(action: str, response: httpx.Response) -> ProviderError:
             detail = str(errors[0].get("detail", ""))
     except (ValueError, AttributeError):
         pass
-    message = f"Telnyx {action} failed: HTTP {status} {code or ''} {title}: {detail}".strip()
-    if status in (401, 403):
-        return ProviderAuthError(
-            message + " (check TELNYX_API_KEY)", provider=PROVIDER, status_code=status
-        )
-    return TelnyxError(message, status_code=status, code=code, title=title, detail=detail)
+    return status_error(
+        status,
+        f"Telnyx {action} failed: HTTP {status} {code or ''} {title}".replace("  ", " "),
+        provider=PROVIDER,
+        key_env="TELNYX_API_KEY",
+        retry_after=retry_after_s(response.headers),
+        code=code,
+        detail=detail,
+    )
 
 
 class TelnyxClient:
-    def __init__(self, *, api_key: str, base_url: str, timeout: float, attempts: int = 4):
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: float,
+        policy: RetryPolicy | None = None,
+    ):
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
             timeout=httpx.Timeout(timeout),
         )
-        self._attempts = attempts
+        self.policy = policy or RetryPolicy(attempts=4)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def _post(self, path: str, body: dict[str, Any], action: str) -> dict[str, Any]:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=0.2, max=3.0),
-            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
-            sleep=anyio.sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                try:
-                    response = await self._client.post(path, json=body)
-                except httpx.HTTPError as exc:
-                    raise ProviderError(
-                        f"Telnyx {action}: {type(exc).__name__}: {exc}",
-                        provider=PROVIDER,
-                        retryable=True,
-                    ) from None
-                if response.status_code >= 400:
-                    raise _error(action, response)
-                data = response.json().get("data", {})
-                return data if isinstance(data, dict) else {}
-        raise AssertionError("unreachable")  # pragma: no cover
+        async def post() -> dict[str, Any]:
+            try:
+                response = await self._client.post(path, json=body)
+            except httpx.HTTPError as exc:
+                raise network_error(exc, provider=PROVIDER, label=f"Telnyx ({action})") from None
+            if response.status_code >= 400:
+                raise _error(action, response)
+            data = response.json().get("data", {})
+            return data if isinstance(data, dict) else {}
+
+        result: dict[str, Any] = await self.policy.call(post)
+        return result
 
     async def command(self, call_control_id: str, action: str, **body: Any) -> dict[str, Any]:
         """``POST /calls/{id}/actions/{action}`` with the non-None fields of ``body``."""
@@ -109,7 +95,7 @@ class TelnyxClient:
     async def hangup(self, call_control_id: str, **body: Any) -> None:
         try:
             await self.command(call_control_id, "hangup", **body)
-        except TelnyxError as exc:
+        except ProviderError as exc:
             if exc.code != CALL_ALREADY_ENDED:
                 raise
             logger.info("call=%s: hang-up: the call had already ended", call_control_id)

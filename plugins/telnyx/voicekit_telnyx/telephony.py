@@ -66,7 +66,10 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
         if self._client is None:
             s = self.settings
             self._client = TelnyxClient(
-                api_key=s.api_key.get_secret_value(), base_url=s.base_url, timeout=s.timeout
+                api_key=s.api_key.get_secret_value(),
+                base_url=s.base_url,
+                timeout=s.timeout,
+                policy=self.retry_policy,
             )
         return self._client
 

@@ -139,20 +139,22 @@ class ReplyPipeline:
         else:
             stamp(reply.metrics, "llm_request")
 
+            # Retry only what can safely be repeated: a retryable provider error before any
+            # piece of this reply went to the TTS (so no audio of it can have played).
+            # The callbacks hold plain values and the pieces list, not the pipeline: tenacity
+            # keeps them in a reference cycle, which must not keep the call alive.
+            call_id, reply_id, pieces = self.call_id, reply.id, reply.pieces
+
             def before_retry(attempt: int, error: BaseException) -> None:
                 logger.warning(
                     "call=%s reply %d: LLM attempt %d failed (%s); retrying",
-                    self.call_id,
-                    reply.id,
+                    call_id,
+                    reply_id,
                     attempt,
                     error,
                 )
 
-            # Retry only what can safely be repeated: a retryable provider error before any
-            # piece of this reply went to the TTS (so no audio of it can have played).
-            retrying = self.llm_policy.retrying(
-                lambda _: not reply.pieces, before_retry=before_retry
-            )
+            retrying = self.llm_policy.retrying(lambda _: not pieces, before_retry=before_retry)
             try:
                 async for attempt in retrying:
                     with attempt:

@@ -304,7 +304,7 @@ async def test_audio_sent_while_a_replay_is_under_way_goes_out_once_in_order(
 ) -> None:
     """send_audio appends to the replay buffer while the reconnect is still sending it:
     every frame reaches the new connection exactly once, in order, after the config."""
-    import voicekit_soniox.stream as stream_module
+    import voicekit.persistent as stream_module
 
     sockets: list[SlowSocket] = []
 

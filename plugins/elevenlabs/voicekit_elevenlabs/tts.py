@@ -25,4 +25,4 @@ class ElevenLabsTTS(TTS[ElevenLabsSettings]):
         return tuple(OUTPUT_FORMATS)
 
     def session(self, fmt: AudioFormat, *, call_id: str | None = None) -> ElevenLabsSession:
-        return ElevenLabsSession(self.settings, fmt, call_id)
+        return ElevenLabsSession(self.settings, fmt, call_id, self.retry_policy)

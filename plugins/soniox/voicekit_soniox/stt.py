@@ -24,4 +24,4 @@ class SonioxSTT(STT[SonioxSettings]):
         return (ULAW_8K, ALAW_8K, PCM_16K, PCM_8K, PCM_24K)
 
     def stream(self, fmt: AudioFormat, *, call_id: str | None = None) -> SonioxStream:
-        return SonioxStream(self.settings, fmt, call_id)
+        return SonioxStream(self.settings, fmt, call_id, self.retry_policy)

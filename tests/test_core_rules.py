@@ -53,3 +53,24 @@ def test_python_dash_m_runs_the_cli() -> None:
         [sys.executable, "-m", "voicekit", "--help"], capture_output=True, text=True, check=True
     )
     assert "plugins" in out.stdout and "config" in out.stdout
+
+
+def test_the_streaming_helpers_api_is_pinned() -> None:
+    """docs/plugins.md offers these to plugin authors: removing or renaming one breaks them."""
+    import voicekit.streaming
+
+    assert voicekit.streaming.__all__ == [
+        "BackgroundTasks",
+        "PersistentWebSocket",
+        "ReconnectBudget",
+        "RetryPolicy",
+        "close_websocket",
+        "connect_websocket",
+        "network_error",
+        "retry_after_s",
+        "send_message",
+        "spawn",
+        "status_error",
+    ]
+    for name in voicekit.streaming.__all__:
+        assert getattr(voicekit.streaming, name).__doc__, name

@@ -14,6 +14,8 @@ __all__ = ["ReconnectBudget"]
 
 
 class ReconnectBudget:
+    """At most ``limit`` reconnects within ``window_s``; see the module docstring."""
+
     def __init__(self, limit: int = 3, window_s: float = 30.0) -> None:
         self.limit = limit
         self.window_s = window_s

@@ -1,0 +1,26 @@
+"""Helpers for streaming provider plugins, in one public place (docs/plugins.md, "Helpers
+for streaming providers"). Everything here is part of voicekit's API: the names in
+``__all__`` are pinned by a test, so a plugin can rely on them.
+"""
+
+from voicekit.background import BackgroundTasks
+from voicekit.persistent import PersistentWebSocket
+from voicekit.provider_errors import network_error, retry_after_s, status_error
+from voicekit.reconnect import ReconnectBudget
+from voicekit.retry import RetryPolicy
+from voicekit.tasks import spawn
+from voicekit.websocket import close_websocket, connect_websocket, send_message
+
+__all__ = [
+    "BackgroundTasks",
+    "PersistentWebSocket",
+    "ReconnectBudget",
+    "RetryPolicy",
+    "close_websocket",
+    "connect_websocket",
+    "network_error",
+    "retry_after_s",
+    "send_message",
+    "spawn",
+    "status_error",
+]

@@ -268,3 +268,13 @@ def test_config_check_warns_about_typos_it_would_otherwise_ignore(
     assert "warning: [providers.elevenlabs] voice_idd: not an option of elevenlabs " in out
     assert "(did you mean 'voice_id'?)" in out
     assert "warning: [providers.elevenlab]: no installed provider or plugin is named" in out
+
+
+def test_a_table_for_a_plugin_without_providers_says_so(
+    tmp_path: Path, plugin_dist: PluginDistFactory
+) -> None:
+    plugin_dist("quiet-dist", {"quiet": "quiet_plugin"}, {"quiet_plugin": "# no hooks yet\n"})
+    path = tmp_path / "voicekit.toml"
+    path.write_text('[providers.quiet]\nmodle = "x"\n')
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert "warning: [providers.quiet]: the 'quiet' plugin registers no provider" in result.output

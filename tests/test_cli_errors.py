@@ -67,12 +67,13 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], *needles: str) 
 def test_dial_without_a_connection_id(tmp_path: Path) -> None:
     result = voicekit("dial", "+15557654321", "--config", str(config(tmp_path)))
     assert_clean_error(result, "connection_id")
+    assert "Started server" not in result.stderr  # checked before the server starts
 
 
 def test_dial_when_telnyx_cannot_be_reached(tmp_path: Path) -> None:
     path = config(tmp_path, telnyx='connection_id = "c1"\nfrom_number = "+15550009999"')
     result = voicekit("dial", "+15557654321", "--config", str(path))
-    assert_clean_error(result, "Telnyx")
+    assert_clean_error(result, "cannot reach Telnyx at http://127.0.0.1:")
 
 
 @pytest.mark.parametrize("number", ["12345", "+1 555", "sip:nohost"])

@@ -22,12 +22,16 @@ SPEECH = voice(900, ULAW_8K) + silence(1200, ULAW_8K)
 
 
 class TestFakeTTS(TTSContract):
+    min_ms_per_word = 25  # the fakes speak 5 ms a character, far faster than a voice
+
     @pytest.fixture
     def tts(self) -> TTS:
         return FakeTTS.with_options(ms_per_char=5, first_audio_ms=10)
 
 
 class TestElevenLabs(TTSContract):
+    min_ms_per_word = 25  # the fakes speak 5 ms a character, far faster than a voice
+
     @pytest.fixture
     async def tts(self) -> AsyncIterator[TTS]:
         async with ElevenLabsEmulator(ms_per_char=5, first_audio_ms=10) as el:
@@ -36,6 +40,8 @@ class TestElevenLabs(TTSContract):
 
 
 class TestElevenLabsRest(TTSContract):
+    min_ms_per_word = 25  # the fakes speak 5 ms a character, far faster than a voice
+
     @pytest.fixture
     async def tts(self) -> AsyncIterator[TTS]:
         async with ElevenLabsEmulator(ms_per_char=5, first_audio_ms=10) as el:

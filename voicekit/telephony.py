@@ -178,6 +178,10 @@ class Telephony(Provider[SettingsT], ABC):
     async def dial(self, to: str, *, from_number: str | None = None, **options: Any) -> str:
         """Place an outbound call; returns the call id."""
 
+    def check_dial(self, from_number: str | None = None) -> None:
+        """Raise :class:`~voicekit.errors.ConfigError` if settings needed to dial are
+        missing; ``voicekit dial`` asks before it starts the server."""
+
     @abstractmethod
     async def transfer(self, call_id: str, to: str) -> None:
         """Transfer the call to another number or SIP URI."""

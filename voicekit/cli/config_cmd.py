@@ -30,7 +30,7 @@ def config_check(config_path: str | None, as_json: bool) -> None:
     """
     settings = load_settings(config_path)
     manager = load_plugins()
-    for warning in config_warnings(settings, manager.registry):
+    for warning in config_warnings(settings, manager.registry, plugins=manager.plugins):
         click.echo(f"warning: {warning}", err=True)
     resolved = resolve_providers(settings, manager.registry)
     data = masked_settings(settings, resolved, manager.registry)

@@ -117,6 +117,8 @@ def _run_server(
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(config_path, **({"server": overrides} if overrides else {}))
     app = create_app(settings)
+    if dial is not None:
+        app.state.telephony.check_dial(dial[1])
     options = backend_options(settings.server.event_loop)
     with _listen(settings.server.host, settings.server.port) as sock:
         anyio.run(_serve, app, sock, dial, backend_options=options)

@@ -74,7 +74,7 @@ def resolve_providers(
                 name,
                 options,
                 source=f"[providers.{name}]",
-                origins=_env_origins(kind, name, registry, options),
+                origins=_option_origins(kind, name, registry, settings.providers, options),
             )
         except ProviderNotFoundError as exc:
             problems.append(f"[{kind}] provider: {exc}")
@@ -120,6 +120,7 @@ def config_warnings(
     settings: VoiceKitSettings,
     registry: ProviderRegistry | None = None,
     environ: Mapping[str, str] | None = None,
+    plugins: Iterable[str] = (),
 ) -> list[str]:
     """What looks like a mistake but does not stop voicekit: a misspelt environment
     section (ignored by the settings loader), an option no provider of that name has in a
@@ -138,7 +139,7 @@ def config_warnings(
                 "it is ignored (the form is VOICEKIT_<SECTION>__<FIELD>)"
             )
     if registry is not None:
-        warnings += _table_warnings(settings, registry)
+        warnings += _table_warnings(settings, registry, set(plugins))
     return warnings
 
 
@@ -147,7 +148,9 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _table_warnings(settings: VoiceKitSettings, registry: ProviderRegistry) -> list[str]:
+def _table_warnings(
+    settings: VoiceKitSettings, registry: ProviderRegistry, plugins: set[str]
+) -> list[str]:
     by_table: dict[str, set[str]] = {}  # table name -> options some provider reads from it
     for kind in PROVIDER_KINDS:
         for name in registry.names(kind):
@@ -158,6 +161,12 @@ def _table_warnings(settings: VoiceKitSettings, registry: ProviderRegistry) -> l
     in_use = {getattr(settings, kind).provider for kind in PROVIDER_KINDS}
     warnings = []
     for table, options in settings.providers.items():
+        if table not in by_table and table in plugins:
+            warnings.append(
+                f"[providers.{table}]: the {table!r} plugin registers no provider "
+                "(`voicekit plugins` says why); the table is ignored"
+            )
+            continue
         if table not in by_table:
             hint = _did_you_mean(table, by_table)
             warnings.append(
@@ -224,24 +233,32 @@ def create_provider(settings: VoiceKitSettings, kind: ProviderKind, *, plugins: 
             name,
             options,
             source=f"[providers.{name}]",
-            origins=_env_origins(kind, name, registry, options),
+            origins=_option_origins(kind, name, registry, settings.providers, options),
         ),
     )
 
 
-def _env_origins(
-    kind: ProviderKind, name: str, registry: ProviderRegistry, options: dict[str, Any]
+def _option_origins(
+    kind: ProviderKind,
+    name: str,
+    registry: ProviderRegistry,
+    tables: Mapping[str, Mapping[str, Any]],
+    options: dict[str, Any],
 ) -> dict[str, str]:
-    """Options whose value came from a ``VOICEKIT_PROVIDERS__...`` variable, and which."""
+    """Where options came from when that is not the provider's own table: a
+    ``VOICEKIT_PROVIDERS__...`` variable, or the table of its plugin (a variant)."""
     env = {k.upper(): k for k in os.environ}
-    tables = {name, registry.registration(kind, name).plugin.name}
+    plugin = registry.registration(kind, name).plugin.name
     found: dict[str, str] = {}
     for option in options:
-        for table in tables:
+        for table in dict.fromkeys((name, plugin)):
             for middle in (f"{kind.upper()}__", ""):
                 var = f"VOICEKIT_PROVIDERS__{table.upper()}__{middle}{option.upper()}"
                 if var in env and option not in found:
                     found[option] = f"environment variable {env[var]}"
+        own = tables.get(name, {})
+        if option not in found and option not in own and option in tables.get(plugin, {}):
+            found[option] = f"[providers.{plugin}]"
     return found
 
 

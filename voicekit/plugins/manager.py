@@ -105,6 +105,13 @@ class PluginManager:
         allow = _split(env[LOAD_ENV]) if LOAD_ENV in env else None
         block = _split(env.get(BLOCK_ENV, ""))
         seen: set[str] = set()
+        found = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        for unknown in sorted((allow or set()) - found):
+            logger.warning(
+                "%s names %r, but no installed plugin has that name (`voicekit plugins`)",
+                LOAD_ENV,
+                unknown,
+            )
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if ep.name in seen:
                 continue  # the same distribution visible twice on sys.path

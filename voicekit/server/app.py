@@ -86,7 +86,7 @@ def create_app(
         problems = server_problems(settings, type(telephony))
         if problems:
             raise ConfigError("\n".join(problems))
-    for warning in config_warnings(settings, registry):
+    for warning in config_warnings(settings, registry, plugins=manager.plugins):
         logger.warning("%s", warning)
     logsafe.install()
     register_secrets(settings, resolved)

@@ -17,7 +17,9 @@ its own test suite and provides a fixture that yields the provider::
 
 pytest then runs every contract test against it (with the ``anyio`` pytest plugin that
 anyio installs). Each class documents the fixtures it needs and the limits it allows
-(``timeout_s``: how long any one step may take).
+(``timeout_s``: how long any one step may take). The tests run on asyncio, where
+voicekit's emulators run; override the ``anyio_backend`` fixture to run them on trio too
+(the check that ``aclose`` left no task behind is made on asyncio only).
 """
 
 from __future__ import annotations
@@ -67,22 +69,31 @@ async def _no_tasks_left(before: int | None, limit_s: float) -> None:
     assert (_loop_tasks() or 0) <= before, "background tasks still running after close"
 
 
-async def _collect(utterance: Utterance, limit_s: float) -> list[AudioChunk]:
+async def _collect(utterance: Utterance, limit_s: float, why: str) -> list[AudioChunk]:
     chunks: list[AudioChunk] = []
-    with anyio.fail_after(limit_s):
+    with anyio.fail_after(limit_s, reason=why):
         async for chunk in utterance:
             chunks.append(chunk)
     return chunks
 
 
-class TTSContract:
+class _Contract:
+    timeout_s: ClassVar[float] = 10.0
+
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "asyncio"
+
+
+class TTSContract(_Contract):
     """Contract tests for a TTS provider.
 
     Fixtures to provide: ``tts`` (the provider, ready to open sessions). Optional:
-    ``tts_format`` (default: the provider's first output format).
+    ``tts_format`` (default: the provider's first output format). ``min_ms_per_word``
+    is the least audio a word may take (a provider that drops text fails it).
     """
 
-    timeout_s: ClassVar[float] = 10.0
+    min_ms_per_word: ClassVar[float] = 100.0
 
     @pytest.fixture
     def tts_format(self, tts: TTS) -> AudioFormat:
@@ -90,32 +101,39 @@ class TTSContract:
 
     @contextlib.asynccontextmanager
     async def _session(self, tts: TTS, fmt: AudioFormat) -> AsyncIterator[TTSSession]:
-        with anyio.fail_after(self.timeout_s):
+        with anyio.fail_after(self.timeout_s, reason="opening a session took too long"):
             session = await tts.session(fmt, call_id="contract").__aenter__()
         try:
             yield session
         finally:
-            with anyio.fail_after(self.timeout_s):
+            with anyio.fail_after(self.timeout_s, reason="closing the session took too long"):
                 await session.__aexit__(None, None, None)
 
     @pytest.mark.anyio
     async def test_any_fragments_become_whole_words_of_audio(
         self, tts: TTS, tts_format: AudioFormat
     ) -> None:
-        """push_text takes any fragment; the audio speaks every word, none split."""
+        """push_text takes any fragment: the audio speaks every word, in order (checked
+        with alignment when the provider gives it, by duration otherwise)."""
         async with self._session(tts, tts_format) as session:
             utterance = session.utterance()
             for fragment in FRAGMENTS:
                 await utterance.push_text(fragment)
             await utterance.end()
-            chunks = await _collect(utterance, self.timeout_s)
+            chunks = await _collect(utterance, self.timeout_s, "the audio did not end after end()")
         audio = b"".join(c.data for c in chunks)
         assert audio, "no audio for the pushed text"
         assert len(audio) % tts_format.block_size == 0, "audio is not whole samples"
+        words = "".join(FRAGMENTS).split()
+        least = len(words) * self.min_ms_per_word
+        assert tts_format.duration_ms(len(audio)) >= least, (
+            f"{tts_format.duration_ms(len(audio)):.0f} ms of audio for {len(words)} words: "
+            f"text was dropped (at least {least:.0f} ms expected)"
+        )
         aligned = [c.alignment for c in chunks if c.alignment is not None]
         if aligned:
             spoken = "".join("".join(a.chars) for a in aligned)
-            assert spoken.split() == "".join(FRAGMENTS).split(), spoken
+            assert spoken.split() == words, f"the alignment says {spoken!r}"
 
     @pytest.mark.anyio
     async def test_flush_gives_audio_without_end(self, tts: TTS, tts_format: AudioFormat) -> None:
@@ -123,11 +141,11 @@ class TTSContract:
             utterance = session.utterance()
             await utterance.push_text("Hello there, and welcome. ")
             await utterance.flush()
-            with anyio.fail_after(self.timeout_s):
+            with anyio.fail_after(self.timeout_s, reason="no audio after flush() without end()"):
                 first = await anext(aiter(utterance))
             assert first.data
             await utterance.end()
-            await _collect(utterance, self.timeout_s)  # ends once the audio is all out
+            await _collect(utterance, self.timeout_s, "the audio did not end after end()")
 
     @pytest.mark.anyio
     async def test_no_audio_after_cancel_returns(self, tts: TTS, tts_format: AudioFormat) -> None:
@@ -138,20 +156,21 @@ class TTSContract:
             await utterance.push_text(LONG_TEXT)
             await utterance.flush()
             audio = aiter(utterance)
-            with anyio.fail_after(self.timeout_s):
+            with anyio.fail_after(self.timeout_s, reason="no audio after flush()"):
                 await anext(audio)
             await anyio.sleep(0.2)  # let more audio arrive and wait, unread
             await utterance.cancel()
             await utterance.cancel()  # idempotent
             late: list[AudioChunk] = []
-            with anyio.fail_after(self.timeout_s):
+            with anyio.fail_after(self.timeout_s, reason="iteration did not end after cancel()"):
                 async for chunk in audio:
                     late.append(chunk)
             assert late == [], f"{len(late)} chunks came after cancel()"
             second = session.utterance()
             await second.push_text("Next reply. ")
             await second.end()
-            assert await _collect(second, self.timeout_s)
+            after = await _collect(second, self.timeout_s, "a new utterance after cancel hung")
+            assert after, "a new utterance after cancel() gave no audio"
 
     @pytest.mark.anyio
     async def test_close_from_another_task_is_bounded(
@@ -160,30 +179,30 @@ class TTSContract:
         """aclose() from any task, under a timeout, stops everything the session started;
         an utterance still open ends (or raises a VoiceKitError) instead of hanging."""
         tasks_before = _loop_tasks()
-        with anyio.fail_after(self.timeout_s):
+        with anyio.fail_after(self.timeout_s, reason="opening a session took too long"):
             session = await tts.session(tts_format, call_id="contract").__aenter__()
         utterance = session.utterance()
         await utterance.push_text(LONG_TEXT)
         await utterance.flush()
 
         async def close_elsewhere() -> None:
-            with anyio.fail_after(self.timeout_s):
+            with anyio.fail_after(self.timeout_s, reason="aclose() from another task hung"):
                 await session.aclose()
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(close_elsewhere)
-        with anyio.fail_after(self.timeout_s):
+        with anyio.fail_after(self.timeout_s, reason="an open utterance hung after aclose()"):
             try:
                 async for _ in utterance:
                     pass
             except VoiceKitError:
                 pass
         await _no_tasks_left(tasks_before, self.timeout_s)  # aclose() alone stopped them
-        with anyio.fail_after(self.timeout_s):  # a timeout around __aexit__ is fine too
-            await session.__aexit__(None, None, None)  # and a second close is harmless
+        with anyio.fail_after(self.timeout_s, reason="__aexit__ after aclose() hung"):
+            await session.__aexit__(None, None, None)  # a second close is harmless
 
 
-class STTContract:
+class STTContract(_Contract):
     """Contract tests for an STT provider.
 
     Fixtures to provide: ``stt`` (the provider), ``speech`` (audio in ``stt_format`` that
@@ -191,7 +210,6 @@ class STTContract:
     Optional: ``stt_format`` (default: the provider's first input format).
     """
 
-    timeout_s: ClassVar[float] = 10.0
     frame_ms: ClassVar[float] = 20.0
     pace_s: ClassVar[float] = 0.002  # between frames: faster than real time, not a flood
 
@@ -209,8 +227,9 @@ class STTContract:
     async def test_speech_becomes_a_final_transcript(
         self, stt: STT, stt_format: AudioFormat, speech: bytes
     ) -> None:
+        """Audio in, final words out; finalize() makes pending words final and says so."""
         events: list[STTEvent] = []
-        with anyio.fail_after(self.timeout_s):
+        with anyio.fail_after(self.timeout_s, reason="opening a stream took too long"):
             stream = await stt.stream(stt_format, call_id="contract").__aenter__()
         try:
 
@@ -218,16 +237,20 @@ class STTContract:
                 async for event in stream:
                     events.append(event)
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(collect)
-                await self._send(stream, speech, stt_format)
-                with anyio.fail_after(self.timeout_s):
-                    outcome = await stream.finalize()
-                assert outcome in ("finalized", "timed_out", "not_connected")
-                with anyio.fail_after(self.timeout_s):
-                    await stream.aclose()
+            with anyio.fail_after(
+                self.timeout_s * 3, reason="the events did not end after aclose()"
+            ):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(collect)
+                    await self._send(stream, speech, stt_format)
+                    with anyio.fail_after(self.timeout_s, reason="finalize() hung"):
+                        outcome = await stream.finalize()
+                    assert outcome == "finalized", f"finalize() on a live stream: {outcome}"
+                    with anyio.fail_after(self.timeout_s, reason="aclose() hung"):
+                        await stream.aclose()
         finally:
-            await stream.__aexit__(None, None, None)
+            with anyio.fail_after(self.timeout_s, reason="__aexit__ after aclose() hung"):
+                await stream.__aexit__(None, None, None)
         finals = [e.text for e in events if isinstance(e, Transcript) and e.is_final]
         assert any(text.strip() for text in finals), f"no final words in {events}"
 
@@ -236,17 +259,17 @@ class STTContract:
         self, stt: STT, stt_format: AudioFormat, speech: bytes
     ) -> None:
         tasks_before = _loop_tasks()
-        with anyio.fail_after(self.timeout_s):
+        with anyio.fail_after(self.timeout_s, reason="opening a stream took too long"):
             stream = await stt.stream(stt_format, call_id="contract").__aenter__()
         await self._send(stream, speech[: len(speech) // 2], stt_format)
 
         async def close_elsewhere() -> None:
-            with anyio.fail_after(self.timeout_s):
+            with anyio.fail_after(self.timeout_s, reason="aclose() from another task hung"):
                 await stream.aclose()
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(close_elsewhere)
-        with anyio.fail_after(self.timeout_s):
+        with anyio.fail_after(self.timeout_s, reason="the events did not end after aclose()"):
             try:
                 async for _ in stream:
                     pass
@@ -254,20 +277,21 @@ class STTContract:
                 pass
         # After close: sending is a no-op, finalize says nothing was asked.
         await stream.send_audio(speech[: stt_format.bytes_for_ms(self.frame_ms)])
-        assert await stream.finalize() == "not_connected"
+        outcome = await stream.finalize()
+        assert outcome == "not_connected", f"finalize() after aclose(): {outcome}"
         await _no_tasks_left(tasks_before, self.timeout_s)  # aclose() alone stopped them
-        with anyio.fail_after(self.timeout_s):  # a timeout around __aexit__ is fine too
+        with anyio.fail_after(self.timeout_s, reason="__aexit__ after aclose() hung"):
             await stream.__aexit__(None, None, None)
 
 
-class LLMContract:
+class LLMContract(_Contract):
     """Contract tests for an LLM provider.
 
     Fixtures to provide: ``llm`` (the provider). Optional: ``messages`` (a conversation
-    the model answers with some text).
+    the model answers with some text). ``close_timeout_s`` bounds closing a stream early.
     """
 
-    timeout_s: ClassVar[float] = 10.0
+    close_timeout_s: ClassVar[float] = 1.0
 
     @pytest.fixture
     def messages(self) -> Sequence[Message]:
@@ -281,7 +305,7 @@ class LLMContract:
         self, llm: LLM, messages: Sequence[Message]
     ) -> None:
         text = ""
-        with anyio.fail_after(self.timeout_s):
+        with anyio.fail_after(self.timeout_s, reason="the reply did not finish in time"):
             async with contextlib.aclosing(llm.stream(messages)) as events:  # type: ignore[type-var]
                 async for event in events:
                     assert isinstance(event, TextDelta | ToolCall | Usage), event
@@ -294,13 +318,17 @@ class LLMContract:
         self, llm: LLM, messages: Sequence[Message]
     ) -> None:
         """Barge-in closes the iterator after the first text: that must not wait for the
-        rest of the reply."""
-        with anyio.fail_after(self.timeout_s):
-            async with contextlib.aclosing(llm.stream(messages)) as events:  # type: ignore[type-var]
-                async for event in events:
-                    if isinstance(event, TextDelta):
-                        break
-        # A second request on the same provider works after an abandoned one.
-        with anyio.fail_after(self.timeout_s):
-            async with contextlib.aclosing(llm.stream(messages)) as events:  # type: ignore[type-var]
-                assert [e async for e in events if isinstance(e, TextDelta)]
+        rest of the reply, and the provider still answers the next request."""
+        events = llm.stream(messages)
+        with anyio.fail_after(self.timeout_s, reason="no text from the reply"):
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    break
+        started = anyio.current_time()
+        with anyio.fail_after(self.close_timeout_s, reason="closing the stream early hung"):
+            await events.aclose()  # type: ignore[attr-defined]
+        assert anyio.current_time() - started <= self.close_timeout_s
+        with anyio.fail_after(self.timeout_s, reason="the next request did not finish"):
+            async with contextlib.aclosing(llm.stream(messages)) as again:  # type: ignore[type-var]
+                texts = [e async for e in again if isinstance(e, TextDelta)]
+        assert texts, "no text from a request made after an abandoned one"

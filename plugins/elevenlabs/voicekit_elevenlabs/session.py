@@ -238,8 +238,9 @@ class ElevenLabsSession(PersistentWebSocket, TTSSession):
         end = ctx.sendable_to()
         if ctx.sent < end:
             text = utt.log[ctx.sent : end]
-            if text.strip():  # whole words, ending in one space as the API asks
-                message = {"text": text.rstrip() + " ", "context_id": ctx.id}
+            if text.strip():  # whole words, ending in one space as the API asks (the last
+                # message ended in one, so a leading space would double it)
+                message = {"text": text.strip() + " ", "context_id": ctx.id}
                 if not await self.send_locked(json.dumps(message)):
                     return
             ctx.sent = end

@@ -64,6 +64,7 @@ class TelnyxClient:
             timeout=httpx.Timeout(timeout),
         )
         self.policy = policy or RetryPolicy(attempts=4)
+        self._base_url = base_url
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -73,7 +74,8 @@ class TelnyxClient:
             try:
                 response = await self._client.post(path, json=body)
             except httpx.HTTPError as exc:
-                raise network_error(exc, provider=PROVIDER, label=f"Telnyx ({action})") from None
+                label = f"Telnyx at {self._base_url} ({action})"
+                raise network_error(exc, provider=PROVIDER, label=label) from None
             if response.status_code >= 400:
                 raise _error(action, response)
             data = response.json().get("data", {})

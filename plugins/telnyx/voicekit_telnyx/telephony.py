@@ -90,17 +90,9 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
         """Place a call; ``host`` (a CallHost) is needed to sign its media stream URL."""
         host: CallHost = options.pop("host")
         s = self.settings
-        if not s.connection_id:
-            raise ConfigError(
-                "dialling needs [providers.telnyx] connection_id: the id of your Call "
-                "Control application (Mission Control > Voice > Programmable Voice)"
-            )
+        self.check_dial(from_number)
         caller = from_number or s.from_number
-        if not caller:
-            raise ConfigError(
-                "dialling needs a caller id: set [providers.telnyx] from_number (a number "
-                "on your Telnyx account, E.164) or pass --from"
-            )
+        assert caller is not None
         # The call id only exists once Telnyx answers the dial request, but the stream URL
         # goes in that request: the call is reserved (counted against max_calls) and its
         # token signed under a dial id of our own, identified with the call id below.
@@ -126,6 +118,20 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
         host.call_identified(dial_id, call_id)
         self._calls[call_id] = {"direction": "outbound", "to": to, "from": caller}
         return call_id
+
+    def check_dial(self, from_number: str | None = None) -> None:
+        """Raise ConfigError unless a call can be dialled (before any server starts)."""
+        s = self.settings
+        if not s.connection_id:
+            raise ConfigError(
+                "dialling needs [providers.telnyx] connection_id: the id of your Call "
+                "Control application (Mission Control > Voice > Programmable Voice)"
+            )
+        if not (from_number or s.from_number):
+            raise ConfigError(
+                "dialling needs a caller id: set [providers.telnyx] from_number (a number "
+                "on your Telnyx account, E.164) or pass --from"
+            )
 
     def _stream_params(self, host: CallHost, key: str) -> dict[str, Any]:
         token = host.issue_media_token(key)

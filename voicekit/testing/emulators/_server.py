@@ -128,6 +128,7 @@ class LoopbackServer:
                 **options,
             )
         self._server = Server(config)
+        self._server.fast_exit = True
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         port = self.port  # binds the socket if nothing asked for the port yet

@@ -63,7 +63,7 @@ async def rig(
             turn={"idle_timeout_s": 60, **(turn or {})},
             server={
                 "records_dir": str(tmp_path / "records"),
-                "shutdown_grace_s": 2,
+                "shutdown_grace_s": 0.2,
                 "public_url": loopback.http_url,
                 **(server or {}),
             },

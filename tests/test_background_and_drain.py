@@ -3,12 +3,10 @@ call that starts while it waits."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
-import trio.testing
 
+from tests.session_helpers import anyio_backend  # noqa: F401  (trio, virtual clock)
 from voicekit.background import BackgroundTasks
 from voicekit.config import load_settings
 from voicekit.server import CallManager
@@ -16,11 +14,6 @@ from voicekit.telephony import CallInfo
 from voicekit.testing import FakeLLM, FakeMediaStream, FakeSTT, FakeTTS
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, Any]]:
-    return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
 
 
 async def test_a_failed_background_task_is_reported_to_its_owner() -> None:

@@ -146,11 +146,11 @@ async def test_input_timeout_surfaces_the_servers_reason() -> None:
 
 
 async def test_idle_keepalive_keeps_the_connection_and_never_inits_a_context() -> None:
-    async with ElevenLabsEmulator(inactivity_timeout_s=0.6) as el:
-        async with tts_for(el, keepalive_interval_s=0.15).session(ULAW_8K) as session:
-            await anyio.sleep(1.2)  # twice the server's timeout, with nothing to say
+    async with ElevenLabsEmulator(inactivity_timeout_s=0.3) as el:
+        async with tts_for(el, keepalive_interval_s=0.06).session(ULAW_8K) as session:
+            await anyio.sleep(0.6)  # twice the server's timeout, with nothing to say
             chunks = await speak(session.utterance(), ["Still here. "])
-            await anyio.sleep(1.0)
+            await anyio.sleep(0.5)
     assert spoken_text(chunks) == "Still here. "
     assert len(el.connections) == 1
     keepalives = [m for m in el.messages() if m.get("text") == ""]

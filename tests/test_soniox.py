@@ -120,8 +120,8 @@ async def test_finalize_completes_on_fin() -> None:
 
 
 async def test_finalize_says_when_soniox_did_not_confirm_in_time() -> None:
-    async with SonioxEmulator(utterances=["one"], faults=Faults(delay_ms=600)) as sx:
-        async with stt_for(sx, timeout=0.2).stream(ULAW_8K) as stream:
+    async with SonioxEmulator(utterances=["one"], faults=Faults(delay_ms=200)) as sx:
+        async with stt_for(sx, timeout=0.05).stream(ULAW_8K) as stream:
             await stream.send_audio(voice(300, ULAW_8K))
             assert await stream.finalize() == "timed_out"
 
@@ -179,17 +179,17 @@ async def test_bad_config_error_code_surfaces() -> None:
 
 
 async def test_keepalive_when_no_audio_flows() -> None:
-    async with SonioxEmulator(idle_timeout_s=0.6) as sx:
-        async with stt_for(sx, keepalive_s=0.15).stream(ULAW_8K) as stream:
+    async with SonioxEmulator(idle_timeout_s=0.3) as sx:
+        async with stt_for(sx, keepalive_s=0.06).stream(ULAW_8K) as stream:
             await stream.send_audio(silence(20, ULAW_8K))
-            await anyio.sleep(1.5)  # more than twice the server's idle limit
+            await anyio.sleep(0.7)  # more than twice the server's idle limit
             await stream.send_audio(silence(20, ULAW_8K))
     keepalives = [c for c in sx.streams[0].controls if c == {"type": "keepalive"}]
     assert len(keepalives) >= 4 and len(sx.streams) == 1
 
 
 async def test_idle_connection_is_closed_by_the_emulator_without_keepalive() -> None:
-    async with SonioxEmulator(idle_timeout_s=0.3) as sx:
+    async with SonioxEmulator(idle_timeout_s=0.15) as sx:
         stream = stt_for(sx, keepalive_s=15).stream(ULAW_8K)
         async with stream:
             with pytest.raises(ProviderError, match="no audio or keepalive") as err:

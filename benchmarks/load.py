@@ -19,9 +19,12 @@ agent frame) median and p95, the server's CPU and memory per call (from /proc), 
 each process; then, from the server's call records, the p95 of each step of the turn, so
 a slow TTFA can be traced to the emulated providers or to the server.
 
-Target: at N = 200, p99 frame gap <= 40 ms and TTFA p95 within 20 ms of a single call.
+Target at each N: p99 frame gap <= 40 ms, TTFA p95 within 20 ms of a single call, and no
+underrun. The run ends with the **capacity**: the largest N tested (the first level is the
+single-call reference) that meets the target, and the server's CPU microseconds per
+second of call, so progress is one number.
 
-    python benchmarks/load.py [--calls 1,25,50,100,200] [--turns 2] [--ramp 5] [--no-pin]
+    python benchmarks/load.py [--calls 1,50,100,...,350] [--turns 2] [--ramp 5] [--no-pin]
 """
 
 from __future__ import annotations
@@ -160,10 +163,16 @@ def turn_steps(records: Path, seen: set[Path]) -> dict[str, list[float]]:
 
 
 async def one_call(
-    phone: PhoneSimulator, turns: int, gaps: list[float], ttfa: list[float], start_delay: float
+    phone: PhoneSimulator,
+    turns: int,
+    gaps: list[float],
+    ttfa: list[float],
+    start_delay: float,
+    durations: list[float],
 ) -> None:
     await anyio.sleep(start_delay)
     call: SimulatedCall
+    started = time.perf_counter()
     async with phone.call() as call:
         await call.wait(0.5)
         for _ in range(turns):
@@ -174,6 +183,7 @@ async def one_call(
             await call.wait(3.5)  # the reply is ~2.5 s of audio
             if report.latency_ms is not None:
                 ttfa.append(report.latency_ms)
+    durations.append(time.perf_counter() - started)
     gaps.extend((b - a) * 1000 for a, b in itertools.pairwise(call.frame_times) if b - a < 0.5)
 
 
@@ -187,6 +197,7 @@ async def run_level(
 ) -> dict[str, float]:
     gaps: list[float] = []
     ttfa: list[float] = []
+    durations: list[float] = []
     rss_before = proc_rss_mb(server_pid)
     pids = {"server": server_pid, "providers": providers_pid, "simulator": os.getpid()}
     cpu_start = {name: proc_cpu_s(pid) for name, pid in pids.items()}
@@ -203,11 +214,13 @@ async def run_level(
         tg.start_soon(sample)
         async with anyio.create_task_group() as calls:
             for i in range(n):
-                calls.start_soon(one_call, phone, turns, gaps, ttfa, i * ramp_s / n)
+                calls.start_soon(one_call, phone, turns, gaps, ttfa, i * ramp_s / n, durations)
         tg.cancel_scope.cancel()
     elapsed = time.perf_counter() - t0
-    busy = {name: 100 * (proc_cpu_s(pid) - cpu_start[name]) / elapsed for name, pid in pids.items()}
+    used = {name: proc_cpu_s(pid) - cpu_start[name] for name, pid in pids.items()}
+    busy = {name: 100 * cpu / elapsed for name, cpu in used.items()}
     return {
+        "us_per_call_s": 1e6 * used["server"] / max(sum(durations), 1e-9),
         **{f"cpu_{k}": v for k, v in busy.items()},
         "n": n,
         "gap_p99": pct(gaps, 0.99),
@@ -244,6 +257,35 @@ def start_server(config: Path, log: Path, cpus: set[int] | None) -> subprocess.P
     if cpus is not None:
         os.sched_setaffinity(server.pid, cpus)
     return server
+
+
+def capacity_line(
+    levels: list[int],
+    results: dict[int, dict[str, float]],
+    steps_by_n: dict[int, dict[str, list[float]]],
+) -> str:
+    """The largest N meeting the target, with the first level as the TTFA reference."""
+    reference = results[levels[0]]["ttfa_p95"]
+    met = [
+        n
+        for n in levels[1:]
+        if results[n]["gap_p99"] <= 40
+        and results[n]["ttfa_p95"] <= reference + 20
+        and sum(steps_by_n[n]["underruns"]) == 0
+        and results[n]["answered"] >= 1.0
+    ]
+    # Capacity is the largest N below which every level met the target.
+    capacity = 0
+    for n in levels[1:]:
+        if n not in met:
+            break
+        capacity = n
+    loaded = [results[n]["us_per_call_s"] for n in levels[1:]]
+    per_call = statistics.median(loaded) if loaded else results[levels[0]]["us_per_call_s"]
+    return (
+        f"\ncapacity: {capacity} calls (gap p99 <= 40 ms, TTFA p95 <= {reference:.0f} + 20 ms, "
+        f"no underrun); server CPU {per_call:.0f} us per call-second (median over N > 1)"
+    )
 
 
 async def wait_healthy(port: int) -> None:
@@ -287,14 +329,17 @@ async def main(levels: list[int], turns: int, ramp_s: float, pin: bool) -> None:
             await wait_healthy(port)
             print(
                 f"{'N':>5}{'gap p99':>9}{'gap max':>9}{'TTFA med':>10}{'TTFA p95':>10}"
-                f"{'answered':>9}{'CPU%/call':>10}{'MB/call':>8}{'RSS MB':>7}"
+                f"{'answered':>9}{'CPU%/call':>10}{'us/call-s':>10}{'MB/call':>8}{'RSS MB':>7}"
                 f"   CPU % of a core: server / providers / simulator"
             )
+            results: dict[int, dict[str, float]] = {}
             for n in levels:
                 r = await run_level(n, turns, ramp_s, phone, server.pid, providers.pid)
+                results[n] = r
                 print(
                     f"{n:>5}{r['gap_p99']:>9.1f}{r['gap_max']:>9.1f}{r['ttfa_median']:>10.0f}"
                     f"{r['ttfa_p95']:>10.0f}{r['answered']:>9.0%}{r['cpu_pct_per_call']:>10.2f}"
+                    f"{r['us_per_call_s']:>10.0f}"
                     f"{r['mb_per_call']:>8.2f}{r['rss_mb']:>7.0f}   {r['cpu_server']:.0f} / "
                     f"{r['cpu_providers']:.0f} / {r['cpu_simulator']:.0f}",
                     flush=True,
@@ -322,6 +367,7 @@ async def main(levels: list[int], turns: int, ramp_s: float, pin: bool) -> None:
                     f"{statistics.median(late):>6.0f} /{pct(late, 0.99):>5.0f}" if late else "-"
                 )
                 print(f"{n:>5}" + "".join(cells) + f"{sum(steps['underruns']):>11.0f}")
+            print(capacity_line(levels, results, steps_by_n))
         finally:
             server.terminate()
             providers.stdin.close()  # type: ignore[union-attr]
@@ -332,7 +378,7 @@ async def main(levels: list[int], turns: int, ramp_s: float, pin: bool) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="concurrent calls against one server")
-    parser.add_argument("--calls", default="1,25,50,100,150,200")
+    parser.add_argument("--calls", default="1,50,100,150,200,250,300,350")
     parser.add_argument("--turns", type=int, default=2)
     parser.add_argument("--ramp", type=float, default=5.0, help="seconds over which calls arrive")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin CPUs")

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
+
+from voicekit.clock import running_trio
 
 __all__ = ["BackgroundTasks"]
 
@@ -33,21 +34,9 @@ logger = logging.getLogger(__name__)
 _asyncio_tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
 
-def _running_trio() -> Any:
-    """The trio module if this code runs under trio (anyio's other backend), else None."""
-    trio = sys.modules.get("trio")
-    if trio is None:
-        return None
-    try:
-        trio.lowlevel.current_task()
-    except RuntimeError:
-        return None
-    return trio
-
-
 def _spawn_loop_task(run: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Start ``run()`` as a task of the running event loop, owned by no task group."""
-    trio = _running_trio()
+    trio = running_trio()
     if trio is not None:
         trio.lowlevel.spawn_system_task(run)
         return

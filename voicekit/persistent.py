@@ -40,6 +40,7 @@ from websockets.exceptions import ConnectionClosed
 
 from voicekit._resource import AsyncResource
 from voicekit.background import BackgroundTasks
+from voicekit.clock import loop_clock
 from voicekit.errors import ProviderError, ProviderUnavailable
 from voicekit.reconnect import ReconnectBudget
 from voicekit.retry import RetryPolicy
@@ -81,6 +82,7 @@ class PersistentWebSocket(AsyncResource):
         self._closing = False
         self._lock = anyio.Lock()
         self._last_send = 0.0
+        self._now = anyio.current_time
         self._tasks = self.own(
             BackgroundTasks(f"{self.provider} call={self.call_id}", on_error=self._task_failed)
         )
@@ -157,7 +159,8 @@ class PersistentWebSocket(AsyncResource):
             max_size=self.max_size,
             policy=self.policy,
         )
-        self._last_send = anyio.current_time()
+        self._now = loop_clock()  # the loop the connection lives in
+        self._last_send = self._now()
         try:
             await self.on_connected()
         except (ConnectionClosed, OSError) as exc:
@@ -210,13 +213,13 @@ class PersistentWebSocket(AsyncResource):
     async def send_now(self, message: str | bytes) -> bool:
         """Write at once without the lock, when connected; False when it must wait (the
         socket is down or a replay is under way) or the write failed."""
-        if not self.connected:
+        if not self._connected:
             return False
         try:
             await send_message(self._ws, message)
         except (ConnectionClosed, OSError):
             return False
-        self._last_send = anyio.current_time()
+        self._last_send = self._now()
         return True
 
     # -- background -----------------------------------------------------------------------

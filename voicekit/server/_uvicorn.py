@@ -152,13 +152,19 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
 
     def send_receive_event_to_app(self) -> None:
-        if self.curr_msg_data_type == "text" and self.frames:
-            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
-            try:
-                data.decode()
-            except UnicodeDecodeError:
-                self.frames, self.curr_msg_data_type = [data], "bytes"
-        super().send_receive_event_to_app()
+        if self.curr_msg_data_type != "text" or self.close_sent:
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        try:
+            message: dict[str, Any] = {"type": "websocket.receive", "text": data.decode()}
+        except UnicodeDecodeError:
+            message = {"type": "websocket.receive", "bytes": data}
+        self.queue.put_nowait(message)  # type: ignore[arg-type]
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
 
 
 CLOSE_TIMEOUT_S = 2.0

@@ -148,7 +148,8 @@ class CallManager:
                 )
             self.records.append(record)
             del self.records[:-1000]
-            self._write(record)
+            with anyio.CancelScope(shield=True):  # a record is written even at shutdown
+                await self._write(record)
             self._maybe_idle()
 
     def end_call(self, call_id: str, reason: str) -> None:
@@ -176,10 +177,15 @@ class CallManager:
 
     # -- records, health, shutdown --------------------------------------------------------------
 
-    def _write(self, record: CallRecord) -> None:
+    async def _write(self, record: CallRecord) -> None:
+        """Write the record in a worker thread: serialising and writing a file would stall
+        every other call's audio on the event loop."""
+        if self.settings.server.records_dir is not None:
+            await anyio.to_thread.run_sync(self._write_file, record)
+
+    def _write_file(self, record: CallRecord) -> None:
         directory = self.settings.server.records_dir
-        if directory is None:
-            return
+        assert directory is not None
         try:
             Path(directory).mkdir(parents=True, exist_ok=True)
             path = Path(directory) / f"{record.call.call_id.replace('/', '_')}.json"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import anyio
 
 from voicekit.audio import AudioFormat
+from voicekit.clock import loop_clock
 from voicekit.telephony import MediaStream
 
 __all__ = ["Playout"]
@@ -61,6 +62,7 @@ class Playout:
         self._play_end = 0.0  # when the audio sent so far will have finished playing
         self._on_frame_sent = on_frame_sent
         self._call_id = call_id
+        self._now = loop_clock()
 
     def detach(self) -> None:
         """Drop the frame-sent callback once the call is over.
@@ -75,7 +77,7 @@ class Playout:
         return len(self._queue)
 
     def enqueue_frame(self, owner: int, frame: bytes) -> None:
-        self._queue.append(_Item(self._generation, owner, frame, None, anyio.current_time()))
+        self._queue.append(_Item(self._generation, owner, frame, None, self._now()))
         self._wake.set()
 
     def enqueue_mark(self, owner: int, name: str) -> None:
@@ -93,7 +95,7 @@ class Playout:
     async def clear(self) -> None:
         """Barge-in: drop queued audio here and at the far end."""
         self.drop_queued()
-        self._play_end = anyio.current_time()
+        self._play_end = self._now()
         await self.media.clear()
 
     async def run(self) -> None:
@@ -104,11 +106,11 @@ class Playout:
                 continue
             item = self._queue.popleft()
             if item.frame is not None:
-                now = anyio.current_time()
+                now = self._now()
                 due = max(self._play_end - self.lead, item.queued_at)
                 if due > now:  # queued_at <= now, so this is the far end's buffer
                     await anyio.sleep(due - now)
-                    now = anyio.current_time()
+                    now = self._now()
                 if item.generation != self._generation:
                     continue  # dropped by a barge-in while we waited
                 if self._play_end < now:

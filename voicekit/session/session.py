@@ -23,6 +23,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from voicekit.audio import AudioConverter
+from voicekit.clock import loop_clock
 from voicekit.config.sections import AgentSettings, TurnSettings
 from voicekit.errors import VoiceKitError
 from voicekit.llm import LLM
@@ -194,12 +195,12 @@ class CallSession(CallEnding):
     # -- media ---------------------------------------------------------------------------
 
     async def _media_loop(self, stt_stream: STTStream) -> None:
+        now = loop_clock()
         try:
             async for event in self.media:
                 if isinstance(event, InboundAudio):
                     self._clock.received(
-                        self.media.inbound_format.duration_ms(len(event.data)),
-                        anyio.current_time(),
+                        self.media.inbound_format.duration_ms(len(event.data)), now()
                     )
                     data = self._inbound.process(event.data)
                     if data:

@@ -83,7 +83,9 @@ def test_named_among_installed_providers(echo_site: Path, tmp_path: Path) -> Non
     (tmp_path / "voicekit.toml").write_text('[llm]\nprovider = "ecko"\n')
     result = run_cli(echo_site, "config", "check", "--config", "voicekit.toml", cwd=tmp_path)
     assert result.returncode == 2
-    assert "no llm provider named 'ecko'; installed llm providers: echo" in result.stderr
+    assert "no llm provider named 'ecko'; installed llm providers: " in result.stderr
+    listed = result.stderr.split("installed llm providers: ")[1].split(".")[0].split(", ")
+    assert "echo" in listed
 
 
 def test_blocked_like_any_plugin(echo_site: Path) -> None:

@@ -55,10 +55,12 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts reported by the provider at the end of a stream."""
+    """Token counts reported by the provider at the end of a stream. ``cached_input_tokens``
+    are the part of ``input_tokens`` served from the provider's prompt cache."""
 
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cached_input_tokens: int | None = None
 
 
 LLMEvent = TextDelta | ToolCall | Usage
@@ -81,5 +83,16 @@ class LLM(Provider[SettingsT], ABC):
         """Stream a reply to ``messages``.
 
         Implementations are async generators: closing the iterator (barge-in) must cancel
-        the underlying request promptly.
+        the underlying request promptly. A ``ToolCall`` event is a complete call (its
+        arguments assembled); the caller runs it and asks again with the result.
         """
+
+    def for_call(self, call_id: str) -> LLM[SettingsT]:
+        """This provider as one call uses it (a provider may tag requests with the call,
+        e.g. to keep a prompt cache warm across its turns). The default is ``self``."""
+        return self
+
+    async def prewarm(self) -> None:
+        """Open the connection to the provider before it is needed (called as a call
+        starts, so the first turn pays no TCP/TLS handshake). The default does nothing;
+        failures are logged by the caller, never raised into the call."""

@@ -11,7 +11,7 @@ import anyio
 
 from voicekit.records import TIMELINE_FIELDS, TurnMetrics
 
-__all__ = ["TIMELINE_FIELDS", "format_turn", "stamp"]
+__all__ = ["TIMELINE_FIELDS", "format_turn", "frame_sent", "stamp"]
 
 
 def stamp(metrics: TurnMetrics, field: str, at: float | None = None) -> None:
@@ -40,3 +40,13 @@ def format_turn(call_id: str, turn: TurnMetrics) -> str:
     if turn.error:
         parts.append(f"error={turn.error!r}")
     return " ".join(parts)
+
+
+def frame_sent(metrics: TurnMetrics, late_s: float, lead_s: float) -> None:
+    """Count a frame of the turn's reply that went out ``late_s`` after it was due: later
+    than the playout lead means the far end had run dry (an underrun the caller heard)."""
+    metrics.frames_sent += 1
+    if late_s * 1000 > metrics.max_frame_late_ms:
+        metrics.max_frame_late_ms = late_s * 1000
+    if late_s > lead_s:
+        metrics.underruns += 1

@@ -12,7 +12,7 @@ from typing import Literal
 
 from voicekit.telephony import CallInfo
 
-__all__ = ["CallRecord", "ReplyStatus", "TranscriptEntry", "TurnMetrics"]
+__all__ = ["CallRecord", "ReplyStatus", "ToolRun", "TranscriptEntry", "TurnMetrics"]
 
 ReplyStatus = Literal["pending", "played", "interrupted", "failed", "hung_up", "cut_off"]
 
@@ -29,6 +29,16 @@ TIMELINE_FIELDS: tuple[str, ...] = (
     "first_frame_sent",
     "first_mark_reached",
 )
+
+
+@dataclass(slots=True)
+class ToolRun:
+    """One tool the model called in a turn: what, for how long, and whether it failed."""
+
+    name: str
+    arguments: str
+    ms: float
+    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +68,19 @@ class TurnMetrics:
     frames_sent: int = 0
     max_frame_late_ms: float = 0.0
     underruns: int = 0
+    # What the LLM reported (summed over the requests of a turn that called tools), and
+    # the tools it called.
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    tools: list[ToolRun] = field(default_factory=list)
+
+    @property
+    def ttft_ms(self) -> float | None:
+        """The LLM's time to first token: request sent → first text."""
+        if self.llm_request is None or self.llm_first_token is None:
+            return None
+        return (self.llm_first_token - self.llm_request) * 1000.0
 
     @property
     def ttfa_ms(self) -> float | None:
@@ -93,3 +116,13 @@ class CallRecord:
     end_reason: str = "unknown"
     transcript: list[TranscriptEntry] = field(default_factory=list)
     turns: list[TurnMetrics] = field(default_factory=list)
+    # LLM tokens over the whole call (set when the call ends).
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+
+    def total_usage(self) -> None:
+        """Sum the turns' token counts into the call's."""
+        self.input_tokens = sum(t.input_tokens or 0 for t in self.turns)
+        self.output_tokens = sum(t.output_tokens or 0 for t in self.turns)
+        self.cached_input_tokens = sum(t.cached_input_tokens or 0 for t in self.turns)

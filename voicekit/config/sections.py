@@ -63,6 +63,33 @@ class AgentSettings(_Section):
         default="Thank you for calling. Goodbye!",
         description="Spoken before the agent hangs up.",
     )
+    builtin_tools: list[Literal["end_call", "transfer_call"]] = Field(
+        default_factory=list,
+        description="Built-in tools offered to the model: end_call (hang up after the "
+        "goodbye has played), transfer_call (to a number of transfer_allowlist).",
+    )
+    transfer_allowlist: list[str] = Field(
+        default_factory=list,
+        description="Numbers (E.164) and SIP URIs the agent may transfer calls to; no "
+        "other destination is ever dialled.",
+    )
+    tool_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Longest a tool may run before it fails."
+    )
+    filler: str = Field(
+        default="One moment, please.",
+        description="Spoken once per turn when a tool is slow (empty: never).",
+    )
+    filler_after_s: float = Field(
+        default=1.5, ge=0, description="How long a tool may run before the filler is spoken."
+    )
+    dtmf_gap_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=10,
+        description="Keys the caller presses within this gap of each other (or up to '#') "
+        "reach the model as one message.",
+    )
 
 
 class ProviderChoice(_Section):

@@ -1,5 +1,6 @@
-"""How a call ends: silence, maximum length, voicemail, shutdown, and hang-ups from
-either side.
+"""How a call ends: silence, maximum length, voicemail, shutdown, hang-ups from either
+side, and what a reply leaves to do (an apology after a failure; a hang-up or a transfer a
+tool asked for, once the reply has played).
 
 A mixin of :class:`~voicekit.session.session.CallSession`, kept apart because "ending a
 call well" is its own set of rules: the agent says farewell and hangs up only after the
@@ -17,6 +18,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from voicekit.config.sections import AgentSettings, TurnSettings
+from voicekit.session.actions import CallActions
 from voicekit.session.caller import CallerTurns
 from voicekit.session.silence import SilencePolicy
 from voicekit.tasks import spawn
@@ -54,6 +56,8 @@ class CallEnding:
     _last_activity: float
     _idle_prompts_used: int
     _hangup: Callable[[], Awaitable[None]] | None
+    _transfer: Callable[[str], Awaitable[None]] | None
+    actions: CallActions
 
     if TYPE_CHECKING:  # implemented by CallSession
 
@@ -94,6 +98,31 @@ class CallEnding:
             # arriving at the far end) does not change why the call ended.
             self.end_reason = self._close_reason or reason
             self._ended.set()
+
+    # -- what a reply leaves to do ----------------------------------------------------------------
+
+    def _after_reply(self, reply: Reply) -> None:
+        action = self.actions.take()
+        if reply.error is not None and reply.kind == "answer" and not self._closing:
+            self._start_reply("apology", self.agent.apology)
+        elif action is not None and reply.metrics.status == "played" and self._tg is not None:
+            if action.kind == "end":
+                spawn(self._tg, functools.partial(self._finish, "agent_hangup", say=None))
+            elif action.destination is not None:
+                spawn(self._tg, self._transfer_to, action.destination)
+
+    async def _transfer_to(self, destination: str) -> None:
+        if self._transfer is None:
+            logger.error("call=%s: cannot transfer: the telephony gives no way to", self.call_id)
+            return
+        logger.info("call=%s: transferring to %s", self.call_id, destination)
+        try:
+            await self._transfer(destination)
+        except Exception as exc:
+            logger.error("call=%s: transfer to %s failed: %s", self.call_id, destination, exc)
+            self._start_reply("apology", self.agent.apology)
+            return
+        self._end("transferred")
 
     # -- silence, call length, goodbye ---------------------------------------------------------
 

@@ -11,19 +11,21 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
 
 from voicekit.audio import AudioConverter, AudioFormat, Framer
-from voicekit.llm import LLM, Message, TextDelta
+from voicekit.llm import LLM, Message, TextDelta, ToolCall, Usage
 from voicekit.metrics import stamp
-from voicekit.records import TurnMetrics
+from voicekit.records import ReplyStatus, TurnMetrics
 from voicekit.retry import RetryPolicy
+from voicekit.session.history import ToolStep
 from voicekit.session.playout import Playout
 from voicekit.session.spoken import SpokenText
+from voicekit.session.tool_runner import ToolRunner
 from voicekit.tasks import spawn
 from voicekit.text import SentenceSegmenter
 from voicekit.tts import TTSSession, Utterance
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 ReplyKind = Literal["answer", "greeting", "prompt", "farewell", "apology", "voicemail"]
 FRAME_MS = 20.0
+MAX_TOOL_ROUNDS = 5  # tool calls one reply may chain before the model must answer
 
 
 @dataclass(eq=False)
@@ -55,6 +58,8 @@ class Reply:
     interrupted: bool = False
     finished: bool = False
     error: BaseException | None = None
+    tool_steps: list[ToolStep] = field(default_factory=list)
+    filler_used: bool = False
 
     @property
     def text(self) -> str:
@@ -62,6 +67,38 @@ class Reply:
 
     def heard_text(self) -> str:
         return self.spoken.heard(self.heard_ms)
+
+    def outcome(self, *, caller_gone: bool) -> ReplyStatus:
+        """How the reply ended, for its turn's record."""
+        if self.played.is_set() and not self.interrupted and self.error is None:
+            return "played"
+        if self.interrupted:
+            return "interrupted"
+        if self.error is not None:
+            return "failed"
+        return "hung_up" if caller_gone else "cut_off"
+
+    def segments(self) -> list[tuple[str, ToolStep | None]]:
+        """The reply's text cut where the model called tools: each piece of text with the
+        step that followed it, then the text after the last step."""
+        parts: list[tuple[str, ToolStep | None]] = []
+        start = 0
+        for step in self.tool_steps:
+            parts.append((" ".join(self.pieces[start : step.pieces_before]), step))
+            start = step.pieces_before
+        parts.append((" ".join(self.pieces[start:]), None))
+        return parts
+
+    def step_messages(self) -> list[Message]:
+        """This reply's tool calls and results so far, for its next LLM request."""
+        return [m for text, step in self.segments() if step for m in step.messages(text)]
+
+    def add_usage(self, usage: Usage) -> None:
+        m = self.metrics
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens"):
+            value = getattr(usage, name)
+            if value is not None:
+                setattr(m, name, (getattr(m, name) or 0) + value)
 
 
 def _first_error(exc: BaseException) -> BaseException:
@@ -87,6 +124,10 @@ class ReplyPipeline:
         max_segment_chars: int,
         call_id: str,
         llm_policy: RetryPolicy | None = None,
+        tools: ToolRunner | None = None,
+        settle: Callable[[], Awaitable[None]] | None = None,
+        filler: str = "",
+        filler_after_s: float = 1.5,
     ) -> None:
         self.llm = llm
         self.tts_session = tts_session
@@ -100,6 +141,10 @@ class ReplyPipeline:
         self.max_segment_chars = max_segment_chars
         self.call_id = call_id
         self.llm_policy = llm_policy or llm.retry_policy
+        self.tools = tools
+        self._settle = settle
+        self.filler = filler.strip()
+        self.filler_after_s = filler_after_s
         self._mark_seq = 0
 
     async def run(self, reply: Reply) -> None:
@@ -124,6 +169,13 @@ class ReplyPipeline:
             with anyio.CancelScope(shield=True):
                 await utterance.cancel()
 
+    async def prewarm(self) -> None:
+        """Open the LLM's connection while the caller is still speaking."""
+        try:
+            await self.llm.prewarm()
+        except Exception as exc:  # a cold first turn, not a failed call
+            logger.info("call=%s: LLM prewarm failed: %s", self.call_id, exc)
+
     # -- text in ---------------------------------------------------------------------------
 
     def _segmenter(self) -> SentenceSegmenter:
@@ -137,28 +189,22 @@ class ReplyPipeline:
             for piece in segmenter.push(reply.fixed_text) + segmenter.flush():
                 await self._push_piece(reply, utterance, piece)
         else:
+            if self._settle is not None:
+                await self._settle()  # a tool from an earlier turn may still be finishing
             stamp(reply.metrics, "llm_request")
-
-            # Retry only what can safely be repeated: a retryable provider error before any
-            # piece of this reply went to the TTS (so no audio of it can have played).
-            # The callbacks hold plain values and the pieces list, not the pipeline: tenacity
-            # keeps them in a reference cycle, which must not keep the call alive.
-            call_id, reply_id, pieces = self.call_id, reply.id, reply.pieces
-
-            def before_retry(attempt: int, error: BaseException) -> None:
-                logger.warning(
-                    "call=%s reply %d: LLM attempt %d failed (%s); retrying",
-                    call_id,
-                    reply_id,
-                    attempt,
-                    error,
-                )
-
-            retrying = self.llm_policy.retrying(lambda _: not pieces, before_retry=before_retry)
             try:
-                async for attempt in retrying:
-                    with attempt:
-                        await self._stream_llm(reply, utterance)
+                for _ in range(MAX_TOOL_ROUNDS + 1):
+                    calls = await self._llm_round(reply, utterance)
+                    if not calls:
+                        break
+                    await self._call_tools(reply, utterance, calls)
+                else:
+                    logger.warning(
+                        "call=%s reply %d: still calling tools after %d rounds; stopping",
+                        self.call_id,
+                        reply.id,
+                        MAX_TOOL_ROUNDS,
+                    )
             except Exception as exc:
                 if not reply.pieces:
                     raise
@@ -175,19 +221,72 @@ class ReplyPipeline:
         await utterance.flush()
         await utterance.end()
 
-    async def _stream_llm(self, reply: Reply, utterance: Utterance) -> None:
+    async def _llm_round(self, reply: Reply, utterance: Utterance) -> list[ToolCall]:
+        """One LLM request, retried while nothing of it has gone to the TTS (so no audio
+        of it can have played); returns the tools it called."""
+        # The callbacks hold plain values and the pieces list, not the pipeline: tenacity
+        # keeps them in a reference cycle, which must not keep the call alive.
+        call_id, reply_id, pieces = self.call_id, reply.id, reply.pieces
+        before = len(pieces)
+
+        def before_retry(attempt: int, error: BaseException) -> None:
+            logger.warning(
+                "call=%s reply %d: LLM attempt %d failed (%s); retrying",
+                call_id,
+                reply_id,
+                attempt,
+                error,
+            )
+
+        retrying = self.llm_policy.retrying(
+            lambda _: len(pieces) == before, before_retry=before_retry
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._stream_llm(reply, utterance)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _stream_llm(self, reply: Reply, utterance: Utterance) -> list[ToolCall]:
         segmenter = self._segmenter()
+        calls: list[ToolCall] = []
         events: AsyncIterator[Any] = self.llm.stream(
-            self._messages(), max_tokens=self.max_tokens, temperature=self.temperature
+            [*self._messages(), *reply.step_messages()],
+            tools=(self.tools.specs or None) if self.tools else None,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
         )
         async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
             async for event in stream:
-                if isinstance(event, TextDelta) and event.text:
-                    stamp(reply.metrics, "llm_first_token")
-                    for piece in segmenter.push(event.text):
-                        await self._push_piece(reply, utterance, piece)
+                if isinstance(event, TextDelta):
+                    if event.text:
+                        stamp(reply.metrics, "llm_first_token")
+                        for piece in segmenter.push(event.text):
+                            await self._push_piece(reply, utterance, piece)
+                elif isinstance(event, ToolCall):
+                    calls.append(event)
+                elif isinstance(event, Usage):
+                    reply.add_usage(event)
         for piece in segmenter.flush():
             await self._push_piece(reply, utterance, piece)
+        return calls
+
+    async def _call_tools(self, reply: Reply, utterance: Utterance, calls: list[ToolCall]) -> None:
+        """Run the calls while what the model said before them plays; if they are slow,
+        say the filler (once a turn); wait for every result."""
+        step = ToolStep(tuple(calls), pieces_before=len(reply.pieces))
+        reply.tool_steps.append(step)
+        if self.tools is None:  # the model called a tool it was not offered
+            for call in calls:
+                step.set_result(call.id, f"Error: there is no tool named {call.name!r}")
+            return
+        self.tools.start(step, reply.metrics.tools)
+        if self.filler and not reply.filler_used:
+            with anyio.move_on_after(self.filler_after_s):
+                await step.done.wait()
+            if not step.done.is_set():
+                reply.filler_used = True
+                await self._push_piece(reply, utterance, self.filler)
+        await step.done.wait()
 
     async def _push_piece(self, reply: Reply, utterance: Utterance, piece: str) -> None:
         stamp(reply.metrics, "first_segment")

@@ -12,11 +12,11 @@ sent. Marks echoed by ``clear`` therefore cannot count as heard.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -27,10 +27,11 @@ from voicekit.clock import loop_clock
 from voicekit.config.sections import AgentSettings, TurnSettings
 from voicekit.errors import VoiceKitError
 from voicekit.llm import LLM
-from voicekit.metrics import format_turn, stamp
+from voicekit.metrics import format_turn, frame_sent, stamp
 from voicekit.plugins import PluginManager
 from voicekit.plugins.observers import Observers
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
+from voicekit.session.actions import CallActions, Keypad
 from voicekit.session.bargein import is_interruption
 from voicekit.session.caller import CallerTurns
 from voicekit.session.closing import CallEnding, caller_ended
@@ -39,10 +40,12 @@ from voicekit.session.inbound_clock import InboundClock
 from voicekit.session.negotiate import choose_format
 from voicekit.session.playout import Playout
 from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
+from voicekit.session.tool_runner import ToolRunner
 from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
 from voicekit.tasks import spawn
 from voicekit.telephony import Dtmf, InboundAudio, MarkReached, MediaStream, StreamStopped
+from voicekit.tools import FunctionTool, builtin_tools
 from voicekit.tts import TTS
 
 __all__ = ["CallSession"]
@@ -50,14 +53,7 @@ __all__ = ["CallSession"]
 logger = logging.getLogger(__name__)
 
 Hangup = Callable[[], Awaitable[None]]
-
-
-def _knowledge(agent: AgentSettings) -> str | None:
-    parts = [agent.knowledge or ""]
-    if agent.knowledge_file is not None:
-        parts.append(Path(agent.knowledge_file).read_text(encoding="utf-8"))
-    text = "\n\n".join(p for p in parts if p.strip())
-    return text or None
+Transfer = Callable[[str], Awaitable[None]]
 
 
 class CallSession(CallEnding):
@@ -74,10 +70,12 @@ class CallSession(CallEnding):
         turn: TurnSettings | None = None,
         hooks: Observers | PluginManager | None = None,
         hangup: Hangup | None = None,
+        transfer: Transfer | None = None,
+        tools: Sequence[FunctionTool] = (),
     ) -> None:
         self.media = media
         self.stt = stt
-        self.llm = llm
+        self.llm = llm.for_call(media.call.call_id)
         self.tts = tts
         self.agent = agent or AgentSettings()
         self.turn = turn or TurnSettings()
@@ -85,11 +83,12 @@ class CallSession(CallEnding):
         self.call_id = media.call.call_id
         self._hooks = hooks if hooks is None or isinstance(hooks, Observers) else Observers(hooks)
         self._hangup = hangup
-        self.history = ConversationHistory(
-            self.agent.instructions,
-            knowledge=_knowledge(self.agent),
-            window=self.agent.history_turns,
-        )
+        self._transfer = transfer
+        self.actions = CallActions(self.call, self.agent.transfer_allowlist)
+        self.tools = [*tools, *builtin_tools(self.agent.builtin_tools)]
+        self._tool_runner: ToolRunner | None = None
+        self._keypad = Keypad(self.agent.dtmf_gap_s, self._keys_done)
+        self.history = ConversationHistory.for_agent(self.agent)
         self.record = CallRecord(call=self.call, started_at=time.time())
         self._voicemail = VoicemailDetector(self.turn.voicemail_phrases)
         self.stt_format = choose_format(media.inbound_format, stt.input_formats)
@@ -146,6 +145,14 @@ class CallSession(CallEnding):
                 tts_session = await stack.enter_async_context(
                     self.tts.session(self.tts_format, call_id=self.call_id)
                 )
+                if self.tools:
+                    self._tool_runner = ToolRunner(
+                        self.tools,
+                        self.actions,
+                        timeout_s=self.agent.tool_timeout_s,
+                        call_id=self.call_id,
+                    )
+                    stack.push_async_callback(self._tool_runner.aclose)
                 self._pipeline = ReplyPipeline(
                     llm=self.llm,
                     tts_session=tts_session,
@@ -157,9 +164,14 @@ class CallSession(CallEnding):
                     first_clause_min_chars=self.turn.first_clause_min_chars,
                     max_segment_chars=self.turn.max_segment_chars,
                     call_id=self.call_id,
+                    tools=self._tool_runner,
+                    settle=functools.partial(self.history.settled, self.agent.tool_timeout_s),
+                    filler=self.agent.filler,
+                    filler_after_s=self.agent.filler_after_s,
                 )
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    spawn(tg, self._pipeline.prewarm)
                     spawn(tg, self._media_loop, stt_stream)
                     spawn(tg, self._stt_loop, stt_stream)
                     spawn(tg, self.playout.run)
@@ -177,6 +189,8 @@ class CallSession(CallEnding):
             for reply in list(self._replies.values()):
                 self._complete_reply(reply)
             self.playout.detach()
+            self._keypad.detach()
+            self.record.total_usage()
             self.record.ended_at = time.time()
             self.record.end_reason = self.end_reason
             logger.info(
@@ -213,6 +227,7 @@ class CallSession(CallEnding):
                         self._pipeline.mark_reached(event.name)
                 elif isinstance(event, Dtmf):
                     logger.info("call=%s: caller pressed %s", self.call_id, event.digit)
+                    self._keypad.press(event.digit, self._tg)
                 elif isinstance(event, StreamStopped):
                     self._end("media_error" if event.failed else "caller_hangup")
                     return
@@ -227,15 +242,10 @@ class CallSession(CallEnding):
         reply = self._replies.get(reply_id)
         if reply is None:
             return
-        metrics = reply.metrics
         if not reply.started_playing:
             reply.started_playing = True
-            stamp(metrics, "first_frame_sent")
-        metrics.frames_sent += 1
-        if late_s * 1000 > metrics.max_frame_late_ms:
-            metrics.max_frame_late_ms = late_s * 1000
-        if late_s > self.playout.lead:
-            metrics.underruns += 1
+            stamp(reply.metrics, "first_frame_sent")
+        frame_sent(reply.metrics, late_s, self.playout.lead)
 
     # -- the caller's words ------------------------------------------------------------------
 
@@ -293,10 +303,19 @@ class CallSession(CallEnding):
         if not text or self._closing:
             return
         now = anyio.current_time()
+        await self._caller_turn(text, self._clock.arrival(event.end_ms) or now, now)
+
+    def _keys_done(self, digits: str) -> None:
+        if self._tg is not None and not self._closing:
+            now = anyio.current_time()
+            spawn(self._tg, self._caller_turn, f"[caller pressed {digits}]", now, now)
+
+    async def _caller_turn(self, text: str, speech_end: float, now: float) -> None:
+        """A turn of the caller (words, or keys): replaces any reply, starts the answer."""
         self._turn_seq += 1
         self._idle_prompts_used = 0
         metrics = TurnMetrics(turn_index=self._turn_seq, user_text=text)
-        stamp(metrics, "user_speech_end", self._clock.arrival(event.end_ms) or now)
+        stamp(metrics, "user_speech_end", speech_end)
         stamp(metrics, "stt_end_of_turn", now)
         self.record.transcript.append(TranscriptEntry("user", text, time.time()))
         if self._caller.turns == 1 and self.turn.voicemail_action != "ignore":
@@ -345,27 +364,16 @@ class CallSession(CallEnding):
         if self._current is reply:
             self._current = None
         self._last_reply = reply
-        played = reply.played.is_set() and not reply.interrupted and reply.error is None
+        m = reply.metrics
+        m.status = reply.outcome(caller_gone=caller_ended(self.end_reason))
         # Only words the far end confirmed as played were heard: a reply cut short by a
         # barge-in, a failure or the end of the call keeps just those.
-        heard = reply.text if played else reply.heard_text()
-        m = reply.metrics
+        heard = reply.text if m.status == "played" else reply.heard_text()
         m.agent_text, m.heard_text, m.interrupted = reply.text, heard, reply.interrupted
-        m.status = (
-            "played"
-            if played
-            else "interrupted"
-            if reply.interrupted
-            else "failed"
-            if reply.error is not None
-            else "hung_up"
-            if caller_ended(self.end_reason)
-            else "cut_off"
-        )
         if reply.error is not None:
             m.error = f"{type(reply.error).__name__}: {reply.error}"
+        self.history.add_reply(reply.segments(), heard)
         if heard:
-            self.history.add_assistant(heard)
             self.record.transcript.append(
                 TranscriptEntry("agent", heard, time.time(), interrupted=reply.interrupted)
             )
@@ -375,7 +383,3 @@ class CallSession(CallEnding):
         self._notify("turn_completed", call=self.call, turn=m)
         self._after_reply(reply)
         reply.done.set()
-
-    def _after_reply(self, reply: Reply) -> None:
-        if reply.error is not None and reply.kind == "answer" and not self._closing:
-            self._start_reply("apology", self.agent.apology)

@@ -1,4 +1,10 @@
-"""A scripted streaming LLM with controllable latency and failures."""
+"""A scripted streaming LLM with controllable latency and failures.
+
+A scripted reply may call tools: ``"Let me check. [[opening_hours {"day": "monday"}]]"``
+streams "Let me check." and then a ``ToolCall`` of ``opening_hours`` with those
+arguments (several markers: several calls). The next request, carrying the results, gets
+the next scripted reply.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,22 @@ import anyio
 from pydantic import Field
 
 from voicekit.errors import ProviderError
-from voicekit.llm import LLM, LLMEvent, Message, TextDelta, Tool, Usage
+from voicekit.llm import LLM, LLMEvent, Message, TextDelta, Tool, ToolCall, Usage
 from voicekit.provider import ProviderSettings
 
-__all__ = ["FakeLLM", "FakeLLMSettings", "tokenize"]
+__all__ = ["FakeLLM", "FakeLLMSettings", "tokenize", "tool_calls_in"]
 
 _TOKEN = re.compile(r"\s*[\w'$%@/:-]+|\s*[^\w\s]+|\s+")
+_TOOL_MARKER = re.compile(r"\[\[(\w[\w-]*)\s*(\{.*?\})?\]\]", re.S)
+
+
+def tool_calls_in(reply: str, request_index: int) -> tuple[str, list[ToolCall]]:
+    """A scripted reply's text and the tool calls its ``[[name {json}]]`` markers make."""
+    calls = [
+        ToolCall(f"fake-call-{request_index}-{n}", m[1], m[2] or "{}")
+        for n, m in enumerate(_TOOL_MARKER.finditer(reply))
+    ]
+    return _TOOL_MARKER.sub("", reply).strip(), calls
 
 
 def tokenize(text: str) -> list[str]:
@@ -49,6 +65,7 @@ class FakeLLM(LLM[FakeLLMSettings]):
     def __init__(self, settings: FakeLLMSettings | None = None) -> None:
         super().__init__(settings)
         self.requests: list[list[Message]] = []
+        self.tools_offered: list[list[str]] = []  # the tool names of each request
         self.cancelled = 0
         self.completed = 0
 
@@ -68,10 +85,12 @@ class FakeLLM(LLM[FakeLLMSettings]):
         assert isinstance(s, FakeLLMSettings)
         index = len(self.requests)
         self.requests.append(list(messages))
+        self.tools_offered.append([t.name for t in tools or ()])
         reply = s.replies[index] if index < len(s.replies) else s.default_reply
         if s.echo:
             last = next((m.content for m in reversed(messages) if m.role == "user"), "")
             reply = f"You said: {last}."
+        reply, calls = tool_calls_in(reply, index)
         tokens = tokenize(reply)
         if max_tokens is not None:
             tokens = tokens[:max_tokens]
@@ -89,6 +108,8 @@ class FakeLLM(LLM[FakeLLMSettings]):
                 yield TextDelta(token)
             if s.fail_on_reply == index and s.fail_after_tokens >= len(tokens):
                 raise ProviderError("scripted failure", provider="fake", retryable=s.fail_retryable)
+            for call in calls:
+                yield call
             finished = True
             yield Usage(
                 input_tokens=sum(len(m.content.split()) for m in messages),

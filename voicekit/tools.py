@@ -1,0 +1,228 @@
+"""Tools the model can call during a call: async Python functions with a JSON-Schema
+description.
+
+Write one with :func:`tool`; give tools to a call in code (``CallSession(..., tools=[...])``,
+``create_app(..., tools=[...])``) or from a plugin's ``register_tools(register)`` hook::
+
+    @voicekit.tool(description="Opening hours on a given day of the week.")
+    async def opening_hours(day: str) -> str:
+        return HOURS.get(day.lower(), "closed")
+
+Parameters come from the function's signature (``str``, ``int``, ``float``, ``bool``,
+optionally ``Literal[...]``; a parameter without a default is required) unless a
+``parameters`` schema is given. A tool that wants to act on the call (hang up, transfer)
+declares a ``context: ToolContext`` parameter; it is passed in and not shown to the model.
+
+The session runs a tool when the model asks, with a timeout, and sends the result back to
+the model as text (a dict or list as JSON). A tool that raises, or times out, returns its
+error to the model, never to the caller. ``end_call`` and ``transfer_call`` are built in
+(:func:`builtin_tools`), offered when ``[agent] builtin_tools`` names them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import types
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import (
+    Any,
+    Literal,
+    Protocol,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+    overload,
+)
+
+from voicekit.llm import Tool
+from voicekit.telephony import CallInfo
+
+__all__ = [
+    "FunctionTool",
+    "ToolContext",
+    "builtin_tools",
+    "tool",
+    "tool_result_text",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ToolContext(Protocol):
+    """What a tool may do to the call it runs in."""
+
+    @property
+    def call(self) -> CallInfo: ...
+
+    def end_call(self) -> None:
+        """Hang up once the reply in progress (its goodbye) has played."""
+
+    def transfer(self, to: str) -> None:
+        """Transfer the call once the reply in progress has played."""
+
+    def may_transfer_to(self, to: str) -> bool:
+        """Whether ``to`` is in ``[agent] transfer_allowlist``."""
+
+
+@dataclass(frozen=True)
+class FunctionTool:
+    """A tool: its description for the model, and the function that runs it."""
+
+    name: str
+    description: str
+    handler: Callable[..., Awaitable[Any]]
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    timeout_s: float | None = None  # None: ``[agent] tool_timeout_s``
+    wants_context: bool = False
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(
+                f"tool name {self.name!r}: letters, digits, '_' and '-' only, at most 64"
+            )
+        if not inspect.iscoroutinefunction(self.handler):
+            raise TypeError(f"tool {self.name!r}: the handler must be an async function")
+
+    @property
+    def spec(self) -> Tool:
+        """What the model is told about the tool."""
+        return Tool(self.name, self.description, self.parameters)
+
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> Any:
+        kwargs = dict(arguments)
+        if self.wants_context:
+            kwargs["context"] = context
+        return await self.handler(**kwargs)
+
+
+@overload
+def tool(func: Callable[..., Awaitable[Any]]) -> FunctionTool: ...
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    timeout_s: float | None = None,
+) -> Callable[[Callable[..., Awaitable[Any]]], FunctionTool]: ...
+def tool(
+    func: Callable[..., Awaitable[Any]] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    timeout_s: float | None = None,
+) -> FunctionTool | Callable[[Callable[..., Awaitable[Any]]], FunctionTool]:
+    """Make an async function a :class:`FunctionTool` (usable bare or with options)."""
+
+    def wrap(f: Callable[..., Awaitable[Any]]) -> FunctionTool:
+        text = description or inspect.getdoc(f) or ""
+        if not text:
+            raise ValueError(f"tool {f.__name__!r} needs a description (or a docstring)")
+        wants_context = "context" in inspect.signature(f).parameters
+        return FunctionTool(
+            name=name or f.__name__,
+            description=text,
+            handler=f,
+            parameters=dict(parameters) if parameters is not None else _schema_of(f),
+            timeout_s=timeout_s,
+            wants_context=wants_context,
+        )
+
+    return wrap(func) if func is not None else wrap
+
+
+_JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _schema_of(func: Callable[..., Any]) -> dict[str, Any]:
+    """A JSON Schema object for ``func``'s parameters (``context`` excluded)."""
+    hints = get_type_hints(func)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for param in inspect.signature(func).parameters.values():
+        if param.name == "context":
+            continue
+        properties[param.name] = _schema_of_type(hints.get(param.name, str), func, param.name)
+        if param.default is inspect.Parameter.empty:
+            required.append(param.name)
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _schema_of_type(hint: Any, func: Callable[..., Any], name: str) -> dict[str, Any]:
+    origin = get_origin(hint)
+    if origin is Literal:
+        values = list(get_args(hint))
+        return {"type": _JSON_TYPES.get(type(values[0]), "string"), "enum": values}
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if len(options) == 1:
+            return _schema_of_type(options[0], func, name)
+    if origin in (list, Sequence, tuple):
+        items = get_args(hint)
+        return {"type": "array", "items": _schema_of_type(items[0], func, name) if items else {}}
+    if hint in _JSON_TYPES:
+        return {"type": _JSON_TYPES[hint]}
+    raise TypeError(
+        f"tool {func.__name__!r}: parameter {name!r} has type {hint!r}; use str, int, float, "
+        "bool, Literal or list of those, or pass parameters= (a JSON Schema)"
+    )
+
+
+def tool_result_text(value: Any) -> str:
+    """A tool's return value as the text the model reads."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def builtin_tools(names: Sequence[str]) -> list[FunctionTool]:
+    """The built-in tools called ``names`` (``end_call``, ``transfer_call``)."""
+    found = {"end_call": _end_call, "transfer_call": _transfer_call}
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        raise ValueError(f"unknown built-in tools {unknown}; there are {sorted(found)}")
+    return [found[n] for n in names]
+
+
+@tool(
+    name="end_call",
+    description="End the call, after your reply (say goodbye in it) has been heard. Use it "
+    "when the caller has nothing more to ask or wants to hang up.",
+    parameters={"type": "object", "properties": {}},
+)
+async def _end_call(context: ToolContext) -> str:
+    context.end_call()
+    return "The call will end once your reply has been heard."
+
+
+@tool(
+    name="transfer_call",
+    description="Transfer the caller to a person or department at one of the numbers you "
+    "were given. Only those numbers are allowed.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "destination": {
+                "type": "string",
+                "description": "The phone number (E.164) or SIP URI to transfer to.",
+            }
+        },
+        "required": ["destination"],
+    },
+)
+async def _transfer_call(destination: str, context: ToolContext) -> str:
+    if not context.may_transfer_to(destination):
+        return f"Refused: {destination} is not a number this agent may transfer to."
+    context.transfer(destination)
+    return f"The caller will be transferred to {destination} once your reply has been heard."

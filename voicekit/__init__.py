@@ -50,6 +50,7 @@ from voicekit.telephony import (
     Telephony,
 )
 from voicekit.text import SentenceSegmenter
+from voicekit.tools import FunctionTool, ToolContext, tool
 from voicekit.tts import TTS, Alignment, AudioChunk, TTSSession, Utterance
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "Dtmf",
     "EndOfTurn",
     "Framer",
+    "FunctionTool",
     "InboundAudio",
     "MarkReached",
     "MediaStream",
@@ -97,6 +99,7 @@ __all__ = [
     "TextDelta",
     "Tool",
     "ToolCall",
+    "ToolContext",
     "Transcript",
     "TranscriptEntry",
     "TurnMetrics",
@@ -113,6 +116,7 @@ __all__ = [
     "hookimpl",
     "load_plugins",
     "load_settings",
+    "tool",
     "ulaw_decode",
     "ulaw_encode",
 ]

@@ -77,19 +77,19 @@ class Keypad:
         self.gap_s = gap_s
         self._on_keys: Callable[[str], None] | None = on_keys
         self._digits = ""
-        self._last = 0.0
+        self._presses = 0
 
     def press(self, digit: str, tg: TaskGroup | None) -> None:
         self._digits += digit
-        self._last = anyio.current_time()
+        self._presses += 1
         if digit == "#":
             self._done()
         elif tg is not None:
-            spawn(tg, self._after_gap)
+            spawn(tg, self._after_gap, self._presses)
 
-    async def _after_gap(self) -> None:
+    async def _after_gap(self, presses: int) -> None:
         await anyio.sleep(self.gap_s)
-        if self._digits and anyio.current_time() - self._last >= self.gap_s:
+        if self._presses == presses:  # no key since this one
             self._done()
 
     def _done(self) -> None:

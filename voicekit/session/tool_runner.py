@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
 
 import anyio
@@ -51,7 +50,7 @@ class ToolRunner:
             self._tasks.start(self._run, step, call, runs)
 
     async def _run(self, step: ToolStep, call: ToolCall, runs: list[ToolRun]) -> None:
-        started = time.perf_counter()
+        started = anyio.current_time()
         error: str | None = None
         tool = self.tools.get(call.name)
         timeout = (tool.timeout_s if tool else None) or self.timeout_s
@@ -71,7 +70,7 @@ class ToolRunner:
             logger.warning("call=%s: tool %s failed: %s", self.call_id, call.name, error)
             result = f"Error: {error}"
         runs.append(
-            ToolRun(call.name, call.arguments, (time.perf_counter() - started) * 1000, error)
+            ToolRun(call.name, call.arguments, (anyio.current_time() - started) * 1000, error)
         )
         step.set_result(call.id, result)
 

@@ -1,0 +1,224 @@
+"""Tools in the call, on the virtual clock: a tool mid-reply with filler and continuation,
+end_call, transfer_call and its allow-list, barge-in during a tool, DTMF."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import anyio
+import pytest
+
+from tests.session_helpers import Call, anyio_backend, make_call, run_call, until  # noqa: F401
+from voicekit import tool
+from voicekit.llm import Message
+from voicekit.tools import FunctionTool, ToolContext
+
+pytestmark = pytest.mark.anyio
+
+
+def with_tools(call: Call, *tools: FunctionTool) -> Call:
+    call.session.tools = [*tools, *call.session.tools]
+    return call
+
+
+async def test_a_slow_tool_mid_reply_gets_one_filler_and_the_reply_goes_on() -> None:
+    done: list[str] = []
+
+    @tool(description="Opening hours on a day.")
+    async def opening_hours(day: str) -> dict[str, str]:
+        await anyio.sleep(4.0)  # slower than filler_after_s
+        done.append(day)
+        return {"day": day, "hours": "9 to 5"}
+
+    call = with_tools(
+        make_call(
+            utterances=["when do you open on monday"],
+            replies=['Let me check. [[opening_hours {"day": "monday"}]]', "We open at nine."],
+            agent={"filler": "One moment, please.", "filler_after_s": 1.5},
+        ),
+        opening_hours,
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: c.session.record.turns)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    turn = record.turns[0]
+    assert turn.heard_text == "Let me check. One moment, please. We open at nine."
+    assert done == ["monday"] and [t.name for t in turn.tools] == ["opening_hours"]
+    assert turn.tools[0].error is None and turn.tools[0].ms >= 4000
+    assert len(call.tts.all_utterances) == 1  # one utterance: spoken on, not restarted
+    assert call.llm.tools_offered[0] == ["opening_hours"]
+    second = call.llm.requests[1]  # the continuation: the calls and their result
+    assistant, result = second[-2], second[-1]
+    assert assistant.role == "assistant" and assistant.tool_calls[0].name == "opening_hours"
+    assert assistant.content == "Let me check."
+    assert result == Message(
+        "tool", '{"day": "monday", "hours": "9 to 5"}', tool_call_id=assistant.tool_calls[0].id
+    )
+
+
+async def test_a_fast_tool_needs_no_filler_and_a_failing_one_tells_the_model() -> None:
+    @tool(description="Always fails.")
+    async def broken() -> str:
+        raise RuntimeError("database down")
+
+    call = with_tools(
+        make_call(
+            utterances=["check my booking"],
+            replies=["[[broken]]", "Sorry, I cannot see bookings right now."],
+        ),
+        broken,
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: c.session.record.turns)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert record.turns[0].heard_text == "Sorry, I cannot see bookings right now."
+    tool_message = call.llm.requests[1][-1]
+    assert tool_message.role == "tool"
+    assert tool_message.content == "Error: RuntimeError: database down"
+    assert record.turns[0].tools[0].error == "RuntimeError: database down"
+
+
+async def test_end_call_hangs_up_after_the_goodbye_has_played() -> None:
+    call = make_call(
+        utterances=["that is all thanks"],
+        replies=["Thanks for calling, goodbye! [[end_call]]", ""],
+        agent={"builtin_tools": ["end_call"]},
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: c.hangups)
+
+    record = await run_call(call, caller)
+    assert record.end_reason == "agent_hangup"
+    assert record.turns[0].heard_text == "Thanks for calling, goodbye!"
+    assert record.turns[0].status == "played"
+    # The hang-up came after the goodbye's last audio played, not when it was sent.
+    assert call.hangups[0] >= call.session.record.turns[0].first_mark_reached  # type: ignore[operator]
+    assert call.llm.tools_offered[0] == ["end_call"]
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+async def test_transfer_call_only_to_the_allowlist(allowed: bool) -> None:
+    transfers: list[str] = []
+    call = make_call(
+        utterances=["let me talk to a person"],
+        replies=[
+            'Putting you through. [[transfer_call {"destination": "+1 (555) 123-0000"}]]',
+            "One moment.",
+        ],
+        agent={
+            "builtin_tools": ["transfer_call"],
+            "transfer_allowlist": ["+15551230000"] if allowed else ["+15559999999"],
+        },
+    )
+
+    async def transfer(to: str) -> None:
+        transfers.append(to)
+
+    call.session._transfer = transfer
+
+    async def caller(c: Call) -> None:
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: c.session.record.turns)
+        await anyio.sleep(2)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    result = call.llm.requests[1][-1].content
+    if allowed:
+        assert transfers == ["+1 (555) 123-0000"] and record.end_reason == "transferred"
+        assert result.startswith("The caller will be transferred")
+    else:
+        assert transfers == [] and record.end_reason != "transferred"
+        assert result == "Refused: +1 (555) 123-0000 is not a number this agent may transfer to."
+
+
+async def test_a_tool_running_at_barge_in_finishes_and_the_model_learns_its_result() -> None:
+    booked: list[str] = []
+
+    @tool(description="Book a table.")
+    async def book(time: str) -> str:
+        await anyio.sleep(3.0)
+        booked.append(time)
+        return f"booked for {time}"
+
+    call = with_tools(
+        make_call(
+            utterances=["book a table at seven", "actually wait"],
+            replies=[
+                'I am booking that for you now, please hold on. [[book {"time": "19:00"}]]',
+                "Done, you are booked.",
+                "Sure, what would you like to change?",
+            ],
+            agent={"filler": ""},
+        ),
+        book,
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: c.tts.all_utterances and c.media.played_ms() > 1500)
+        await c.say(700, then_silence_ms=400)  # barges in while the tool runs
+        await until(lambda: len(c.session.record.turns) >= 2)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert record.turns[0].interrupted and booked == ["19:00"]
+    last_request = call.llm.requests[-1]  # the reply to "actually wait"
+    tool_results = [m for m in last_request if m.role == "tool"]
+    assert [m.content for m in tool_results] == ["booked for 19:00"]
+    assert last_request[-1] == Message("user", "actually wait")
+
+
+async def test_keys_the_caller_presses_reach_the_model_as_one_message() -> None:
+    call = make_call(replies=["You chose option one, two."])
+
+    async def caller(c: Call) -> None:
+        await c.quiet(500)
+        for digit in "12#":
+            c.media.press(digit)
+            await anyio.sleep(0.3)
+        await until(lambda: c.session.record.turns)
+        c.media.press("9")  # no '#': sent after the gap
+        await until(lambda: len(c.llm.requests) >= 2)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert record.turns[0].user_text == "[caller pressed 12#]"
+    assert call.llm.requests[0][-1] == Message("user", "[caller pressed 12#]")
+    assert call.llm.requests[1][-1] == Message("user", "[caller pressed 9]")
+
+
+def test_tool_schemas_come_from_the_signature() -> None:
+    @tool(description="Book.")
+    async def book(
+        day: Literal["mon", "tue"], people: int, note: str = "", context: ToolContext | None = None
+    ) -> str:
+        return "ok"
+
+    assert book.parameters == {
+        "type": "object",
+        "properties": {
+            "day": {"type": "string", "enum": ["mon", "tue"]},
+            "people": {"type": "integer"},
+            "note": {"type": "string"},
+        },
+        "required": ["day", "people"],
+    }
+    assert book.wants_context
+    with pytest.raises(TypeError, match="async function"):
+        FunctionTool("x", "y", lambda: None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="letters, digits"):
+
+        @tool(name="no spaces allowed", description="d")
+        async def bad() -> str:
+            return ""

@@ -301,3 +301,20 @@ async def test_closing_a_stream_early_cancels_the_request_promptly() -> None:
         with anyio.fail_after(1):
             await stream.aclose()  # type: ignore[attr-defined]
         await llm.aclose()
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_a_failure_mid_reply_comes_after_the_text_already_streamed(provider: str) -> None:
+    """The stream yields what arrived, then raises (retryable in kind, but the session
+    retries only before any of the reply reached the TTS)."""
+    reply = "We open at nine and close at five on weekdays."
+    emulator = OpenAIEmulator if provider == "openai" else AnthropicEmulator
+    async with emulator(replies=[reply], fail_mid_stream=[4]) as em:
+        llm = openai_for(em) if provider == "openai" else anthropic_for(em)  # type: ignore[arg-type]
+        seen: list[Any] = []
+        with pytest.raises(ProviderUnavailable, match="mid-reply"):
+            async for event in llm.stream(MESSAGES):
+                seen.append(event)
+        await llm.aclose()
+    assert text_of(seen) == "We open at nine"
+    assert len(em.requests) == 1

@@ -21,7 +21,7 @@ import anyio
 from voicekit.errors import ProviderError, ProviderTimeoutError, ProviderUnavailable
 from voicekit.llm import LLM, LLMEvent, Message, TextDelta, Tool, ToolCall, Usage
 from voicekit.provider import ProviderSettings
-from voicekit.provider_errors import network_error, retry_after_s, status_error
+from voicekit.provider_errors import MAX_DETAIL_CHARS, network_error, retry_after_s, status_error
 from voicekit_anthropic.settings import AnthropicSettings
 
 __all__ = ["AnthropicLLM", "claude_messages"]
@@ -70,6 +70,10 @@ def sdk_error(exc: Exception, *, provider: str) -> ProviderError:
     """An ``anthropic`` SDK exception through the core's one error mapping."""
     import anthropic
 
+    if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 400:
+        # An ``error`` event inside a stream the server had answered 200.
+        detail = str(getattr(exc, "message", "") or exc)[:MAX_DETAIL_CHARS]
+        return ProviderUnavailable(f"Anthropic failed mid-reply: {detail}", provider=provider)
     if isinstance(exc, anthropic.APIStatusError):
         return status_error(
             exc.status_code,

@@ -106,7 +106,7 @@ class AnthropicEmulator(LLMScript):
             body = json.loads(await request.body())
         except ValueError:
             return self._error(400, "The request body is not valid JSON.")
-        self.requests.append({"body": body, "headers": dict(request.headers)})
+        self.log_request(body, request.headers)
         if self.fail_next:
             status = self.fail_next.pop(0)
             headers = (
@@ -151,6 +151,7 @@ class AnthropicEmulator(LLMScript):
 
     async def _events(self, body: dict[str, Any], reply: ScriptedReply) -> AsyncIterator[bytes]:
         clock = StreamClock(self)
+        fail_after = self.stream_failure()
         message = {
             "id": f"msg_{secrets.token_hex(8)}",
             "type": "message",
@@ -171,7 +172,13 @@ class AnthropicEmulator(LLMScript):
                 "content_block_start",
                 {"type": "content_block_start", "index": index, "content_block": text_block},
             )
-            async for token in clock.paced(self.tokens(reply.text)):
+            for n, token in enumerate(self.tokens(reply.text)):
+                await clock.tick()
+                if n == fail_after:
+                    error = {"type": "overloaded_error", "message": "Overloaded"}
+                    yield _sse("error", {"type": "error", "error": error})
+                    self.reply_failed()
+                    return
                 output += 1
                 delta = {"type": "text_delta", "text": token}
                 yield _sse(

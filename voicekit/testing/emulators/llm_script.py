@@ -11,7 +11,11 @@ is text, or text followed by tool calls::
 
 Text streams as LLM-like tokens (``voicekit.testing.tokenize``) after ``first_token_ms``,
 at ``tokens_per_second``; tool-call arguments stream in fragments of
-``argument_chunk_chars``.
+``argument_chunk_chars``. Failures: ``fail_next`` answers the next requests with HTTP
+errors (a 429 with ``retry_after_s``), ``fail_mid_stream`` breaks the next streams with
+the service's error event after some tokens, ``connect_delay_ms`` slows each new
+connection's first request. ``requests`` logs each request's body, headers and time
+(``at``, on the event loop's clock).
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class LLMScript:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # HTTP statuses for the next requests
     retry_after_s: float | None = None  # sent with a 429
+    fail_mid_stream: list[int] = field(default_factory=list)  # the next streams: an error
+    # event after this many text tokens (the reply had begun: too late to retry)
     _next: int = 0
     _seen_connections: set[Any] = field(default_factory=set)
 
@@ -74,6 +80,18 @@ class LLMScript:
 
     def tokens(self, text: str) -> list[str]:
         return tokenize(text)
+
+    def stream_failure(self) -> int | None:
+        """For a new stream: after how many text tokens it fails (None: it does not)."""
+        return self.fail_mid_stream.pop(0) if self.fail_mid_stream else None
+
+    def reply_failed(self) -> None:
+        """The reply just streamed broke off: the next request gets it again, as a
+        retried request to a real model would get (much) the same answer."""
+        self._next -= 1
+
+    def log_request(self, body: Any, headers: Any) -> None:
+        self.requests.append({"body": body, "headers": dict(headers), "at": anyio.current_time()})
 
     def argument_pieces(self, arguments: str) -> list[str]:
         size = max(1, self.argument_chunk_chars)

@@ -39,6 +39,12 @@ ERROR_TYPES = {
     500: "server_error",
     503: "server_error",
 }
+MID_STREAM_ERROR = {
+    "message": "The server had an error while processing your request.",
+    "type": "server_error",
+    "param": None,
+    "code": None,
+}
 
 
 class OpenAIEmulator(LLMScript):
@@ -114,7 +120,7 @@ class OpenAIEmulator(LLMScript):
             body = json.loads(await request.body())
         except ValueError:
             return self._error(400, "We could not parse the JSON body of your request.")
-        self.requests.append({"body": body, "headers": dict(request.headers)})
+        self.log_request(body, request.headers)
         if self.fail_next:
             status = self.fail_next.pop(0)
             headers = (
@@ -208,8 +214,14 @@ class OpenAIEmulator(LLMScript):
             return f"data: {json.dumps(data)}\n\n".encode()
 
         clock = StreamClock(self)
+        fail_after = self.stream_failure()
         yield chunk({"role": "assistant", "content": ""})
-        async for token in clock.paced(self.tokens(reply.text)):
+        for n, token in enumerate(self.tokens(reply.text)):
+            await clock.tick()
+            if n == fail_after:
+                yield f"data: {json.dumps({'error': MID_STREAM_ERROR})}\n\n".encode()
+                self.reply_failed()
+                return
             yield chunk({"content": token})
         async for delta in clock.paced(self._tool_deltas(list(reply.tool_calls))):
             yield chunk({"tool_calls": [delta]})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from voicekit.hookspecs import hookimpl
 from voicekit.plugins import PluginManager
 from voicekit.records import CallRecord
 from voicekit.session import CallSession
+from voicekit.tools import FunctionTool
 from voicekit.testing import FakeLLM, FakeMediaStream, FakeSTT, FakeTTS, silence, voice
 
 CHAR_MS = 60.0  # FakeTTS default: each character is 60 ms of audio
@@ -84,6 +85,8 @@ def make_call(
     tts: dict[str, Any] | None = None,
     stt: dict[str, Any] | None = None,
     call_format: AudioFormat = ULAW_8K,
+    transfer: Callable[[str], Awaitable[None]] | None = None,
+    tools: Sequence[FunctionTool] = (),
 ) -> Call:
     media = FakeMediaStream(inbound_format=call_format)
     fake_stt = FakeSTT.scripted(utterances or [], **(stt or {}))
@@ -106,6 +109,8 @@ def make_call(
         agent=agent_settings,
         turn=turn_settings,
         hangup=hangup,
+        transfer=transfer,
+        tools=tools,
         hooks=observers(RecordingHooks(hooks)),
     )
     return Call(media, fake_stt, fake_llm, fake_tts, session, hangups, hooks)

@@ -31,6 +31,7 @@ def test_every_hook_is_specified_and_has_a_docstring() -> None:
         "register_llm",
         "register_tts",
         "register_telephony",
+        "register_tools",
         "call_started",
         "turn_completed",
         "call_ended",

@@ -328,3 +328,74 @@ def test_install_hints_work_from_a_checkout_as_from_pypi(tmp_path: Path) -> None
     )
     assert install_command(dist, "acme") == 'pip install -e "/src/acme[acme]"'
     assert install_command(dist, None) == 'pip install -e "/src/acme"'
+
+
+TOOL_PLUGIN = """
+import voicekit
+
+@voicekit.tool(description="Opening hours on a day.")
+async def {name}(day: str) -> str:
+    return "9 to 5"
+
+@voicekit.hookimpl
+def register_tools(register):
+    register({name})
+"""
+
+
+def test_a_plugins_tools_are_listed_and_offered_in_every_call(
+    plugin_dist: PluginDistFactory,
+) -> None:
+    from voicekit_telnyx import TelnyxTelephony
+    from voicekit_telnyx.settings import TelnyxSettings
+
+    import voicekit
+
+    plugin_dist(
+        "acme-tools", {"acmetools": "acme_tools"}, {"acme_tools": TOOL_PLUGIN.format(name="hours")}
+    )
+    manager = load_plugins({})
+    assert manager.plugins["acmetools"].tools == ["hours"]
+    assert list(manager.tools) == ["hours"]
+    listing = CliRunner().invoke(cli, ["plugins"], env={"VOICEKIT_LOAD_PLUGINS": "acmetools"})
+    assert "tool:hours" in listing.output
+    settings = voicekit.load_settings(
+        stt={"provider": "fake"},
+        llm={"provider": "fake"},
+        tts={"provider": "fake"},
+        server={"public_url": "https://voice.example.com"},
+    )
+    telephony = TelnyxTelephony(TelnyxSettings(api_key="k", public_key="A" * 43 + "="))
+
+    @voicekit.tool(description="The weather.")
+    async def weather(city: str) -> str:
+        return "sunny"
+
+    app = voicekit.create_app(settings, plugins=manager, telephony=telephony, tools=[weather])
+    assert [t.name for t in app.app.state.calls.tools] == ["weather", "hours"]
+    with pytest.raises(ConfigError, match="two tools are named 'hours'"):
+        voicekit.create_app(settings, plugins=manager, telephony=telephony, tools=[hours_too()])
+
+
+def hours_too() -> object:
+    import voicekit
+
+    @voicekit.tool(description="Another.")
+    async def hours() -> str:
+        return ""
+
+    return hours
+
+
+def test_a_tool_name_taken_by_a_builtin_or_another_plugin_is_an_error_naming_both(
+    plugin_dist: PluginDistFactory,
+) -> None:
+    plugin_dist("t-one", {"tone": "t_one"}, {"t_one": TOOL_PLUGIN.format(name="hours")})
+    plugin_dist("t-two", {"ttwo": "t_two"}, {"t_two": TOOL_PLUGIN.format(name="hours")})
+    with pytest.raises(PluginError) as err:
+        load_plugins({})
+    assert "'hours'" in str(err.value) and "'tone'" in str(err.value)
+    assert "'ttwo'" in str(err.value) and "VOICEKIT_BLOCK_PLUGINS" in str(err.value)
+    plugin_dist("t-three", {"tthree": "t_three"}, {"t_three": TOOL_PLUGIN.format(name="end_call")})
+    with pytest.raises(PluginError, match="built in"):
+        load_plugins({"VOICEKIT_BLOCK_PLUGINS": "ttwo"})

@@ -19,7 +19,14 @@ from anyio.abc import Process
 
 from voicekit.audio import ULAW_8K
 from voicekit.testing import voice
-from voicekit.testing.emulators import ElevenLabsEmulator, SonioxEmulator, TelnyxEmulator
+from voicekit.testing.emulators import (
+    ElevenLabsEmulator,
+    OpenAIEmulator,
+    ScriptedReply,
+    ScriptedToolCall,
+    SonioxEmulator,
+    TelnyxEmulator,
+)
 from voicekit.testing.phone import PhoneSimulator
 
 pytestmark = pytest.mark.anyio
@@ -41,7 +48,9 @@ def server_toml(
     agent: str,
     server: str = "",
     telnyx_extra: str = "",
-    fake: str,
+    fake: str = "",
+    llm: str = "fake",
+    providers: str = "",
 ) -> str:
     """A voicekit.toml wiring a server on ``port`` to the emulators and the phone."""
     return f"""
@@ -50,7 +59,7 @@ def server_toml(
 [stt]
 provider = "soniox"
 [llm]
-provider = "fake"
+provider = "{llm}"
 [tts]
 provider = "elevenlabs"
 [telephony]
@@ -74,6 +83,7 @@ base_url = "{telnyx.url}"
 {telnyx_extra}
 [providers.fake]
 {fake}
+{providers}
 """
 
 
@@ -251,3 +261,49 @@ async def test_dial_calls_out_runs_the_agent_and_exits(tmp_path: Path) -> None:
     assert "dialling +15557654321" in output
     dial = telnyx.commands[0]
     assert dial.action == "dial" and dial.body["to"] == "+15557654321"
+
+
+async def test_serve_with_the_openai_provider_end_to_end(tmp_path: Path) -> None:
+    """Every wire protocol real: Telnyx webhooks and media (phone simulator), Soniox and
+    ElevenLabs WebSockets, OpenAI Chat Completions over HTTP. The model's first request
+    fails (503) and is retried before any word was spoken; its reply calls the built-in
+    transfer_call tool, and the server transfers the call once the words have played."""
+    records = tmp_path / "records"
+    put_through = ScriptedReply(
+        "Putting you through to sales now.",
+        tool_calls=[ScriptedToolCall("transfer_call", '{"destination": "+1 555 123 0000"}')],
+    )
+    async with OpenAIEmulator(replies=[put_through, ""], fail_next=[503]) as em:
+        async with voicekit_process(
+            tmp_path,
+            ["serve"],
+            utterances=["sales please"],
+            agent='first_speaker = "caller"\nbuiltin_tools = ["transfer_call"]\n'
+            'transfer_allowlist = ["+15551230000"]',
+            server=f'records_dir = "{records}"',
+            llm="openai",
+            providers=f'[providers.openai]\napi_key = "{em.api_key}"\nbase_url = "{em.url}"\n'
+            'model = "gpt-test"',
+        ) as run:
+            await wait_healthy(run.port)
+            async with run.phone.call() as call:
+                await call.say(voice(600, ULAW_8K))
+                transfer = await run.telnyx.wait_for("transfer", call.call_id, limit_s=20)
+                heard = len(call.agent_audio)
+            run.process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(20):
+                assert await run.process.wait() == 0
+    assert transfer.body["to"] == "+1 555 123 0000"
+    assert "hangup" not in run.telnyx.actions(call.call_id)  # transferred, not hung up
+    # Every word was heard before the transfer: the emulator speaks 20 ms per character,
+    # 8 bytes per ms of mu-law.
+    assert heard >= 8 * 20 * len("Putting you through to sales now.")
+    first, retried, after_tool = em.requests
+    assert first["body"] == retried["body"] and first["body"]["model"] == "gpt-test"
+    assert [t["function"]["name"] for t in first["body"]["tools"]] == ["transfer_call"]
+    assert after_tool["body"]["messages"][-1]["role"] == "tool"
+    saved = json.loads(next(records.glob("*.json")).read_text())
+    assert saved["end_reason"] == "transferred"
+    turn = saved["turns"][0]
+    assert turn["heard_text"] == "Putting you through to sales now."
+    assert turn["input_tokens"] > 0 and turn["tools"][0]["name"] == "transfer_call"

@@ -16,11 +16,6 @@ from voicekit.tools import FunctionTool, ToolContext
 pytestmark = pytest.mark.anyio
 
 
-def with_tools(call: Call, *tools: FunctionTool) -> Call:
-    call.session.tools = [*tools, *call.session.tools]
-    return call
-
-
 async def test_a_slow_tool_mid_reply_gets_one_filler_and_the_reply_goes_on() -> None:
     done: list[str] = []
 
@@ -30,13 +25,11 @@ async def test_a_slow_tool_mid_reply_gets_one_filler_and_the_reply_goes_on() -> 
         done.append(day)
         return {"day": day, "hours": "9 to 5"}
 
-    call = with_tools(
-        make_call(
-            utterances=["when do you open on monday"],
-            replies=['Let me check. [[opening_hours {"day": "monday"}]]', "We open at nine."],
-            agent={"filler": "One moment, please.", "filler_after_s": 1.5},
-        ),
-        opening_hours,
+    call = make_call(
+        utterances=["when do you open on monday"],
+        replies=['Let me check. [[opening_hours {"day": "monday"}]]', "We open at nine."],
+        agent={"filler": "One moment, please.", "filler_after_s": 1.5},
+        tools=[opening_hours],
     )
 
     async def caller(c: Call) -> None:
@@ -65,12 +58,10 @@ async def test_a_fast_tool_needs_no_filler_and_a_failing_one_tells_the_model() -
     async def broken() -> str:
         raise RuntimeError("database down")
 
-    call = with_tools(
-        make_call(
-            utterances=["check my booking"],
-            replies=["[[broken]]", "Sorry, I cannot see bookings right now."],
-        ),
-        broken,
+    call = make_call(
+        utterances=["check my booking"],
+        replies=["[[broken]]", "Sorry, I cannot see bookings right now."],
+        tools=[broken],
     )
 
     async def caller(c: Call) -> None:
@@ -109,6 +100,10 @@ async def test_end_call_hangs_up_after_the_goodbye_has_played() -> None:
 @pytest.mark.parametrize("allowed", [True, False])
 async def test_transfer_call_only_to_the_allowlist(allowed: bool) -> None:
     transfers: list[str] = []
+
+    async def transfer(to: str) -> None:
+        transfers.append(to)
+
     call = make_call(
         utterances=["let me talk to a person"],
         replies=[
@@ -119,12 +114,8 @@ async def test_transfer_call_only_to_the_allowlist(allowed: bool) -> None:
             "builtin_tools": ["transfer_call"],
             "transfer_allowlist": ["+15551230000"] if allowed else ["+15559999999"],
         },
+        transfer=transfer,
     )
-
-    async def transfer(to: str) -> None:
-        transfers.append(to)
-
-    call.session._transfer = transfer
 
     async def caller(c: Call) -> None:
         await c.say(600, then_silence_ms=400)
@@ -151,17 +142,15 @@ async def test_a_tool_running_at_barge_in_finishes_and_the_model_learns_its_resu
         booked.append(time)
         return f"booked for {time}"
 
-    call = with_tools(
-        make_call(
-            utterances=["book a table at seven", "actually wait"],
-            replies=[
-                'I am booking that for you now, please hold on. [[book {"time": "19:00"}]]',
-                "Done, you are booked.",
-                "Sure, what would you like to change?",
-            ],
-            agent={"filler": ""},
-        ),
-        book,
+    call = make_call(
+        utterances=["book a table at seven", "actually wait"],
+        replies=[
+            'I am booking that for you now, please hold on. [[book {"time": "19:00"}]]',
+            "Done, you are booked.",
+            "Sure, what would you like to change?",
+        ],
+        agent={"filler": ""},
+        tools=[book],
     )
 
     async def caller(c: Call) -> None:
@@ -222,3 +211,53 @@ def test_tool_schemas_come_from_the_signature() -> None:
         @tool(name="no spaces allowed", description="d")
         async def bad() -> str:
             return ""
+
+
+async def test_transfer_call_is_not_offered_when_the_line_cannot_transfer() -> None:
+    call = make_call(
+        utterances=["let me talk to a person"],
+        replies=["I cannot put you through, sorry."],
+        agent={"builtin_tools": ["end_call", "transfer_call"], "transfer_allowlist": ["+1555"]},
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: c.session.record.turns)
+        c.media.hang_up()
+
+    await run_call(call, caller)
+    assert call.llm.tools_offered[0] == ["end_call"]
+
+
+async def test_a_failed_transfer_is_apologised_for_and_the_call_goes_on() -> None:
+    async def transfer(to: str) -> None:
+        raise RuntimeError("the carrier refused")
+
+    call = make_call(
+        utterances=["sales please"],
+        replies=['Putting you through. [[transfer_call {"destination": "+15551230000"}]]', ""],
+        agent={
+            "builtin_tools": ["transfer_call"],
+            "transfer_allowlist": ["+15551230000"],
+            "apology": "Sorry, that did not work.",
+        },
+        transfer=transfer,
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: len(c.session.record.turns) >= 2)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert record.turns[1].heard_text == "Sorry, that did not work."
+    assert record.end_reason == "caller_hangup"
+
+
+def test_two_tools_with_one_name_are_refused() -> None:
+    @tool(name="end_call", description="Mine.")
+    async def mine() -> str:
+        return ""
+
+    with pytest.raises(ValueError, match="two tools are named 'end_call'"):
+        make_call(agent={"builtin_tools": ["end_call"]}, tools=[mine])

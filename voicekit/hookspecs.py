@@ -6,7 +6,8 @@ with :data:`voicekit.hookimpl`; a function whose name matches no hook here is re
 ``check_pending`` when plugins load.
 
 Registration phase (once, when plugins load)
-    ``register_stt``, ``register_llm``, ``register_tts``, ``register_telephony``
+    ``register_stt``, ``register_llm``, ``register_tts``, ``register_telephony``,
+    ``register_tools``
 
 Call lifecycle (observers: analytics, CRM export, custom logging)
     ``call_started``, ``turn_completed``, ``call_ended``
@@ -23,6 +24,7 @@ from voicekit.llm import LLM
 from voicekit.records import CallRecord, TurnMetrics
 from voicekit.stt import STT
 from voicekit.telephony import CallInfo, Telephony
+from voicekit.tools import FunctionTool
 from voicekit.tts import TTS
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "register_llm",
     "register_stt",
     "register_telephony",
+    "register_tools",
     "register_tts",
     "turn_completed",
 ]
@@ -68,6 +71,15 @@ def register_tts(register: Callable[[type[TTS[Any]]], None]) -> None:
 @hookspec
 def register_telephony(register: Callable[[type[Telephony[Any]]], None]) -> None:
     """Register telephony provider classes: call ``register(MyTelephony)`` for each."""
+
+
+@hookspec
+def register_tools(register: Callable[[FunctionTool], None]) -> None:
+    """Register tools the model may call in every call the server runs: call
+    ``register(my_tool)`` for each (a :func:`voicekit.tool`-decorated function).
+
+    A tool name another plugin (or a built-in tool) already has is rejected, naming both.
+    """
 
 
 # -- Call lifecycle -----------------------------------------------------------------------

@@ -120,7 +120,7 @@ class CallHost(Protocol):
     2. ``issue_media_token(key)`` for the media URL;
     3. ``admit_media(token)`` when the media socket connects: the call id, once per live
        call; None means close the socket (1008) without reading audio;
-    4. ``run_call(media, hangup=...)`` until the call ends;
+    4. ``run_call(media, hangup=..., transfer=...)`` until the call ends;
     5. ``end_call(call_id, reason)`` whenever the provider learns the call is over.
     """
 
@@ -147,8 +147,16 @@ class CallHost(Protocol):
         """The call id if ``token`` is valid and its call is live with no media yet
         connected; None otherwise (the host logs why, naming the call, never the token)."""
 
-    async def run_call(self, media: MediaStream, *, hangup: Callable[[], Awaitable[None]]) -> None:
-        """Run the agent on ``media`` until the call ends; never raises."""
+    async def run_call(
+        self,
+        media: MediaStream,
+        *,
+        hangup: Callable[[], Awaitable[None]],
+        transfer: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        """Run the agent on ``media`` until the call ends; never raises. ``hangup`` ends
+        the call; ``transfer(to)`` hands it to another number or SIP URI (None: this
+        provider cannot, and the model is not offered the ``transfer_call`` tool)."""
 
     def end_call(self, call_id: str, reason: str) -> None:
         """The provider learnt the call is over (a hang-up webhook, a failed answer)."""

@@ -42,11 +42,13 @@ from voicekit.llm import Tool
 from voicekit.telephony import CallInfo
 
 __all__ = [
+    "BUILTIN_TOOL_NAMES",
     "FunctionTool",
     "ToolContext",
     "builtin_tools",
     "tool",
     "tool_result_text",
+    "unique_tools",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -184,6 +186,19 @@ def tool_result_text(value: Any) -> str:
         return json.dumps(value, default=str)
     except (TypeError, ValueError):
         return str(value)
+
+
+BUILTIN_TOOL_NAMES = ("end_call", "transfer_call")
+
+
+def unique_tools(tools: Sequence[FunctionTool]) -> list[FunctionTool]:
+    """``tools`` as a list, or ValueError if two share a name (the model could not tell
+    them apart, and one would silently never run)."""
+    names = [t.name for t in tools]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"two tools are named {', '.join(map(repr, twice))}; rename one")
+    return list(tools)
 
 
 def builtin_tools(names: Sequence[str]) -> list[FunctionTool]:

@@ -21,6 +21,7 @@ def plugin_as_dict(info: PluginInfo) -> dict[str, Any]:
         "distribution": info.distribution,
         "version": info.version,
         "providers": providers,
+        "tools": info.tools,
         "missing": info.missing,
         "install": info.install_hint,
         "error": info.error,
@@ -30,10 +31,9 @@ def plugin_as_dict(info: PluginInfo) -> dict[str, Any]:
 def _line(info: PluginInfo) -> str:
     dist = f"{info.distribution} {info.version}" if info.distribution else "(not packaged)"
     parts = [f"{info.name:<12} {dist}"]
-    if info.providers:
-        parts.append(", ".join(f"{kind}:{name}" for kind, name in info.providers))
-    else:
-        parts.append("no providers")
+    offers = [f"{kind}:{name}" for kind, name in info.providers]
+    offers += [f"tool:{name}" for name in info.tools]
+    parts.append(", ".join(offers) if offers else "no providers")
     text = "  ".join(parts)
     if info.missing:
         text += f"\n{'':<12} missing {', '.join(info.missing)}: {info.install_hint}"
@@ -46,7 +46,7 @@ def _line(info: PluginInfo) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the same information as JSON.")
 @reports_errors
 def plugins_command(as_json: bool) -> None:
-    """List plugins, their providers by kind, and extras still to install."""
+    """List plugins, their providers by kind, their tools, and extras still to install."""
     manager = load_plugins()
     infos = sorted(manager.plugins.values(), key=lambda p: p.name)
     if as_json:

@@ -26,6 +26,7 @@ from voicekit import hookspecs
 from voicekit.errors import PluginError
 from voicekit.plugins.registry import PluginInfo, ProviderRegistry
 from voicekit.provider import PROVIDER_KINDS, Provider, ProviderKind
+from voicekit.tools import BUILTIN_TOOL_NAMES, FunctionTool
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginManager", "load_plugins"]
 
@@ -91,6 +92,7 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.registry = ProviderRegistry()
         self.plugins: dict[str, PluginInfo] = {}
+        self.tools: dict[str, FunctionTool] = {}  # from register_tools, by name
 
     @property
     def hook(self) -> Any:
@@ -143,11 +145,13 @@ class PluginManager:
             self._register(module, info)
         self.check_pending()
         self.collect_providers()
+        self.collect_tools()
 
     def register(self, plugin: ModuleType | object, name: str | None = None) -> PluginInfo:
         """Register a plugin object directly (an app's own hooks, or tests).
 
-        Call :meth:`collect_providers` afterwards to pick up its providers.
+        Call :meth:`collect_providers` and :meth:`collect_tools` afterwards to pick up its
+        providers and tools.
         """
         pname = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         info = PluginInfo(name=pname, module=getattr(plugin, "__name__", pname))
@@ -212,6 +216,44 @@ class PluginManager:
                 except Exception as exc:
                     info.error = f"register_{kind} failed: {type(exc).__name__}: {exc}"
                     logger.warning("plugin %s: %s", info.name, info.error)
+
+    def collect_tools(self) -> None:
+        """Call every plugin's ``register_tools`` hook (again: the result replaces what
+        an earlier collection found). A tool that is not a :class:`FunctionTool`, or whose
+        name a built-in tool or another plugin's tool already has, is a
+        :class:`PluginError` naming both."""
+        self.tools = {}
+        owners = {name: "voicekit (built in)" for name in BUILTIN_TOOL_NAMES}
+        for impl in self.pm.hook.register_tools.get_hookimpls():
+            info = self.plugins.get(impl.plugin_name)
+            if info is None or info.error is not None:
+                continue
+            info.tools = []
+
+            def register(tool: FunctionTool, info: PluginInfo = info) -> None:
+                if not isinstance(tool, FunctionTool):
+                    raise PluginError(
+                        f"plugin {info.name!r} registered {tool!r} as a tool, but it is not "
+                        "a voicekit.FunctionTool (decorate the function with @voicekit.tool)"
+                    )
+                owner = owners.get(tool.name)
+                if owner is not None:
+                    raise PluginError(
+                        f"plugin {info.name!r} registered a tool named {tool.name!r}, which "
+                        f"{owner} already has; rename one, or skip a plugin with "
+                        f"{BLOCK_ENV}"
+                    )
+                owners[tool.name] = f"plugin {info.name!r}"
+                self.tools[tool.name] = tool
+                info.tools.append(tool.name)
+
+            try:
+                impl.function(*[{"register": register}[a] for a in impl.argnames])
+            except PluginError:
+                raise
+            except Exception as exc:
+                info.error = f"register_tools failed: {type(exc).__name__}: {exc}"
+                logger.warning("plugin %s: %s", info.name, info.error)
 
     def _registrar(
         self, kind: ProviderKind, info: PluginInfo

@@ -51,6 +51,7 @@ class PluginInfo:
     version: str | None = None
     error: str | None = None
     providers: list[tuple[ProviderKind, str]] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     install_hint: str | None = None
 

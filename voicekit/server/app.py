@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
@@ -36,6 +36,7 @@ from voicekit.server.calls import CallManager
 from voicekit.server.limits import BodyLimit
 from voicekit.stt import STT
 from voicekit.telephony import Telephony
+from voicekit.tools import FunctionTool, unique_tools
 from voicekit.tts import TTS
 
 __all__ = ["create_app", "register_secrets"]
@@ -51,6 +52,7 @@ def create_app(
     llm: LLM | None = None,
     tts: TTS | None = None,
     telephony: Telephony | None = None,
+    tools: Sequence[FunctionTool] = (),
 ) -> Any:
     """Build the server app. Providers not passed in are created from ``settings``.
 
@@ -62,9 +64,12 @@ def create_app(
         app = FastAPI(lifespan=voice.lifespan)
         app.mount("/voice", voice)
 
+    ``tools`` are offered to the model in every call, with those plugins register
+    (``register_tools``) and the built-ins ``[agent] builtin_tools`` names (docs/tools.md).
+
     Raises :class:`~voicekit.errors.ConfigError` when the settings cannot serve calls
-    (a provider's options, or no ``[server] public_url`` for a telephony provider that
-    needs one)."""
+    (a provider's options, no ``[server] public_url`` for a telephony provider that
+    needs one, or two tools with one name)."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Mount, Route
@@ -92,7 +97,14 @@ def create_app(
     register_secrets(settings, resolved)
     for provider in (stt_p, llm_p, tts_p, tel_p):
         logsafe.register_secrets(_secret_values(provider.settings))
-    calls = CallManager(settings, stt=stt_p, llm=llm_p, tts=tts_p, hooks=Observers(manager))
+    manager.collect_tools()
+    try:
+        all_tools = unique_tools([*tools, *manager.tools.values()])
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (create_app tools, or a plugin's register_tools)") from None
+    calls = CallManager(
+        settings, stt=stt_p, llm=llm_p, tts=tts_p, hooks=Observers(manager), tools=all_tools
+    )
 
     async def healthz(request: Any) -> Any:
         return JSONResponse(calls.health())

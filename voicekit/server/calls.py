@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from voicekit.server.tokens import MediaTokens
 from voicekit.session import CallSession
 from voicekit.stt import STT
 from voicekit.telephony import MediaStream
+from voicekit.tools import FunctionTool, unique_tools
 from voicekit.tts import TTS
 
 __all__ = ["CallManager"]
@@ -46,10 +47,12 @@ class CallManager:
         llm: LLM,
         tts: TTS,
         hooks: Observers | None = None,
+        tools: Sequence[FunctionTool] = (),
     ) -> None:
         self.settings = settings
         self.stt, self.llm, self.tts = stt, llm, tts
         self.hooks = hooks
+        self.tools = unique_tools(tools)
         server = settings.server
         secret = (
             server.media_auth_secret.get_secret_value().encode()
@@ -106,7 +109,13 @@ class CallManager:
             return None
         return admission.call_id
 
-    async def run_call(self, media: MediaStream, *, hangup: Callable[[], Awaitable[None]]) -> None:
+    async def run_call(
+        self,
+        media: MediaStream,
+        *,
+        hangup: Callable[[], Awaitable[None]],
+        transfer: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         call_id = media.call.call_id
         if call_id not in self.active and self.live.ended(call_id):
             # Admitted, then ended (a hang-up webhook) before its start frame came.
@@ -125,6 +134,8 @@ class CallManager:
             turn=self.settings.turn,
             hooks=self.hooks,
             hangup=hangup,
+            transfer=transfer,
+            tools=self.tools,
         )
         self.active[call_id] = session
         self.calls_total += 1

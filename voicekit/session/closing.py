@@ -49,6 +49,7 @@ class CallEnding:
     _ended: anyio.Event
     _closing: bool
     _close_reason: str | None
+    _stop_reason: str
     _machine_pending: bool
     _current: Reply | None
     _caller: CallerTurns
@@ -97,6 +98,7 @@ class CallEnding:
             # Once the agent is ending the call, the stream stopping (our own hang-up
             # arriving at the far end) does not change why the call ended.
             self.end_reason = self._close_reason or reason
+            self._stop_reason = reason
             self._ended.set()
 
     # -- what a reply leaves to do ----------------------------------------------------------------
@@ -116,11 +118,18 @@ class CallEnding:
             logger.error("call=%s: cannot transfer: the telephony gives no way to", self.call_id)
             return
         logger.info("call=%s: transferring to %s", self.call_id, destination)
+        # The far end may drop our leg (a hang-up webhook, the stream stopping) before the
+        # transfer request returns: the call still ended because it was transferred.
+        self._close_reason = "transferred"
         try:
             await self._transfer(destination)
         except Exception as exc:
+            self._close_reason = None
             logger.error("call=%s: transfer to %s failed: %s", self.call_id, destination, exc)
-            self._start_reply("apology", self.agent.apology)
+            if self._ended.is_set():  # the caller hung up meanwhile
+                self.end_reason = self._stop_reason
+            else:
+                self._start_reply("apology", self.agent.apology)
             return
         self._end("transferred")
 

@@ -45,7 +45,7 @@ from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
 from voicekit.tasks import spawn
 from voicekit.telephony import Dtmf, InboundAudio, MarkReached, MediaStream, StreamStopped
-from voicekit.tools import FunctionTool, builtin_tools
+from voicekit.tools import FunctionTool, builtin_tools, unique_tools
 from voicekit.tts import TTS
 
 __all__ = ["CallSession"]
@@ -85,7 +85,15 @@ class CallSession(CallEnding):
         self._hangup = hangup
         self._transfer = transfer
         self.actions = CallActions(self.call, self.agent.transfer_allowlist)
-        self.tools = [*tools, *builtin_tools(self.agent.builtin_tools)]
+        builtins = list(self.agent.builtin_tools)
+        if "transfer_call" in builtins and transfer is None:
+            builtins.remove("transfer_call")  # never offer what the line cannot do
+            logger.warning(
+                "call=%s: [agent] builtin_tools has transfer_call, but this call's "
+                "telephony cannot transfer; the tool is not offered",
+                self.call_id,
+            )
+        self.tools = unique_tools([*tools, *builtin_tools(builtins)])
         self._tool_runner: ToolRunner | None = None
         self._keypad = Keypad(self.agent.dtmf_gap_s, self._keys_done)
         self.history = ConversationHistory.for_agent(self.agent)
@@ -123,6 +131,7 @@ class CallSession(CallEnding):
         self._clock = InboundClock()
         self._machine_pending = False
         self._close_reason: str | None = None
+        self._stop_reason = "unknown"  # what stopped the call, before _close_reason
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -267,17 +267,22 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
             await self._quietly(call_id, self.client.hangup, call_id)
             return
 
-        hung_up = False
+        handed_on = False  # hung up or transferred by the agent: not to hang up again
 
         async def hang_up() -> None:
-            nonlocal hung_up
-            hung_up = True
+            nonlocal handed_on
+            handed_on = True
             await self.client.hangup(call_id)
 
-        await host.run_call(stream, hangup=hang_up)
+        async def transfer(to: str) -> None:
+            nonlocal handed_on
+            await self.client.transfer(call_id, to)
+            handed_on = True
+
+        await host.run_call(stream, hangup=hang_up, transfer=transfer)
         if not stream.closed:
             await _close(websocket, 1000, "", gone)
-        if not (hung_up or stream.stopped) and call_id in self._calls:
+        if not (handed_on or stream.stopped) and call_id in self._calls:
             # The media went away but Telnyx did not end the call (no stop frame, no
             # hang-up webhook yet): the caller would be left on a silent line.
             await self._quietly(call_id, self.client.hangup, call_id)

@@ -16,8 +16,8 @@ from voicekit.hookspecs import hookimpl
 from voicekit.plugins import PluginManager
 from voicekit.records import CallRecord
 from voicekit.session import CallSession
-from voicekit.tools import FunctionTool
 from voicekit.testing import FakeLLM, FakeMediaStream, FakeSTT, FakeTTS, silence, voice
+from voicekit.tools import FunctionTool
 
 CHAR_MS = 60.0  # FakeTTS default: each character is 60 ms of audio
 

@@ -6,6 +6,9 @@
    send to the chunk yielded (adds WebSocket framing and the socket).
 2. Soniox: cost of ``send_audio`` for one 20 ms mu-law frame on a live connection
    (replay buffer, framing, socket write; target <= 50 us).
+3. The LLM providers (openai, which grok is; anthropic): what each adds to TTFT and per
+   token over a minimal SSE client on the same emulator, and the first turn's TTFT cold
+   and prewarmed (benchmarks/llm_overhead.py says how).
 
     python benchmarks/providers.py
 """
@@ -19,10 +22,12 @@ import time
 import anyio
 import anyio.lowlevel
 from voicekit_elevenlabs import ElevenLabsTTS
-from voicekit_elevenlabs.session import ElevenLabsSession
+from voicekit_elevenlabs.session import ElevenLabsSession, _Context
 from voicekit_elevenlabs.settings import ElevenLabsSettings
 from voicekit_soniox import SonioxSTT
 from voicekit_soniox.settings import SonioxSettings
+
+from llm_overhead import measure as measure_llms
 
 from voicekit.audio import ULAW_8K
 from voicekit.testing import silence
@@ -42,8 +47,7 @@ async def elevenlabs_in_process(n: int) -> list[float]:
     session = ElevenLabsSession(settings, ULAW_8K, "bench")
     utterance = session.utterance()
     utterance.log = "x" * 10**6
-    utterance.holds_slot = True
-    session._open[utterance.context_id] = utterance
+    session._contexts[utterance.context_id] = _Context(utterance)
     raw = json.dumps(
         audio_messages(
             "Hello there. " * 2,
@@ -57,7 +61,7 @@ async def elevenlabs_in_process(n: int) -> list[float]:
     times = []
     for _ in range(n):
         start = time.perf_counter()
-        session._dispatch(raw)
+        session.on_message(raw)
         await anext(chunks)
         times.append((time.perf_counter() - start) * 1000)
     return times
@@ -122,6 +126,23 @@ async def main() -> None:
         f"{statistics.median(sends):9.1f}{p95(sends):9.1f}  <= 50"
     )
     ok = statistics.median(inproc) <= 0.5 and statistics.median(sends) <= 50
+    for r in await measure_llms():
+        print(
+            f"{r.provider + ' TTFT added over a minimal client (ms)':<52}"
+            f"{r.ttft_overhead_ms:9.2f}{'':>9}  <= 2"
+            f"   (provider {r.ttft_added_ms:.2f}, minimal {r.baseline_ttft_added_ms:.2f})"
+        )
+        print(
+            f"{r.provider + ' per token over a minimal client (ms)':<52}"
+            f"{r.per_token_overhead_ms:9.3f}{'':>9}  <= 0.1"
+            f"   (provider {r.per_token_ms:.3f}, minimal {r.baseline_per_token_ms:.3f})"
+        )
+        print(
+            f"{r.provider + ' first-turn TTFT, +100 ms connect: cold/prewarmed':<52}"
+            f"{r.cold_first_turn_ms:9.1f}{r.prewarmed_first_turn_ms:9.1f}"
+            f"   saved {r.cold_first_turn_ms - r.prewarmed_first_turn_ms:.1f} ms"
+        )
+        ok = ok and r.ttft_overhead_ms <= 2 and r.per_token_overhead_ms <= 0.1
     raise SystemExit(0 if ok else 1)
 
 

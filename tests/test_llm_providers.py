@@ -318,3 +318,43 @@ async def test_a_failure_mid_reply_comes_after_the_text_already_streamed(provide
         await llm.aclose()
     assert text_of(seen) == "We open at nine"
     assert len(em.requests) == 1
+
+
+async def test_the_openai_stream_reader_is_lenient_with_compatible_servers() -> None:
+    """What OpenAI-compatible servers send besides OpenAI's own form: comments, event
+    fields, data over two lines, no tool-call index, junk lines; and an error event."""
+    from voicekit_openai.chunks import ChunkReader, sse_data
+
+    lines = [
+        ": keep-alive",
+        "event: chunk",
+        'data: {"choices": [{"delta": {"content": "Hel"}}]}',
+        "",
+        'data: {"choices": [{"delta":',
+        'data:  {"content": "lo."}}]}',
+        "",
+        "data: not json at all",
+        "",
+        "data: [1, 2]",
+        "",
+        'data: {"choices": [{"delta": {"tool_calls": [{"id": "c1", "function": '
+        '{"name": "hours", "arguments": "{}"}}]}, "finish_reason": "tool_calls"}]}',
+        "",
+        'data: {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": "x"}}',
+        "",
+        "data: [DONE]",
+    ]
+
+    async def aiter_lines() -> AsyncIterator[str]:
+        for line in lines:
+            yield line
+
+    reader = ChunkReader(provider="openai", label="OpenAI", call_id="c")
+    events = [
+        e async for data in sse_data(aiter_lines()) if data != "[DONE]" for e in reader.events(data)
+    ]
+    assert text_of(events) == "Hello."
+    assert [e for e in events if isinstance(e, ToolCall)] == [ToolCall("c1", "hours", "{}")]
+    assert Usage(input_tokens=9) in events and reader.malformed == 2
+    with pytest.raises(ProviderUnavailable, match="mid-reply: overloaded"):
+        list(reader.events('{"error": {"message": "overloaded"}}'))

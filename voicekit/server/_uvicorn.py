@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Generator
 from typing import Any, cast
 
@@ -183,6 +184,17 @@ _TOO_LARGE_RESPONSE = (
 )
 
 
+def no_delay(transport: asyncio.BaseTransport) -> None:
+    """Turn Nagle's algorithm off for a TCP connection. asyncio does so only when the
+    listening socket was made with protocol ``IPPROTO_TCP``; one made with protocol 0 (as
+    uvicorn's ``--workers`` and many process managers hand over) leaves it on, and then
+    each 20 ms media frame after the first waits for the peer's delayed ACK."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class _RequestDeadline:
     """Mixed into uvicorn's HTTP protocols (both keep ``transport``, ``loop`` and ``cycle``).
 
@@ -233,6 +245,7 @@ class _RequestDeadline:
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
+        no_delay(transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:

@@ -97,6 +97,9 @@ class AnthropicLLM(LLM[AnthropicSettings]):
     def __init__(self, settings: AnthropicSettings | None = None) -> None:
         super().__init__(settings)
         self._sdk: Any = None
+        # The SDK takes most of a second to import: pay that when the server starts,
+        # not in the first call's first turn.
+        import anthropic  # noqa: F401
 
     @property
     def client(self) -> Any:

@@ -2,26 +2,27 @@
 
 One ``AsyncOpenAI`` client per provider, shared by every call of the process; its own
 retries are off, so the core's policy decides (voicekit.retry: only before any of the
-reply reached the TTS). Text streams as it arrives; tool-call deltas (several calls,
-arguments in fragments, indexes interleaved) are assembled into whole calls; usage comes
-from the last chunk (``stream_options.include_usage``), cached prompt tokens included.
+reply reached the TTS). The SDK makes the request; the stream's chunks are read by
+:mod:`voicekit_openai.chunks` (text as it arrives, tool-call deltas assembled into whole
+calls, usage from the last chunk with ``stream_options.include_usage``, cached prompt
+tokens included).
 ``base_url`` points it at any OpenAI-compatible server (vLLM, llama.cpp, Ollama).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 from voicekit.errors import ProviderError, ProviderTimeoutError, ProviderUnavailable
-from voicekit.llm import LLM, LLMEvent, Message, TextDelta, Tool, Usage
+from voicekit.llm import LLM, LLMEvent, Message, Tool
 from voicekit.provider import ProviderSettings
 from voicekit.provider_errors import network_error, retry_after_s, status_error
-from voicekit_openai.convert import ToolCallAssembler, chat_messages, chat_tools
+from voicekit_openai.chunks import ChunkReader, sse_data
+from voicekit_openai.convert import chat_messages, chat_tools
 from voicekit_openai.settings import OpenAISettings
 
 __all__ = ["OpenAILLM", "sdk_error"]
@@ -70,6 +71,9 @@ class OpenAILLM(LLM[OpenAISettings]):
         super().__init__(settings)
         self._client = _Client()
         self._conversation: str | None = None
+        # The SDK takes a few hundred ms to import: pay that when the server starts,
+        # not in the first call's first turn.
+        import openai  # noqa: F401
 
     @property
     def client(self) -> Any:
@@ -158,48 +162,23 @@ class OpenAILLM(LLM[OpenAISettings]):
         import openai
 
         request = self.request(messages, tools, max_tokens, temperature)
+        reader = ChunkReader(provider=self.name, label=self.label, call_id=self._conversation)
         try:
-            response = await self.client.chat.completions.create(**request)
+            async with self.client.chat.completions.with_streaming_response.create(
+                **request
+            ) as response:
+                async for data in sse_data(_lines(response, self)):
+                    # Read on past [DONE] to the body's end: a response read to its end
+                    # gives its connection back to the pool for the next turn.
+                    if data.strip() != "[DONE]":
+                        for event in reader.events(data):
+                            yield event
         except openai.OpenAIError as exc:
             raise sdk_error(
                 exc, provider=self.name, label=self.label, key_env=self.key_env
             ) from None
-        assembler = ToolCallAssembler()
-        calls_sent = False
-        async with contextlib.aclosing(_events(response)) as events:
-            try:
-                async for chunk in events:
-                    usage = chunk.usage
-                    if usage is not None:
-                        details = getattr(usage, "prompt_tokens_details", None)
-                        yield Usage(
-                            input_tokens=usage.prompt_tokens,
-                            output_tokens=usage.completion_tokens,
-                            cached_input_tokens=getattr(details, "cached_tokens", None),
-                        )
-                    for choice in chunk.choices:
-                        delta = choice.delta
-                        if delta is not None and delta.content:
-                            yield TextDelta(delta.content)
-                        for tc in (delta.tool_calls if delta is not None else None) or []:
-                            fn = tc.function
-                            assembler.add(
-                                tc.index,
-                                tc.id,
-                                fn.name if fn else None,
-                                fn.arguments if fn else None,
-                            )
-                        if choice.finish_reason == "tool_calls" and not calls_sent:
-                            calls_sent = True
-                            for call in assembler.calls():
-                                yield call
-            except openai.OpenAIError as exc:
-                raise sdk_error(
-                    exc, provider=self.name, label=self.label, key_env=self.key_env
-                ) from None
-        if not calls_sent:  # a server that ends without finish_reason "tool_calls"
-            for call in assembler.calls():
-                yield call
+        for call in reader.finish():
+            yield call
 
     async def aclose(self) -> None:
         if self._client.sdk is not None:
@@ -207,13 +186,14 @@ class OpenAILLM(LLM[OpenAISettings]):
             self._client.sdk = None
 
 
-async def _events(response: Any) -> AsyncGenerator[Any, None]:
-    """The SDK's stream as an async generator that closes its response when closed."""
+async def _lines(response: Any, llm: OpenAILLM) -> AsyncIterator[str]:
+    """The body's lines; a transport failure while reading them (the SDK lets its HTTP
+    library's errors through here) becomes the core's network error."""
     try:
-        async for chunk in response:
-            yield chunk
-    finally:
-        await response.close()
+        async for line in response.iter_lines():
+            yield line
+    except Exception as exc:
+        raise network_error(exc, provider=llm.name, label=llm.label) from None
 
 
 def _instructions_key(messages: Sequence[Message]) -> str | None:

@@ -88,7 +88,10 @@ class LoopbackServer:
     def port(self) -> int:
         """The loopback port, bound on first use (and kept until the server exits)."""
         if self._socket is None:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on accepted sockets whose
+            # protocol says TCP. Without it, Nagle holds each small write (an SSE event, a
+            # WebSocket message) until the peer's delayed ACK: +20-40 ms on a stream.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.bind(("127.0.0.1", 0))
             self._socket = sock
         return int(self._socket.getsockname()[1])

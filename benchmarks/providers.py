@@ -21,13 +21,12 @@ import time
 
 import anyio
 import anyio.lowlevel
+from llm_overhead import measure as measure_llms
 from voicekit_elevenlabs import ElevenLabsTTS
 from voicekit_elevenlabs.session import ElevenLabsSession, _Context
 from voicekit_elevenlabs.settings import ElevenLabsSettings
 from voicekit_soniox import SonioxSTT
 from voicekit_soniox.settings import SonioxSettings
-
-from llm_overhead import measure as measure_llms
 
 from voicekit.audio import ULAW_8K
 from voicekit.testing import silence

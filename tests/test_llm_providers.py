@@ -358,3 +358,33 @@ async def test_the_openai_stream_reader_is_lenient_with_compatible_servers() -> 
     assert Usage(input_tokens=9) in events and reader.malformed == 2
     with pytest.raises(ProviderUnavailable, match="mid-reply: overloaded"):
         list(reader.events('{"error": {"message": "overloaded"}}'))
+
+
+async def test_a_self_hosted_server_needs_no_key_but_openai_does() -> None:
+    from voicekit.plugins.registry import validate_settings
+
+    async with OpenAIEmulator(replies=["Hi."], api_key="no-key") as em:
+        settings = validate_settings(
+            OpenAISettings,
+            {"base_url": em.url},
+            label="openai",
+            prefix="providers.openai",
+            source="t",
+            environ={},
+        )
+        llm = OpenAILLM(settings)
+        assert text_of(await collect(llm)) == "Hi."
+        await llm.aclose()
+    with pytest.raises(Exception, match="OPENAI_API_KEY"):
+        validate_settings(
+            OpenAISettings, {}, label="openai", prefix="providers.openai", source="t", environ={}
+        )
+    from_env = validate_settings(
+        OpenAISettings,
+        {},
+        label="openai",
+        prefix="providers.openai",
+        source="t",
+        environ={"OPENAI_API_KEY": "sk-env"},
+    )
+    assert from_env.api_key is not None and from_env.api_key.get_secret_value() == "sk-env"

@@ -23,12 +23,11 @@ from voicekit.provider import ProviderSettings
 from voicekit.provider_errors import network_error, retry_after_s, status_error
 from voicekit_openai.chunks import ChunkReader, sse_data
 from voicekit_openai.convert import chat_messages, chat_tools
-from voicekit_openai.settings import OpenAISettings
+from voicekit_openai.settings import OPENAI_HOST, OpenAISettings
 
 __all__ = ["OpenAILLM", "sdk_error"]
 
 logger = logging.getLogger(__name__)
-OPENAI_HOST = "api.openai.com"
 PREWARM_TIMEOUT_S = 5.0
 
 
@@ -82,7 +81,8 @@ class OpenAILLM(LLM[OpenAISettings]):
 
             s = self.settings
             self._client.sdk = openai.AsyncOpenAI(
-                api_key=s.api_key.get_secret_value(),
+                # The SDK insists on a key; a self-hosted server without keys ignores it.
+                api_key=s.api_key.get_secret_value() if s.api_key else "no-key",
                 base_url=s.base_url,
                 organization=s.organization,
                 timeout=s.timeout,

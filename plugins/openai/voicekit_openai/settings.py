@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails
 
 from voicekit.provider import ProviderSettings, credential
 
 __all__ = ["OpenAISettings"]
 
 
+OPENAI_HOST = "api.openai.com"
+
+
 class OpenAISettings(ProviderSettings):
-    api_key: SecretStr = credential("OPENAI_API_KEY")
+    api_key: SecretStr | None = credential(
+        "OPENAI_API_KEY",
+        required=False,
+        description="API key (env OPENAI_API_KEY); may be left out for a self-hosted "
+        "server at base_url that does not check keys.",
+    )
     model: str = Field(
         default="gpt-4.1-mini", description="Chat Completions model: small and fast for calls."
     )
@@ -36,3 +45,11 @@ class OpenAISettings(ProviderSettings):
         description="Fields added to each request as they are, for provider-specific knobs "
         "(e.g. reasoning_effort, or a local server's options).",
     )
+
+    @model_validator(mode="after")
+    def _key_for_openai(self) -> Self:
+        """OpenAI's own service needs the key; a self-hosted server may not."""
+        if self.api_key is None and OPENAI_HOST in self.base_url:
+            missing = InitErrorDetails(type="missing", loc=("api_key",), input=None)
+            raise ValidationError.from_exception_data(type(self).__name__, [missing])
+        return self

@@ -388,3 +388,27 @@ async def test_a_self_hosted_server_needs_no_key_but_openai_does() -> None:
         environ={"OPENAI_API_KEY": "sk-env"},
     )
     assert from_env.api_key is not None and from_env.api_key.get_secret_value() == "sk-env"
+
+
+async def test_the_emulators_answer_without_streaming_too() -> None:
+    """Some clients (and health checks) ask for the whole reply at once."""
+    import anthropic
+    import openai
+
+    async with OpenAIEmulator(replies=[TWO_CALLS]) as em:
+        client = openai.AsyncOpenAI(api_key=em.api_key, base_url=em.url, max_retries=0)
+        completion = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}]
+        )
+        await client.close()
+    message = completion.choices[0].message
+    assert message.content == "Let me check that." and completion.usage is not None
+    assert [c.function.name for c in message.tool_calls or []] == ["opening_hours", "weather"]
+    async with AnthropicEmulator(replies=[TWO_CALLS]) as em2:
+        aclient = anthropic.AsyncAnthropic(api_key=em2.api_key, base_url=em2.url, max_retries=0)
+        reply = await aclient.messages.create(
+            model="m", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+        )
+        await aclient.close()
+    assert [b.type for b in reply.content] == ["text", "tool_use", "tool_use"]
+    assert reply.stop_reason == "tool_use"

@@ -11,6 +11,8 @@ import pytest
 from tests.session_helpers import Call, anyio_backend, make_call, run_call, until  # noqa: F401
 from voicekit import tool
 from voicekit.llm import Message
+from voicekit.session.actions import CallActions
+from voicekit.telephony import CallInfo
 from voicekit.tools import FunctionTool, ToolContext
 
 pytestmark = pytest.mark.anyio
@@ -261,3 +263,25 @@ def test_two_tools_with_one_name_are_refused() -> None:
 
     with pytest.raises(ValueError, match="two tools are named 'end_call'"):
         make_call(agent={"builtin_tools": ["end_call"]}, tools=[mine])
+
+
+async def test_the_models_arguments_are_checked_against_the_signature() -> None:
+    got: list[tuple[str, int]] = []
+
+    @tool(description="Book.")
+    async def book(day: Literal["mon", "tue"], people: int, note: str = "") -> str:
+        got.append((day, people))
+        return "ok"
+
+    context = CallActions(CallInfo(call_id="c"), [])
+    assert await book.run({"day": "mon", "people": "4"}, context) == "ok"  # "4": plainly 4
+    assert got == [("mon", 4)]
+    for wrong, why in [
+        ({"day": "mon", "people": "four"}, "people: Input should be a valid integer"),
+        ({"day": "sun", "people": 2}, "day: Input should be 'mon' or 'tue'"),
+        ({"people": 2}, "day: Field required"),
+        ({"day": "mon", "people": 2, "context": "x"}, "context: Extra inputs are not permitted"),
+    ]:
+        with pytest.raises(ValueError, match=f"invalid arguments for book: .*{why}"):
+            await book.run(wrong, context)
+    assert len(got) == 1

@@ -38,6 +38,8 @@ from typing import (
     overload,
 )
 
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
 from voicekit.llm import Tool
 from voicekit.telephony import CallInfo
 
@@ -80,6 +82,9 @@ class FunctionTool:
     parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
     timeout_s: float | None = None  # None: ``[agent] tool_timeout_s``
     wants_context: bool = False
+    # Checks and converts the model's arguments (made from the signature by ``tool``);
+    # None: the arguments go to the handler as the model sent them.
+    arguments: type[BaseModel] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -95,10 +100,26 @@ class FunctionTool:
         return Tool(self.name, self.description, self.parameters)
 
     async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> Any:
-        kwargs = dict(arguments)
+        """Run the handler on the model's ``arguments``. Arguments that do not fit the
+        signature raise ``ValueError`` saying which and why (the model reads it and can
+        call again)."""
+        kwargs = self._checked(arguments)
         if self.wants_context:
             kwargs["context"] = context
         return await self.handler(**kwargs)
+
+    def _checked(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        if self.arguments is None:
+            return dict(arguments)
+        try:
+            valid = self.arguments.model_validate(dict(arguments))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            raise ValueError(f"invalid arguments for {self.name}: {problems}") from None
+        return {name: getattr(valid, name) for name in type(valid).model_fields}
 
 
 @overload
@@ -132,6 +153,7 @@ def tool(
             handler=f,
             parameters=dict(parameters) if parameters is not None else _schema_of(f),
             timeout_s=timeout_s,
+            arguments=None if parameters is not None else _arguments_model(f),
             wants_context=wants_context,
         )
 
@@ -156,6 +178,20 @@ def _schema_of(func: Callable[..., Any]) -> dict[str, Any]:
     if required:
         schema["required"] = required
     return schema
+
+
+def _arguments_model(func: Callable[..., Any]) -> type[BaseModel]:
+    """A pydantic model of ``func``'s parameters (``context`` excluded): unknown names
+    are refused, numbers and text are converted where the meaning is plain."""
+    hints = get_type_hints(func)
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(func).parameters.values():
+        if param.name == "context":
+            continue
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (hints.get(param.name, str), default)
+    config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    return create_model(f"{func.__name__}_arguments", __config__=config, **fields)
 
 
 def _schema_of_type(hint: Any, func: Callable[..., Any], name: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, Self
 import anyio
 from anyio.abc import TaskGroup
 
-__all__ = ["Faults", "LoopbackServer"]
+__all__ = ["Faults", "LoopbackServer", "ServedEmulator"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,3 +157,16 @@ class LoopbackServer:
             if self._socket is not None:
                 self._socket.close()
                 self._socket = None
+
+
+class ServedEmulator:
+    """An emulator served by its ``server``: ``async with Emulator(...) as emulator:``."""
+
+    server: LoopbackServer
+
+    async def __aenter__(self) -> Self:
+        await self.server.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.server.__aexit__(*exc)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any, Self
+from typing import Any
 
-from voicekit.testing.emulators._server import LoopbackServer
+from voicekit.testing.emulators._server import LoopbackServer, ServedEmulator
 from voicekit.testing.emulators.llm_script import LLMScript, ScriptedReply, StreamClock
 
 __all__ = ["AnthropicEmulator"]
@@ -38,7 +38,7 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-class AnthropicEmulator(LLMScript):
+class AnthropicEmulator(LLMScript, ServedEmulator):
     """``async with AnthropicEmulator(replies=[...]) as llm:``; ``llm.url`` is the base URL."""
 
     def __init__(self, *, api_key: str = "test-anthropic-key", **script: Any) -> None:
@@ -50,13 +50,6 @@ class AnthropicEmulator(LLMScript):
     def url(self) -> str:
         """Base URL for ``base_url`` (the SDK adds ``/v1/messages``)."""
         return self.server.http_url
-
-    async def __aenter__(self) -> Self:
-        await self.server.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.server.__aexit__(*exc)
 
     def _app(self) -> Any:
         from starlette.applications import Starlette
@@ -107,13 +100,9 @@ class AnthropicEmulator(LLMScript):
         except ValueError:
             return self._error(400, "The request body is not valid JSON.")
         self.log_request(body, request.headers)
-        if self.fail_next:
-            status = self.fail_next.pop(0)
-            headers = (
-                {"retry-after": f"{self.retry_after_s:g}"}
-                if status == 429 and self.retry_after_s is not None
-                else None
-            )
+        failure = self.next_failure()
+        if failure is not None:
+            status, headers = failure
             return self._error(status, f"emulated failure {status}", headers)
         if not body.get("model") or not isinstance(body.get("messages"), list):
             return self._error(400, "model: Field required")

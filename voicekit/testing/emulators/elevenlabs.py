@@ -18,11 +18,11 @@ import base64
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import anyio
 
-from voicekit.testing.emulators._server import Faults, LoopbackServer
+from voicekit.testing.emulators._server import Faults, LoopbackServer, ServedEmulator
 from voicekit.testing.emulators.elevenlabs_audio import OUTPUT_FORMATS, audio_messages
 
 __all__ = ["ElevenLabsEmulator", "Received"]
@@ -93,7 +93,7 @@ class _Connection:
     last_input: float = 0.0
 
 
-class ElevenLabsEmulator:
+class ElevenLabsEmulator(ServedEmulator):
     """``async with ElevenLabsEmulator() as el:`` then point the plugin at ``el.url``."""
 
     def __init__(
@@ -126,13 +126,6 @@ class ElevenLabsEmulator:
     @property
     def http_url(self) -> str:
         return self.server.http_url
-
-    async def __aenter__(self) -> Self:
-        await self.server.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.server.__aexit__(*exc)
 
     def messages(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         return [r.message for r in self.received if endpoint in (None, r.endpoint)]

@@ -81,6 +81,16 @@ class LLMScript:
     def tokens(self, text: str) -> list[str]:
         return tokenize(text)
 
+    def next_failure(self) -> tuple[int, dict[str, str] | None] | None:
+        """The HTTP status (and headers) to answer this request with, from
+        ``fail_next``; None: answer it."""
+        if not self.fail_next:
+            return None
+        status = self.fail_next.pop(0)
+        if status == 429 and self.retry_after_s is not None:
+            return status, {"retry-after": f"{self.retry_after_s:g}"}
+        return status, None
+
     def stream_failure(self) -> int | None:
         """For a new stream: after how many text tokens it fails (None: it does not)."""
         return self.fail_mid_stream.pop(0) if self.fail_mid_stream else None

@@ -18,9 +18,9 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Self
+from typing import Any
 
-from voicekit.testing.emulators._server import LoopbackServer
+from voicekit.testing.emulators._server import LoopbackServer, ServedEmulator
 from voicekit.testing.emulators.llm_script import (
     LLMScript,
     ScriptedReply,
@@ -47,7 +47,7 @@ MID_STREAM_ERROR = {
 }
 
 
-class OpenAIEmulator(LLMScript):
+class OpenAIEmulator(LLMScript, ServedEmulator):
     """``async with OpenAIEmulator(replies=[...]) as llm:``; ``llm.url`` is the base URL."""
 
     def __init__(
@@ -66,13 +66,6 @@ class OpenAIEmulator(LLMScript):
     def url(self) -> str:
         """Base URL for ``base_url`` (``.../v1``)."""
         return f"{self.server.http_url}/v1"
-
-    async def __aenter__(self) -> Self:
-        await self.server.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.server.__aexit__(*exc)
 
     def _app(self) -> Any:
         from starlette.applications import Starlette
@@ -121,13 +114,9 @@ class OpenAIEmulator(LLMScript):
         except ValueError:
             return self._error(400, "We could not parse the JSON body of your request.")
         self.log_request(body, request.headers)
-        if self.fail_next:
-            status = self.fail_next.pop(0)
-            headers = (
-                {"retry-after": f"{self.retry_after_s:g}"}
-                if status == 429 and self.retry_after_s is not None
-                else None
-            )
+        failure = self.next_failure()
+        if failure is not None:
+            status, headers = failure
             return self._error(status, f"emulated failure {status}", headers)
         if not isinstance(body.get("messages"), list) or not body.get("model"):
             return self._error(400, "'model' and 'messages' are required.")

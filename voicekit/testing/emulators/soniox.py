@@ -19,13 +19,13 @@ import functools
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import numpy as np
 
 from voicekit.audio import AudioConverter, AudioFormat, alaw_decode, ulaw_decode
-from voicekit.testing.emulators._server import Faults, LoopbackServer
+from voicekit.testing.emulators._server import Faults, LoopbackServer, ServedEmulator
 
 __all__ = ["SonioxEmulator"]
 
@@ -93,7 +93,7 @@ def _rms(stream: _Stream, data: bytes) -> float:
     return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
 
 
-class SonioxEmulator:
+class SonioxEmulator(ServedEmulator):
     """``async with SonioxEmulator(utterances=[...]) as sx:`` then use ``sx.url``."""
 
     def __init__(
@@ -124,13 +124,6 @@ class SonioxEmulator:
     @property
     def url(self) -> str:
         return f"{self.server.ws_url}/transcribe-websocket"
-
-    async def __aenter__(self) -> Self:
-        await self.server.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.server.__aexit__(*exc)
 
     @property
     def configs(self) -> list[dict[str, Any]]:

@@ -12,11 +12,11 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import anyio
 
-from voicekit.testing.emulators._server import LoopbackServer
+from voicekit.testing.emulators._server import LoopbackServer, ServedEmulator
 
 __all__ = ["Command", "TelnyxEmulator"]
 
@@ -52,7 +52,7 @@ def _error(status: int, code: str, title: str, detail: str, pointer: str | None 
     return JSONResponse({"errors": [error]}, status_code=status)
 
 
-class TelnyxEmulator:
+class TelnyxEmulator(ServedEmulator):
     def __init__(self, *, api_key: str = "test-telnyx-key") -> None:
         self.api_key = api_key
         self.commands: list[Command] = []
@@ -65,13 +65,6 @@ class TelnyxEmulator:
     def url(self) -> str:
         """Base URL for ``[providers.telnyx] base_url``."""
         return f"{self.server.http_url}/v2"
-
-    async def __aenter__(self) -> Self:
-        await self.server.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.server.__aexit__(*exc)
 
     def register_call(self, call_control_id: str) -> None:
         """An inbound call the phone simulator is about to announce."""

@@ -61,15 +61,20 @@ def test_the_streaming_helpers_api_is_pinned() -> None:
 
     assert voicekit.streaming.__all__ == [
         "BackgroundTasks",
+        "EventTooLarge",
         "PersistentWebSocket",
         "ReconnectBudget",
         "RetryPolicy",
+        "ToolCallAssembler",
+        "ToolCallLimit",
         "close_websocket",
         "connect_websocket",
         "network_error",
+        "parse_tool_arguments",
         "retry_after_s",
         "send_message",
         "spawn",
+        "sse_events",
         "status_error",
     ]
     for name in voicekit.streaming.__all__:

@@ -323,7 +323,9 @@ async def test_a_failure_mid_reply_comes_after_the_text_already_streamed(provide
 async def test_the_openai_stream_reader_is_lenient_with_compatible_servers() -> None:
     """What OpenAI-compatible servers send besides OpenAI's own form: comments, event
     fields, data over two lines, no tool-call index, junk lines; and an error event."""
-    from voicekit_openai.chunks import ChunkReader, sse_data
+    from voicekit_openai.chunks import ChunkReader
+
+    from voicekit.sse import sse_events
 
     lines = [
         ": keep-alive",
@@ -345,13 +347,17 @@ async def test_the_openai_stream_reader_is_lenient_with_compatible_servers() -> 
         "data: [DONE]",
     ]
 
-    async def aiter_lines() -> AsyncIterator[str]:
-        for line in lines:
-            yield line
+    async def body() -> AsyncIterator[bytes]:  # in uneven pieces, with CRLF line ends
+        raw = "\r\n".join(lines).encode()
+        for i in range(0, len(raw), 7):
+            yield raw[i : i + 7]
 
     reader = ChunkReader(provider="openai", label="OpenAI", call_id="c")
     events = [
-        e async for data in sse_data(aiter_lines()) if data != "[DONE]" for e in reader.events(data)
+        e
+        async for sse in sse_events(body())
+        if sse.data != "[DONE]"
+        for e in reader.events(sse.data)
     ]
     assert text_of(events) == "Hello."
     assert [e for e in events if isinstance(e, ToolCall)] == [ToolCall("c1", "hours", "{}")]

@@ -8,19 +8,26 @@ from voicekit.persistent import PersistentWebSocket
 from voicekit.provider_errors import network_error, retry_after_s, status_error
 from voicekit.reconnect import ReconnectBudget
 from voicekit.retry import RetryPolicy
+from voicekit.sse import EventTooLarge, sse_events
 from voicekit.tasks import spawn
+from voicekit.tool_calls import ToolCallAssembler, ToolCallLimit, parse_tool_arguments
 from voicekit.websocket import close_websocket, connect_websocket, send_message
 
 __all__ = [
     "BackgroundTasks",
+    "EventTooLarge",
     "PersistentWebSocket",
     "ReconnectBudget",
     "RetryPolicy",
+    "ToolCallAssembler",
+    "ToolCallLimit",
     "close_websocket",
     "connect_websocket",
     "network_error",
+    "parse_tool_arguments",
     "retry_after_s",
     "send_message",
     "spawn",
+    "sse_events",
     "status_error",
 ]

@@ -3,25 +3,25 @@
 One ``AsyncAnthropic`` client per provider, shared by every call; its own retries are
 off, so the core's policy decides. The system message goes in ``system`` (marked for the
 prompt cache with ``cache_control``, as the tools are, unless ``cache_prompt`` is off);
-text deltas stream as they arrive; a ``tool_use`` block's ``input_json_delta`` fragments
-are assembled into one call; usage comes from ``message_start`` (input, cache reads) and
-``message_delta`` (output).
+the stream is read by :mod:`voicekit_anthropic.events`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import copy
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 import anyio
 
 from voicekit.errors import ProviderError, ProviderTimeoutError, ProviderUnavailable
-from voicekit.llm import LLM, LLMEvent, Message, TextDelta, Tool, ToolCall, Usage
+from voicekit.llm import LLM, LLMEvent, Message, Tool
 from voicekit.provider import ProviderSettings
 from voicekit.provider_errors import MAX_DETAIL_CHARS, network_error, retry_after_s, status_error
+from voicekit.sse import EventTooLarge, sse_events
+from voicekit.tool_calls import parse_tool_arguments
+from voicekit_anthropic.events import PROVIDER, EventReader
 from voicekit_anthropic.settings import AnthropicSettings
 
 __all__ = ["AnthropicLLM", "claude_messages"]
@@ -55,10 +55,7 @@ def claude_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str, An
         if m.content:
             append(m.role, {"type": "text", "text": m.content})
         for call in m.tool_calls:
-            try:
-                arguments = json.loads(call.arguments or "{}")
-            except ValueError:
-                arguments = {}
+            arguments = parse_tool_arguments(call.arguments)
             append(
                 "assistant",
                 {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments},
@@ -97,6 +94,7 @@ class AnthropicLLM(LLM[AnthropicSettings]):
     def __init__(self, settings: AnthropicSettings | None = None) -> None:
         super().__init__(settings)
         self._sdk: Any = None
+        self._call_id: str | None = None
         # The SDK takes most of a second to import: pay that when the server starts,
         # not in the first call's first turn.
         import anthropic  # noqa: F401
@@ -167,37 +165,24 @@ class AnthropicLLM(LLM[AnthropicSettings]):
     ) -> AsyncIterator[LLMEvent]:
         import anthropic
 
+        reader = EventReader(self._call_id)
+        request = self.request(messages, tools, max_tokens, temperature)
         try:
-            response = await self.client.messages.create(
-                **self.request(messages, tools, max_tokens, temperature)
-            )
+            async with self.client.messages.with_streaming_response.create(**request) as response:
+                async for sse in sse_events(_bytes(response)):
+                    for event in reader.events(sse.data):
+                        yield event
         except anthropic.AnthropicError as exc:
             raise sdk_error(exc, provider=self.name) from None
-        usage_in: Any = None
-        tool_blocks: dict[int, tuple[str, str, list[str]]] = {}  # index -> id, name, json
-        async with contextlib.aclosing(_events(response)) as events:
-            try:
-                async for event in events:
-                    kind = event.type
-                    if kind == "message_start":
-                        usage_in = event.message.usage
-                    elif kind == "content_block_start":
-                        block = event.content_block
-                        if block.type == "tool_use":
-                            tool_blocks[event.index] = (block.id, block.name, [])
-                    elif kind == "content_block_delta":
-                        delta = event.delta
-                        if delta.type == "text_delta" and delta.text:
-                            yield TextDelta(delta.text)
-                        elif delta.type == "input_json_delta" and event.index in tool_blocks:
-                            tool_blocks[event.index][2].append(delta.partial_json)
-                    elif kind == "content_block_stop" and event.index in tool_blocks:
-                        call_id, name, parts = tool_blocks.pop(event.index)
-                        yield ToolCall(call_id, name, "".join(parts) or "{}")
-                    elif kind == "message_delta":
-                        yield _usage(usage_in, event.usage)
-            except anthropic.AnthropicError as exc:
-                raise sdk_error(exc, provider=self.name) from None
+        except EventTooLarge as exc:
+            raise ProviderError(f"Anthropic sent {exc}", provider=self.name) from None
+        for call in reader.calls():
+            yield call
+
+    def for_call(self, call_id: str) -> AnthropicLLM:
+        view = copy.copy(self)  # shares the client (one pool for the process)
+        view._call_id = call_id
+        return view
 
     async def aclose(self) -> None:
         if self._sdk is not None:
@@ -205,24 +190,11 @@ class AnthropicLLM(LLM[AnthropicSettings]):
             self._sdk = None
 
 
-def _usage(start: Any, delta: Any) -> Usage:
-    cached = getattr(start, "cache_read_input_tokens", None) if start is not None else None
-    uncached = getattr(start, "input_tokens", None) if start is not None else None
-    created = getattr(start, "cache_creation_input_tokens", None) if start is not None else None
-    total_in = None
-    if uncached is not None:
-        total_in = uncached + (cached or 0) + (created or 0)
-    return Usage(
-        input_tokens=total_in,
-        output_tokens=getattr(delta, "output_tokens", None),
-        cached_input_tokens=cached,
-    )
-
-
-async def _events(response: Any) -> AsyncGenerator[Any, None]:
-    """The SDK's stream as an async generator that closes its response when closed."""
+async def _bytes(response: Any) -> AsyncIterator[bytes]:
+    """The body; a transport failure while reading it (the SDK lets its HTTP library's
+    errors through here) becomes the core's network error."""
     try:
-        async for event in response:
-            yield event
-    finally:
-        await response.close()
+        async for chunk in response.iter_bytes():
+            yield chunk
+    except Exception as exc:
+        raise network_error(exc, provider=PROVIDER, label="Anthropic") from None

@@ -1,4 +1,4 @@
-"""A Chat Completions stream, read from its SSE lines into voicekit's LLM events.
+"""A Chat Completions stream's events (``voicekit.sse``) into voicekit's LLM events.
 
 The SDK makes the request (auth, base URL, status errors); the body is read here rather
 than through the SDK's typed chunk objects, which cost about 0.1 ms per token to build,
@@ -6,39 +6,24 @@ as much again as everything else a token goes through. Servers that call themsel
 OpenAI-compatible differ in small ways, so the reader is lenient where it can be: comment
 lines (``: keep-alive``), ``event:`` fields, events whose data spans lines, chunks
 without ``choices`` or ``delta``, tool-call deltas without an index. A data line that is
-not JSON is logged and skipped; an ``{"error": ...}`` event mid-stream raises.
+not JSON is logged and skipped; an ``{"error": ...}`` event mid-stream raises, as do
+more tool calls or longer arguments than ``voicekit.tool_calls`` allows.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from voicekit.errors import ProviderUnavailable
+from voicekit.errors import ProviderError, ProviderUnavailable
 from voicekit.llm import LLMEvent, TextDelta, Usage
-from voicekit_openai.convert import ToolCallAssembler
+from voicekit.tool_calls import ToolCallAssembler, ToolCallLimit
 
-__all__ = ["ChunkReader", "sse_data"]
+__all__ = ["ChunkReader"]
 
 logger = logging.getLogger(__name__)
-
-
-async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    """The ``data`` of each server-sent event (multi-line data joined by newlines)."""
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-        elif line.startswith("data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(" ") else value)
-        # Other fields (event:, id:, retry:) and comments (":...") carry nothing here.
-    if data:
-        yield "\n".join(data)
 
 
 class ChunkReader:
@@ -53,7 +38,7 @@ class ChunkReader:
     def events(self, data: str) -> Iterator[LLMEvent]:
         try:
             chunk = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             self._skip("not JSON", data)
             return
         if not isinstance(chunk, dict):
@@ -95,12 +80,15 @@ class ChunkReader:
         fn = tc.get("function")
         fn = fn if isinstance(fn, dict) else {}
         index = tc.get("index")
-        self.tools.add(
-            index if isinstance(index, int) else position,
-            _str(tc.get("id")),
-            _str(fn.get("name")),
-            _str(fn.get("arguments")),
-        )
+        try:
+            self.tools.add(
+                index if isinstance(index, int) else position,
+                _str(tc.get("id")),
+                _str(fn.get("name")),
+                _str(fn.get("arguments")),
+            )
+        except ToolCallLimit as exc:
+            raise ProviderError(f"{self.label} sent {exc}", provider=self.provider) from None
 
     def _skip(self, why: str, data: str) -> None:
         self.malformed += 1

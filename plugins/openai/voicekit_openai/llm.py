@@ -21,7 +21,8 @@ from voicekit.errors import ProviderError, ProviderTimeoutError, ProviderUnavail
 from voicekit.llm import LLM, LLMEvent, Message, Tool
 from voicekit.provider import ProviderSettings
 from voicekit.provider_errors import network_error, retry_after_s, status_error
-from voicekit_openai.chunks import ChunkReader, sse_data
+from voicekit.sse import EventTooLarge, sse_events
+from voicekit_openai.chunks import ChunkReader
 from voicekit_openai.convert import chat_messages, chat_tools
 from voicekit_openai.settings import OPENAI_HOST, OpenAISettings
 
@@ -167,16 +168,18 @@ class OpenAILLM(LLM[OpenAISettings]):
             async with self.client.chat.completions.with_streaming_response.create(
                 **request
             ) as response:
-                async for data in sse_data(_lines(response, self)):
+                async for sse in sse_events(_bytes(response, self)):
                     # Read on past [DONE] to the body's end: a response read to its end
                     # gives its connection back to the pool for the next turn.
-                    if data.strip() != "[DONE]":
-                        for event in reader.events(data):
+                    if sse.data.strip() != "[DONE]":
+                        for event in reader.events(sse.data):
                             yield event
         except openai.OpenAIError as exc:
             raise sdk_error(
                 exc, provider=self.name, label=self.label, key_env=self.key_env
             ) from None
+        except EventTooLarge as exc:
+            raise ProviderError(f"{self.label} sent {exc}", provider=self.name) from None
         for call in reader.finish():
             yield call
 
@@ -186,12 +189,13 @@ class OpenAILLM(LLM[OpenAISettings]):
             self._client.sdk = None
 
 
-async def _lines(response: Any, llm: OpenAILLM) -> AsyncIterator[str]:
-    """The body's lines; a transport failure while reading them (the SDK lets its HTTP
-    library's errors through here) becomes the core's network error."""
+async def _bytes(response: Any, llm: OpenAILLM) -> AsyncIterator[bytes]:
+    """The body; a transport failure while reading it (the SDK lets its HTTP library's
+    errors through here) becomes the core's network error, an event past the size bound
+    a ProviderError."""
     try:
-        async for line in response.iter_lines():
-            yield line
+        async for chunk in response.iter_bytes():
+            yield chunk
     except Exception as exc:
         raise network_error(exc, provider=llm.name, label=llm.label) from None
 

@@ -189,3 +189,29 @@ def test_a_variant_of_a_plugin_reads_the_plugins_table(
     assert tts.settings.voice_id == "my-voice"  # type: ignore[attr-defined]
     assert tts.settings.model_id == "eleven_turbo_v2_5"  # type: ignore[attr-defined]
     assert tts.settings.timeout == 3
+
+
+def test_transfer_settings_that_cannot_work_are_warned_about() -> None:
+    from voicekit.config.resolve import agent_warnings
+
+    def warnings(**agent: object) -> list[str]:
+        return agent_warnings(load_settings(agent=agent))
+
+    assert warnings(builtin_tools=["transfer_call"], transfer_allowlist=["+15551230000"]) == []
+    assert "is empty" in warnings(builtin_tools=["transfer_call"])[0]
+    assert "no transfer_call" in warnings(transfer_allowlist=["+15551230000"])[0]
+    odd = warnings(
+        builtin_tools=["transfer_call"],
+        transfer_allowlist=["+1 (555) 123-0000", "sip:desk@pbx.example.com", "5551230000"],
+    )
+    assert len(odd) == 1 and "'5551230000' is neither an E.164 number" in odd[0]
+
+
+def test_a_list_setting_from_the_environment_must_be_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEKIT_AGENT__BUILTIN_TOOLS", "end_call")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "environment variable VOICEKIT_AGENT__BUILTIN_TOOLS" in str(err.value)
+    assert "takes a JSON list" in str(err.value)
+    monkeypatch.setenv("VOICEKIT_AGENT__BUILTIN_TOOLS", '["end_call"]')
+    assert load_settings().agent.builtin_tools == ["end_call"]

@@ -373,8 +373,19 @@ def test_a_plugins_tools_are_listed_and_offered_in_every_call(
 
     app = voicekit.create_app(settings, plugins=manager, telephony=telephony, tools=[weather])
     assert [t.name for t in app.app.state.calls.tools] == ["weather", "hours"]
-    with pytest.raises(ConfigError, match="two tools are named 'hours'"):
+    with pytest.raises(ConfigError, match="two tools are named 'hours'") as clash:
         voicekit.create_app(settings, plugins=manager, telephony=telephony, tools=[hours_too()])
+    assert "create_app(tools=...) and plugin 'acmetools'" in str(clash.value)
+    with_builtin = settings.model_copy(
+        update={"agent": settings.agent.model_copy(update={"builtin_tools": ["end_call"]})}
+    )
+
+    @voicekit.tool(name="end_call", description="Mine.")
+    async def mine() -> str:
+        return ""
+
+    with pytest.raises(ConfigError, match=r"'end_call' \(create_app\(tools=...\) and \[agent\]"):
+        voicekit.create_app(with_builtin, plugins=manager, telephony=telephony, tools=[mine])
 
 
 def hours_too() -> object:
@@ -387,15 +398,20 @@ def hours_too() -> object:
     return hours
 
 
-def test_a_tool_name_taken_by_a_builtin_or_another_plugin_is_an_error_naming_both(
+def test_a_tool_name_taken_by_a_builtin_or_another_plugin_is_reported_on_that_plugin(
     plugin_dist: PluginDistFactory,
 ) -> None:
+    """The clash is the second plugin's error, naming both; `voicekit plugins` still
+    lists everything, and the other plugins' tools are used."""
     plugin_dist("t-one", {"tone": "t_one"}, {"t_one": TOOL_PLUGIN.format(name="hours")})
     plugin_dist("t-two", {"ttwo": "t_two"}, {"t_two": TOOL_PLUGIN.format(name="hours")})
-    with pytest.raises(PluginError) as err:
-        load_plugins({})
-    assert "'hours'" in str(err.value) and "'tone'" in str(err.value)
-    assert "'ttwo'" in str(err.value) and "VOICEKIT_BLOCK_PLUGINS" in str(err.value)
     plugin_dist("t-three", {"tthree": "t_three"}, {"t_three": TOOL_PLUGIN.format(name="end_call")})
-    with pytest.raises(PluginError, match="built in"):
-        load_plugins({"VOICEKIT_BLOCK_PLUGINS": "ttwo"})
+    manager = load_plugins({})
+    assert manager.plugins["tone"].ok and list(manager.tools) == ["hours"]
+    two, three = manager.plugins["ttwo"], manager.plugins["tthree"]
+    assert "'hours'" in (two.error or "") and "plugin 'tone'" in (two.error or "")
+    assert "VOICEKIT_BLOCK_PLUGINS" in (two.error or "") and two.tools == []
+    assert "built-in" in (three.error or "")
+    listing = CliRunner().invoke(cli, ["plugins"])
+    assert listing.exit_code == 0 and "tool:hours" in listing.output
+    assert "ERROR register_tools failed: registered a tool named 'end_call'" in listing.output

@@ -293,7 +293,7 @@ async def test_serve_with_the_openai_provider_end_to_end(tmp_path: Path) -> None
             run.process.send_signal(signal.SIGTERM)
             with anyio.fail_after(20):
                 assert await run.process.wait() == 0
-    assert transfer.body["to"] == "+1 555 123 0000"
+    assert transfer.body["to"] == "+15551230000"  # the allow-list's entry, as configured
     assert "hangup" not in run.telnyx.actions(call.call_id)  # transferred, not hung up
     # Every word was heard before the transfer: the emulator speaks 20 ms per character,
     # 8 bytes per ms of mu-law.
@@ -301,6 +301,8 @@ async def test_serve_with_the_openai_provider_end_to_end(tmp_path: Path) -> None
     first, retried, after_tool = em.requests
     assert first["body"] == retried["body"] and first["body"]["model"] == "gpt-test"
     assert [t["function"]["name"] for t in first["body"]["tools"]] == ["transfer_call"]
+    offered = first["body"]["tools"][0]["function"]["parameters"]["properties"]
+    assert offered["destination"]["enum"] == ["+15551230000"]  # the model sees its choices
     assert after_tool["body"]["messages"][-1]["role"] == "tool"
     saved = json.loads(next(records.glob("*.json")).read_text())
     assert saved["end_reason"] == "transferred"

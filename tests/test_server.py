@@ -350,3 +350,13 @@ async def test_a_broken_call_does_not_touch_another(tmp_path: Path) -> None:
         "You said: and again.",
     ]
     assert by_id[broken.call_id].turns and by_id[broken.call_id].ended_at is not None
+
+
+async def test_keys_pressed_on_the_phone_reach_the_model(tmp_path: Path) -> None:
+    async with rig(tmp_path, replies=["You chose reservations."]) as r:
+        async with r.phone.call() as call:
+            await call.wait(0.3)
+            await call.press("1#")
+            await until(lambda: turns_played(r, call) == 1)
+        await until(lambda: not r.calls.active)
+    assert r.calls.records[-1].turns[0].user_text == "[caller pressed 1#]"

@@ -11,7 +11,7 @@ import pytest
 from tests.session_helpers import Call, anyio_backend, make_call, run_call, until  # noqa: F401
 from voicekit import tool
 from voicekit.llm import Message
-from voicekit.session.actions import CallActions
+from voicekit.session.actions import CallActions, PendingAction
 from voicekit.telephony import CallInfo
 from voicekit.tools import FunctionTool, ToolContext
 
@@ -128,7 +128,8 @@ async def test_transfer_call_only_to_the_allowlist(allowed: bool) -> None:
     record = await run_call(call, caller)
     result = call.llm.requests[1][-1].content
     if allowed:
-        assert transfers == ["+1 (555) 123-0000"] and record.end_reason == "transferred"
+        # The configured entry is dialled, never the model's spelling of it.
+        assert transfers == ["+15551230000"] and record.end_reason == "transferred"
         assert result.startswith("The caller will be transferred")
     else:
         assert transfers == [] and record.end_reason != "transferred"
@@ -285,3 +286,68 @@ async def test_the_models_arguments_are_checked_against_the_signature() -> None:
         with pytest.raises(ValueError, match=f"invalid arguments for book: .*{why}"):
             await book.run(wrong, context)
     assert len(got) == 1
+
+
+async def test_a_model_cannot_make_a_tool_act_without_bound() -> None:
+    """At most 10 tool calls run per reply, the same call runs once, and after 5 rounds of
+    tools the model's further calls are answered without running."""
+    sent: list[str] = []
+
+    @tool(description="Send a text message.")
+    async def send_sms(to: str) -> str:
+        sent.append(to)
+        return f"sent to {to}"
+
+    many = " ".join(f'[[send_sms {{"to": "+1555000{n:04d}"}}]]' for n in range(12))
+    again = '[[send_sms {"to": "+15550000000"}]]'  # already sent in round one
+    call = make_call(
+        utterances=["text everyone"],
+        replies=[f"Sending. {many}", *[again] * 5, "Done."],
+        tools=[send_sms],
+        agent={"filler": ""},
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: c.session.record.turns)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert len(sent) == 10 and len(set(sent)) == 10
+    assert len(call.llm.requests) == 6  # the first and five more rounds, no seventh
+    results = [m.content for m in call.llm.requests[-1] if m.role == "tool"]
+    assert results.count("Error: not run: a reply may call 10 tools") == 2
+    assert results.count("sent to +15550000000") == 5  # the repeats: the first result
+    assert len(record.turns[0].tools) == 10
+
+
+def test_sip_destinations_keep_their_case_sensitive_user_part() -> None:
+    actions = CallActions(CallInfo(call_id="c"), ["sip:Desk@PBX.example.com", "+15551230000"])
+    assert actions.may_transfer_to("SIP:Desk@pbx.EXAMPLE.com")
+    assert not actions.may_transfer_to("sip:desk@pbx.example.com")  # another user
+    for spelling in ("+1 (555) 123-0000", "+1555\u2003123\xa00000\n", "+1.555.123.0000"):
+        actions.transfer(spelling)
+        assert actions.take() == PendingAction("transfer", "+15551230000")
+    for refused in ("tel:+15551230000", "0015551230000", "+15551230000;ext=1", "+\uff115551230000"):
+        assert not actions.may_transfer_to(refused), refused
+
+
+async def test_a_caller_cannot_flood_the_model_with_keys() -> None:
+    call = make_call(replies=["Okay."] * 100, agent={"dtmf_gap_s": 1.0})
+
+    async def caller(c: Call) -> None:
+        await c.quiet(500)
+        for _ in range(40):  # a long run of digits: one message, cut at 32
+            c.media.press("7")
+        await until(lambda: c.session.record.turns)
+        for _ in range(100):  # '#' ten times a second for ten seconds
+            c.media.press("#")
+            await anyio.sleep(0.1)
+        await anyio.sleep(2)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert record.turns[0].user_text == f"[caller pressed {'7' * 32}]"
+    keypad_turns = [t for t in record.turns if (t.user_text or "").startswith("[caller")]
+    assert 2 <= len(keypad_turns) <= 13  # at most one a second, not a hundred
+    assert sum((t.user_text or "").count("#") for t in keypad_turns) == 100  # none lost

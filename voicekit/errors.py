@@ -97,7 +97,10 @@ class ProviderError(VoiceKitError):
     def __str__(self) -> str:
         text = super().__str__()
         prefix = f"[{self.provider}] " if self.provider else ""
-        suffix = f" (status {self.status_code})" if self.status_code is not None else ""
+        status = self.status_code
+        suffix = (
+            f" (status {status})" if status is not None and f"HTTP {status}" not in text else ""
+        )
         return f"{prefix}{text}{suffix}"
 
 

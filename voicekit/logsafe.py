@@ -56,6 +56,8 @@ _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         rf"\1{REDACTED}",
     ),
+    # a password in a URL: scheme://user:password@host
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*:)[^\s/@]+@"), rf"\1{REDACTED}@"),
     # voicekit media tokens anywhere: <base64url subject>.<unix expiry>.<base64url HMAC>
     (re.compile(r"[A-Za-z0-9_-]{2,}\.\d{9,12}\.[A-Za-z0-9_-]{43}"), REDACTED),
 )

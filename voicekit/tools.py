@@ -21,6 +21,7 @@ error to the model, never to the caller. ``end_call`` and ``transfer_call`` are 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import re
@@ -93,6 +94,10 @@ class FunctionTool:
             )
         if not inspect.iscoroutinefunction(self.handler):
             raise TypeError(f"tool {self.name!r}: the handler must be an async function")
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function itself, as if it were not a tool (in your own tests)."""
+        return await self.handler(*args, **kwargs)
 
     @property
     def spec(self) -> Tool:
@@ -227,23 +232,51 @@ def tool_result_text(value: Any) -> str:
 BUILTIN_TOOL_NAMES = ("end_call", "transfer_call")
 
 
-def unique_tools(tools: Sequence[FunctionTool]) -> list[FunctionTool]:
+def unique_tools(
+    tools: Sequence[FunctionTool], owners: Mapping[str, Sequence[FunctionTool]] | None = None
+) -> list[FunctionTool]:
     """``tools`` as a list, or ValueError if two share a name (the model could not tell
-    them apart, and one would silently never run)."""
+    them apart, and one would silently never run). ``owners`` (who gave which tools:
+    ``{"create_app(tools=...)": [...], "plugin 'acme'": [...]}``) names where each came from."""
     names = [t.name for t in tools]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
-        raise ValueError(f"two tools are named {', '.join(map(repr, twice))}; rename one")
+        where = ""
+        if owners:
+            name = twice[0]
+            givers = [who for who, given in owners.items() for t in given if t.name == name]
+            where = f" ({' and '.join(givers)})"
+        raise ValueError(f"two tools are named {', '.join(map(repr, twice))}{where}; rename one")
     return list(tools)
 
 
-def builtin_tools(names: Sequence[str]) -> list[FunctionTool]:
-    """The built-in tools called ``names`` (``end_call``, ``transfer_call``)."""
-    found = {"end_call": _end_call, "transfer_call": _transfer_call}
+def builtin_tools(names: Sequence[str], destinations: Sequence[str] = ()) -> list[FunctionTool]:
+    """The built-in tools called ``names`` (``end_call``, ``transfer_call``).
+
+    ``transfer_call`` offers exactly ``destinations`` (``[agent] transfer_allowlist``) as
+    the values its argument may take, so the model sees the numbers it may use."""
+    found = {"end_call": _end_call, "transfer_call": _transfer_to_one_of(destinations)}
     unknown = [n for n in names if n not in found]
     if unknown:
         raise ValueError(f"unknown built-in tools {unknown}; there are {sorted(found)}")
     return [found[n] for n in names]
+
+
+def _transfer_to_one_of(destinations: Sequence[str]) -> FunctionTool:
+    if not destinations:
+        return _transfer_call
+    schema = {
+        "type": "object",
+        "properties": {
+            "destination": {
+                "type": "string",
+                "enum": list(destinations),
+                "description": "Where to transfer the call: one of these, exactly.",
+            }
+        },
+        "required": ["destination"],
+    }
+    return dataclasses.replace(_transfer_call, parameters=schema)
 
 
 @tool(

@@ -102,7 +102,16 @@ def cli(verbose: int) -> None:
 
 # Libraries whose debug output is per frame or per header: at -vv they would drown the
 # call's own lines (and print credentials, which logsafe redacts anyway); -vvv shows them.
-CHATTY_LIBRARIES = ("websockets", "httpcore", "hpack", "httpx", "uvicorn.protocols")
+# httpx2 and httpcore2: the HTTP stack of the openai and anthropic SDKs.
+CHATTY_LIBRARIES = (
+    "websockets",
+    "httpcore",
+    "httpcore2",
+    "hpack",
+    "httpx",
+    "httpx2",
+    "uvicorn.protocols",
+)
 
 
 def configure_logging(verbose: int) -> None:

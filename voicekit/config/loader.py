@@ -6,6 +6,7 @@ the argument), the field, and what is allowed.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from voicekit._validation import describe_error
+from voicekit._validation import describe_error, wants_structure
 from voicekit.config.settings import ENV_PREFIX, VoiceKitSettings, _file_data
 from voicekit.errors import ConfigError
 
@@ -90,6 +92,8 @@ def load_settings(
     token = _file_data.set(file_data)
     try:
         return VoiceKitSettings(**overrides)
+    except SettingsError:
+        raise ConfigError(_unparsable_env()) from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -100,3 +104,30 @@ def load_settings(
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
     finally:
         _file_data.reset(token)
+
+
+def _unparsable_env() -> str:
+    """What to say when the settings loader could not parse an environment variable:
+    the variables of list and table settings whose values are not JSON."""
+    bad = []
+    for var, value in sorted(os.environ.items()):
+        upper = var.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        section, _, name = upper.removeprefix(ENV_PREFIX).lower().partition("__")
+        model = VoiceKitSettings.model_fields.get(section)
+        fields = getattr(model.annotation, "model_fields", {}) if model is not None else {}
+        field = fields.get(name)
+        if field is None or not wants_structure(field.annotation):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            bad.append(
+                f"environment variable {var}: {section}.{name} takes a JSON list or table, "
+                f'e.g. {var}=\'["one", "two"]\' (got {value[:40]!r})'
+            )
+    return "invalid settings:\n  " + (
+        "\n  ".join(bad)
+        or "an environment variable VOICEKIT_* is not valid JSON where a list or table is expected"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -125,7 +126,7 @@ def config_warnings(
     """What looks like a mistake but does not stop voicekit: a misspelt environment
     section (ignored by the settings loader), an option no provider of that name has in a
     table not in use (not validated, since nothing reads it), a table no provider owns."""
-    warnings = server_warnings(settings)
+    warnings = server_warnings(settings) + agent_warnings(settings)
     sections = set(type(settings).model_fields)
     for var in sorted(os.environ if environ is None else environ):
         upper = var.upper()
@@ -141,6 +142,40 @@ def config_warnings(
     if registry is not None:
         warnings += _table_warnings(settings, registry, set(plugins))
     return warnings
+
+
+_DESTINATION = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s@]+@[^\s@]+)$")
+
+
+def agent_warnings(settings: VoiceKitSettings) -> list[str]:
+    """Tool settings that cannot work as meant: a transfer tool with nowhere to transfer
+    to, an allow-list no tool uses, destinations the telephony would refuse."""
+    agent = settings.agent
+    warnings = []
+    offers_transfer = "transfer_call" in agent.builtin_tools
+    if offers_transfer and not agent.transfer_allowlist:
+        warnings.append(
+            "[agent] builtin_tools has transfer_call but transfer_allowlist is empty: every "
+            "transfer will be refused; list the numbers (E.164) or SIP URIs it may use"
+        )
+    if agent.transfer_allowlist and not offers_transfer:
+        warnings.append(
+            "[agent] transfer_allowlist is set but builtin_tools has no transfer_call: the "
+            'model cannot transfer (add "transfer_call" to builtin_tools)'
+        )
+    for entry in agent.transfer_allowlist:
+        if not _DESTINATION.match(_normal_destination(entry)):
+            warnings.append(
+                f"[agent] transfer_allowlist entry {entry!r} is neither an E.164 number "
+                "(+15551230000) nor a SIP URI (sip:desk@pbx.example.com); the telephony "
+                "provider will refuse to transfer to it"
+            )
+    return warnings
+
+
+def _normal_destination(entry: str) -> str:
+    text = entry.strip()
+    return text if text.lower().startswith("sip") else re.sub(r"[\s().-]", "", text)
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -219,41 +219,47 @@ class PluginManager:
 
     def collect_tools(self) -> None:
         """Call every plugin's ``register_tools`` hook (again: the result replaces what
-        an earlier collection found). A tool that is not a :class:`FunctionTool`, or whose
-        name a built-in tool or another plugin's tool already has, is a
-        :class:`PluginError` naming both."""
+        an earlier collection found). A plugin that registers something other than a
+        :class:`FunctionTool`, or a tool whose name a built-in tool or another plugin's
+        tool already has, gets that error (naming both) and none of its tools are used;
+        ``voicekit plugins`` lists it, and the other plugins carry on."""
         self.tools = {}
-        owners = {name: "voicekit (built in)" for name in BUILTIN_TOOL_NAMES}
+        owners = {name: "voicekit (a built-in tool)" for name in BUILTIN_TOOL_NAMES}
         for impl in self.pm.hook.register_tools.get_hookimpls():
             info = self.plugins.get(impl.plugin_name)
             if info is None or info.error is not None:
                 continue
-            info.tools = []
+            mine: dict[str, FunctionTool] = {}
 
-            def register(tool: FunctionTool, info: PluginInfo = info) -> None:
+            def register(
+                tool: FunctionTool, info: PluginInfo = info, mine: dict[str, FunctionTool] = mine
+            ) -> None:
                 if not isinstance(tool, FunctionTool):
                     raise PluginError(
-                        f"plugin {info.name!r} registered {tool!r} as a tool, but it is not "
-                        "a voicekit.FunctionTool (decorate the function with @voicekit.tool)"
+                        f"registered {tool!r} as a tool, but it is not a voicekit.FunctionTool"
+                        " (decorate the function with @voicekit.tool)"
                     )
-                owner = owners.get(tool.name)
+                owner = owners.get(tool.name) or (
+                    f"plugin {info.name!r}" if tool.name in mine else None
+                )
                 if owner is not None:
                     raise PluginError(
-                        f"plugin {info.name!r} registered a tool named {tool.name!r}, which "
-                        f"{owner} already has; rename one, or skip a plugin with "
-                        f"{BLOCK_ENV}"
+                        f"registered a tool named {tool.name!r}, which {owner} already has; "
+                        f"rename one, or skip a plugin with {BLOCK_ENV}"
                     )
-                owners[tool.name] = f"plugin {info.name!r}"
-                self.tools[tool.name] = tool
-                info.tools.append(tool.name)
+                mine[tool.name] = tool
 
             try:
                 impl.function(*[{"register": register}[a] for a in impl.argnames])
-            except PluginError:
-                raise
             except Exception as exc:
-                info.error = f"register_tools failed: {type(exc).__name__}: {exc}"
+                what = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+                info.error = f"register_tools failed: {what}"
                 logger.warning("plugin %s: %s", info.name, info.error)
+                continue
+            for name, tool in mine.items():
+                owners[name] = f"plugin {info.name!r}"
+                self.tools[name] = tool
+            info.tools = list(mine)
 
     def _registrar(
         self, kind: ProviderKind, info: PluginInfo

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 
-from voicekit._validation import describe_error
+from voicekit._validation import describe_error, wants_structure
 from voicekit.errors import ConfigError, PluginError, ProviderNotFoundError
 from voicekit.llm import LLM
 from voicekit.provider import PROVIDER_KINDS, Provider, ProviderKind, ProviderSettings
@@ -123,21 +122,6 @@ def validate_settings(
         ) from None
 
 
-def _wants_structure(annotation: Any) -> bool:
-    """Whether a field takes a list, tuple, set, mapping or model rather than text."""
-    if annotation is str:
-        return False
-    origin = get_origin(annotation)
-    if origin in (Union, UnionType):
-        args = get_args(annotation)
-        return str not in args and any(_wants_structure(a) for a in args)
-    if origin in (list, tuple, set, frozenset, dict) or (
-        origin is not None and (isinstance(origin, type) and issubclass(origin, Mapping | Sequence))
-    ):
-        return True
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel | list | dict | tuple)
-
-
 def _parse_structured(
     settings_cls: type[ProviderSettings], values: dict[str, Any]
 ) -> dict[str, Any]:
@@ -145,7 +129,7 @@ def _parse_structured(
         field = settings_cls.model_fields.get(name)
         if field is None or not isinstance(value, str) or value.strip()[:1] not in ("[", "{"):
             continue
-        if _wants_structure(field.annotation):
+        if wants_structure(field.annotation):
             try:
                 values[name] = json.loads(value)
             except ValueError:

@@ -36,7 +36,7 @@ from voicekit.server.calls import CallManager
 from voicekit.server.limits import BodyLimit
 from voicekit.stt import STT
 from voicekit.telephony import Telephony
-from voicekit.tools import FunctionTool, unique_tools
+from voicekit.tools import FunctionTool, builtin_tools, unique_tools
 from voicekit.tts import TTS
 
 __all__ = ["create_app", "register_secrets"]
@@ -98,10 +98,16 @@ def create_app(
     for provider in (stt_p, llm_p, tts_p, tel_p):
         logsafe.register_secrets(_secret_values(provider.settings))
     manager.collect_tools()
-    try:
-        all_tools = unique_tools([*tools, *manager.tools.values()])
+    all_tools = [*tools, *manager.tools.values()]
+    agent = settings.agent
+    builtins = builtin_tools(agent.builtin_tools, agent.transfer_allowlist)
+    owners = {"create_app(tools=...)": list(tools), "[agent] builtin_tools": builtins}
+    for info in manager.plugins.values():
+        owners[f"plugin {info.name!r}"] = [manager.tools[n] for n in info.tools]
+    try:  # every call would fail to start: say so now
+        unique_tools([*all_tools, *builtins], owners)
     except ValueError as exc:
-        raise ConfigError(f"{exc} (create_app tools, or a plugin's register_tools)") from None
+        raise ConfigError(str(exc)) from None
     calls = CallManager(
         settings, stt=stt_p, llm=llm_p, tts=tts_p, hooks=Observers(manager), tools=all_tools
     )

@@ -10,6 +10,7 @@ every call's record is written either way.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -125,18 +126,26 @@ class CallManager:
             # Only admit_media lets a call in; a provider that skipped it gets nothing.
             logger.error("call=%s: refused to run a call that was not admitted", call_id)
             return
-        session = CallSession(
-            media,
-            stt=self.stt,
-            llm=self.llm,
-            tts=self.tts,
-            agent=self.settings.agent,
-            turn=self.settings.turn,
-            hooks=self.hooks,
-            hangup=hangup,
-            transfer=transfer,
-            tools=self.tools,
-        )
+        try:
+            session = CallSession(
+                media,
+                stt=self.stt,
+                llm=self.llm,
+                tts=self.tts,
+                agent=self.settings.agent,
+                turn=self.settings.turn,
+                hooks=self.hooks,
+                hangup=hangup,
+                transfer=transfer,
+                tools=self.tools,
+            )
+        except Exception:  # a bug, or settings create_app did not see: never silent
+            logger.exception("call=%s: the session could not start", call_id)
+            self.live.end(call_id)
+            self._maybe_idle()
+            with contextlib.suppress(Exception):
+                await hangup()
+            return
         self.active[call_id] = session
         self.calls_total += 1
         record: CallRecord | None = None

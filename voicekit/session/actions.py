@@ -12,6 +12,7 @@ followed by ``dtmf_gap_s`` of quiet, or by ``#``, ends the sequence.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,9 +30,14 @@ _PUNCTUATION = re.compile(r"[\s().-]")
 
 
 def _normalize(destination: str) -> str:
+    """The form destinations are compared in: a number without spaces, dashes, dots or
+    brackets; a SIP URI with its scheme and host in lower case (its user part is
+    case-sensitive: ``sip:Desk@pbx`` and ``sip:desk@pbx`` may be different phones)."""
     text = destination.strip()
-    if text.lower().startswith(("sip:", "sips:")):
-        return text.lower()
+    scheme, colon, rest = text.partition(":")
+    if colon and scheme.lower() in ("sip", "sips"):
+        user, at, host = rest.rpartition("@")
+        return f"{scheme.lower()}:{user}{at}{host.lower()}"
     return _PUNCTUATION.sub("", text)
 
 
@@ -46,7 +52,9 @@ class CallActions:
 
     def __init__(self, call: CallInfo, transfer_allowlist: Sequence[str]) -> None:
         self._call = call
-        self._allowed = {_normalize(d) for d in transfer_allowlist}
+        # Compared in normal form; what is dialled is the entry as configured, never the
+        # model's spelling of it.
+        self._allowed = {_normalize(d): d.strip() for d in transfer_allowlist}
         self.pending: PendingAction | None = None
 
     @property
@@ -57,9 +65,10 @@ class CallActions:
         self.pending = PendingAction("end")
 
     def transfer(self, to: str) -> None:
-        if not self.may_transfer_to(to):
+        configured = self._allowed.get(_normalize(to))
+        if configured is None:
             raise PermissionError(f"{to} is not in [agent] transfer_allowlist")
-        self.pending = PendingAction("transfer", to)
+        self.pending = PendingAction("transfer", configured)
 
     def may_transfer_to(self, to: str) -> bool:
         return _normalize(to) in self._allowed
@@ -71,31 +80,44 @@ class CallActions:
 
 class Keypad:
     """Collects DTMF digits into sequences and hands each to ``on_keys`` (see the module
-    docstring). Its timer runs in the call's task group."""
+    docstring). One timer, in the call's task group, ends a sequence; a sequence holds at
+    most ``MAX_DIGITS`` (more are dropped), and sequences reach the model at most one per
+    ``gap_s``: a caller holding ``#`` down cannot start ten replies a second."""
+
+    MAX_DIGITS = 32
 
     def __init__(self, gap_s: float, on_keys: Callable[[str], None]) -> None:
         self.gap_s = gap_s
         self._on_keys: Callable[[str], None] | None = on_keys
         self._digits = ""
-        self._presses = 0
+        self._due: float | None = None  # when the sequence is sent
+        self._last_sent = -math.inf
+        self._timing = False
 
     def press(self, digit: str, tg: TaskGroup | None) -> None:
-        self._digits += digit
-        self._presses += 1
-        if digit == "#":
-            self._done()
-        elif tg is not None:
-            spawn(tg, self._after_gap, self._presses)
+        if len(self._digits) < self.MAX_DIGITS:
+            self._digits += digit
+        now = anyio.current_time()
+        complete = digit == "#" or len(self._digits) >= self.MAX_DIGITS
+        self._due = max(now if complete else now + self.gap_s, self._last_sent + self.gap_s)
+        if not self._timing and tg is not None:
+            self._timing = True
+            spawn(tg, self._timer)
 
-    async def _after_gap(self, presses: int) -> None:
-        await anyio.sleep(self.gap_s)
-        if self._presses == presses:  # no key since this one
-            self._done()
-
-    def _done(self) -> None:
-        digits, self._digits = self._digits, ""
-        if digits and self._on_keys is not None:
-            self._on_keys(digits)
+    async def _timer(self) -> None:
+        try:
+            while self._due is not None:
+                wait = self._due - anyio.current_time()
+                if wait > 0:
+                    await anyio.sleep(wait)
+                    continue
+                self._due = None
+                digits, self._digits = self._digits, ""
+                self._last_sent = anyio.current_time()
+                if digits and self._on_keys is not None:
+                    self._on_keys(digits)
+        finally:
+            self._timing = False
 
     def detach(self) -> None:
         """Drop the callback once the call is over: it is the session's bound method, so

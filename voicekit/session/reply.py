@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 ReplyKind = Literal["answer", "greeting", "prompt", "farewell", "apology", "voicemail"]
 FRAME_MS = 20.0
-MAX_TOOL_ROUNDS = 5  # tool calls one reply may chain before the model must answer
+MAX_TOOL_ROUNDS = 5  # rounds of tool calls one reply may run before the model must answer
+MAX_TOOL_CALLS_PER_REPLY = 10  # tool calls one reply may run, over all its rounds
 
 
 @dataclass(eq=False)
@@ -59,6 +60,7 @@ class Reply:
     finished: bool = False
     error: BaseException | None = None
     tool_steps: list[ToolStep] = field(default_factory=list)
+    tool_calls_run: int = 0
     filler_used: bool = False
 
     @property
@@ -99,6 +101,16 @@ class Reply:
             value = getattr(usage, name)
             if value is not None:
                 setattr(m, name, (getattr(m, name) or 0) + value)
+
+
+def _results_by_call(steps: list[ToolStep]) -> dict[tuple[str, str], str]:
+    """The successful results of calls already made in a reply, by (name, arguments)."""
+    return {
+        (call.name, call.arguments): result
+        for step in steps
+        for call in step.calls
+        if (result := step.results.get(call.id)) is not None and not result.startswith("Error")
+    }
 
 
 def _first_error(exc: BaseException) -> BaseException:
@@ -193,18 +205,20 @@ class ReplyPipeline:
                 await self._settle()  # a tool from an earlier turn may still be finishing
             stamp(reply.metrics, "llm_request")
             try:
-                for _ in range(MAX_TOOL_ROUNDS + 1):
+                for round_ in range(MAX_TOOL_ROUNDS + 1):
                     calls = await self._llm_round(reply, utterance)
                     if not calls:
                         break
+                    if round_ == MAX_TOOL_ROUNDS:  # answered, not run: the reply ends
+                        logger.warning(
+                            "call=%s reply %d: still calling tools after %d rounds; stopping",
+                            self.call_id,
+                            reply.id,
+                            MAX_TOOL_ROUNDS,
+                        )
+                        self._refuse(reply, calls, f"not run: {MAX_TOOL_ROUNDS} rounds of tools")
+                        break
                     await self._call_tools(reply, utterance, calls)
-                else:
-                    logger.warning(
-                        "call=%s reply %d: still calling tools after %d rounds; stopping",
-                        self.call_id,
-                        reply.id,
-                        MAX_TOOL_ROUNDS,
-                    )
             except Exception as exc:
                 if not reply.pieces:
                     raise
@@ -274,12 +288,24 @@ class ReplyPipeline:
         """Run the calls while what the model said before them plays; if they are slow,
         say the filler (once a turn); wait for every result."""
         step = ToolStep(tuple(calls), pieces_before=len(reply.pieces))
+        done_before = _results_by_call(reply.tool_steps)
         reply.tool_steps.append(step)
         if self.tools is None:  # the model called a tool it was not offered
             for call in calls:
                 step.set_result(call.id, f"Error: there is no tool named {call.name!r}")
             return
-        self.tools.start(step, reply.metrics.tools)
+        to_run = []
+        for call in calls:
+            earlier = done_before.get((call.name, call.arguments))
+            if earlier is not None:  # the same call again: its side effect happened once
+                step.set_result(call.id, earlier)
+            elif reply.tool_calls_run >= MAX_TOOL_CALLS_PER_REPLY:
+                limit = MAX_TOOL_CALLS_PER_REPLY
+                step.set_result(call.id, f"Error: not run: a reply may call {limit} tools")
+            else:
+                reply.tool_calls_run += 1
+                to_run.append(call)
+        self.tools.start(step, reply.metrics.tools, to_run)
         if self.filler and not reply.filler_used:
             with anyio.move_on_after(self.filler_after_s):
                 await step.done.wait()
@@ -287,6 +313,15 @@ class ReplyPipeline:
                 reply.filler_used = True
                 await self._push_piece(reply, utterance, self.filler)
         await step.done.wait()
+
+    @staticmethod
+    def _refuse(reply: Reply, calls: list[ToolCall], why: str) -> None:
+        """Record calls that are not run, with an error result (the history must answer
+        every call the model made)."""
+        step = ToolStep(tuple(calls), pieces_before=len(reply.pieces))
+        for call in calls:
+            step.set_result(call.id, f"Error: {why}")
+        reply.tool_steps.append(step)
 
     async def _push_piece(self, reply: Reply, utterance: Utterance, piece: str) -> None:
         stamp(reply.metrics, "first_segment")

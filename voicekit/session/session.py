@@ -93,7 +93,7 @@ class CallSession(CallEnding):
                 "telephony cannot transfer; the tool is not offered",
                 self.call_id,
             )
-        self.tools = unique_tools([*tools, *builtin_tools(builtins)])
+        self.tools = unique_tools([*tools, *builtin_tools(builtins, self.agent.transfer_allowlist)])
         self._tool_runner: ToolRunner | None = None
         self._keypad = Keypad(self.agent.dtmf_gap_s, self._keys_done)
         self.history = ConversationHistory.for_agent(self.agent)
@@ -235,7 +235,8 @@ class CallSession(CallEnding):
                     if self._pipeline is not None:
                         self._pipeline.mark_reached(event.name)
                 elif isinstance(event, Dtmf):
-                    logger.info("call=%s: caller pressed %s", self.call_id, event.digit)
+                    # Not the digit: keys are how callers enter PINs and card numbers.
+                    logger.debug("call=%s: the caller pressed a key", self.call_id)
                     self._keypad.press(event.digit, self._tg)
                 elif isinstance(event, StreamStopped):
                     self._end("media_error" if event.failed else "caller_hangup")

@@ -16,6 +16,7 @@ import anyio
 
 from voicekit.background import BackgroundTasks
 from voicekit.llm import Tool, ToolCall
+from voicekit.logsafe import redact
 from voicekit.records import ToolRun
 from voicekit.session.history import ToolStep
 from voicekit.tools import FunctionTool, ToolContext, tool_result_text
@@ -23,6 +24,8 @@ from voicekit.tools import FunctionTool, ToolContext, tool_result_text
 __all__ = ["ToolRunner"]
 
 logger = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 500  # of an error told to the model
+MAX_RECORDED_ARGUMENTS = 2000  # characters of a call's arguments kept in the call record
 
 
 class ToolRunner:
@@ -44,9 +47,9 @@ class ToolRunner:
     def specs(self) -> list[Tool]:
         return [t.spec for t in self.tools.values()]
 
-    def start(self, step: ToolStep, runs: list[ToolRun]) -> None:
-        """Run every call of ``step``; each result lands in ``step`` as it finishes."""
-        for call in step.calls:
+    def start(self, step: ToolStep, runs: list[ToolRun], calls: Sequence[ToolCall]) -> None:
+        """Run ``calls`` (of ``step``); each result lands in ``step`` as it finishes."""
+        for call in calls:
             self._tasks.start(self._run, step, call, runs)
 
     async def _run(self, step: ToolStep, call: ToolCall, runs: list[ToolRun]) -> None:
@@ -67,10 +70,18 @@ class ToolRunner:
         except Exception as exc:  # the model hears of it; the call goes on
             error = f"{type(exc).__name__}: {exc}"
         if error is not None:
+            # The text goes to a third party (the model's provider) and into the record:
+            # no credential an exception quoted (a URL's api_key, a header) goes with it.
+            error = redact(error)[:MAX_ERROR_CHARS]
             logger.warning("call=%s: tool %s failed: %s", self.call_id, call.name, error)
             result = f"Error: {error}"
         runs.append(
-            ToolRun(call.name, call.arguments, (anyio.current_time() - started) * 1000, error)
+            ToolRun(
+                call.name,
+                call.arguments[:MAX_RECORDED_ARGUMENTS],
+                (anyio.current_time() - started) * 1000,
+                error,
+            )
         )
         step.set_result(call.id, result)
 

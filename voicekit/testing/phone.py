@@ -15,6 +15,7 @@ caller utterance the simulator reports when the agent's audio began.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import secrets
 import time
@@ -314,6 +315,15 @@ class SimulatedCall:
 
     async def wait(self, seconds: float) -> None:
         await anyio.sleep(seconds / self.speed)
+
+    async def press(self, keys: str, *, gap_s: float = 0.15) -> None:
+        """Press keys on the keypad (``"1234#"``): a ``dtmf`` frame each, as Telnyx sends
+        them, ``gap_s`` apart."""
+        for n, digit in enumerate(keys):
+            if n:
+                await self.wait(gap_s)
+            occurred = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+            await self._send({"event": "dtmf", "occurred_at": occurred, "dtmf": {"digit": digit}})
 
     async def send_raw(self, text: str) -> None:
         """Send an arbitrary frame (malformed-frame tests)."""

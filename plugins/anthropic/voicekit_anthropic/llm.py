@@ -74,7 +74,7 @@ def sdk_error(exc: Exception, *, provider: str) -> ProviderError:
     if isinstance(exc, anthropic.APIStatusError):
         return status_error(
             exc.status_code,
-            f"Anthropic refused the request (HTTP {exc.status_code})",
+            "Anthropic refused the request",
             provider=provider,
             key_env="ANTHROPIC_API_KEY",
             retry_after=retry_after_s(exc.response.headers),

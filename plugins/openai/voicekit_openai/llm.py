@@ -16,6 +16,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from voicekit.errors import ProviderError, ProviderTimeoutError, ProviderUnavailable
 from voicekit.llm import LLM, LLMEvent, Message, Tool
@@ -24,7 +25,7 @@ from voicekit.provider_errors import network_error, retry_after_s, status_error
 from voicekit.sse import EventTooLarge, sse_events
 from voicekit_openai.chunks import ChunkReader
 from voicekit_openai.convert import chat_messages, chat_tools
-from voicekit_openai.settings import OPENAI_HOST, OpenAISettings
+from voicekit_openai.settings import OpenAISettings, is_openai
 
 __all__ = ["OpenAILLM", "sdk_error"]
 
@@ -39,7 +40,7 @@ def sdk_error(exc: Exception, *, provider: str, label: str, key_env: str) -> Pro
     if isinstance(exc, openai.APIStatusError):
         return status_error(
             exc.status_code,
-            f"{label} refused the request (HTTP {exc.status_code})",
+            f"{label} refused the request",
             provider=provider,
             key_env=key_env,
             retry_after=retry_after_s(exc.response.headers),
@@ -102,7 +103,16 @@ class OpenAILLM(LLM[OpenAISettings]):
 
     @property
     def _is_openai(self) -> bool:
-        return OPENAI_HOST in self.settings.base_url
+        return is_openai(self.settings.base_url)
+
+    @property
+    def server(self) -> str:
+        """Who errors name: the provider's service, or the server ``base_url`` points at."""
+        base = urlsplit(self.settings.base_url)
+        service = urlsplit(type(self).Settings.model_fields["base_url"].default or "")
+        if (base.hostname or "") == (service.hostname or ""):
+            return self.label
+        return f"the server at {base.hostname}"
 
     async def prewarm(self) -> None:
         """Open the pooled connection (TCP and TLS) with a cheap authenticated request."""
@@ -113,7 +123,7 @@ class OpenAILLM(LLM[OpenAISettings]):
                 await self.client.models.list()
             except Exception as exc:
                 raise sdk_error(
-                    exc, provider=self.name, label=self.label, key_env=self.key_env
+                    exc, provider=self.name, label=self.server, key_env=self.key_env
                 ) from None
 
     def request(
@@ -163,7 +173,7 @@ class OpenAILLM(LLM[OpenAISettings]):
         import openai
 
         request = self.request(messages, tools, max_tokens, temperature)
-        reader = ChunkReader(provider=self.name, label=self.label, call_id=self._conversation)
+        reader = ChunkReader(provider=self.name, label=self.server, call_id=self._conversation)
         try:
             async with self.client.chat.completions.with_streaming_response.create(
                 **request
@@ -176,10 +186,10 @@ class OpenAILLM(LLM[OpenAISettings]):
                             yield event
         except openai.OpenAIError as exc:
             raise sdk_error(
-                exc, provider=self.name, label=self.label, key_env=self.key_env
+                exc, provider=self.name, label=self.server, key_env=self.key_env
             ) from None
         except EventTooLarge as exc:
-            raise ProviderError(f"{self.label} sent {exc}", provider=self.name) from None
+            raise ProviderError(f"{self.server} sent {exc}", provider=self.name) from None
         for call in reader.finish():
             yield call
 
@@ -197,7 +207,7 @@ async def _bytes(response: Any, llm: OpenAILLM) -> AsyncIterator[bytes]:
         async for chunk in response.iter_bytes():
             yield chunk
     except Exception as exc:
-        raise network_error(exc, provider=llm.name, label=llm.label) from None
+        raise network_error(exc, provider=llm.name, label=llm.server) from None
 
 
 def _instructions_key(messages: Sequence[Message]) -> str | None:

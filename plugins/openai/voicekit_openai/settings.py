@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails
 
 from voicekit.provider import ProviderSettings, credential
 
-__all__ = ["OpenAISettings"]
+__all__ = ["OPENAI_HOST", "OpenAISettings", "is_openai"]
 
 
 OPENAI_HOST = "api.openai.com"
+
+
+def is_openai(base_url: str) -> bool:
+    """Whether ``base_url`` is OpenAI's own API (not another OpenAI-compatible server)."""
+    return (urlsplit(base_url.strip()).hostname or "") == OPENAI_HOST
 
 
 class OpenAISettings(ProviderSettings):
@@ -49,7 +55,7 @@ class OpenAISettings(ProviderSettings):
     @model_validator(mode="after")
     def _key_for_openai(self) -> Self:
         """OpenAI's own service needs the key; a self-hosted server may not."""
-        if self.api_key is None and OPENAI_HOST in self.base_url:
+        if self.api_key is None and is_openai(self.base_url):
             missing = InitErrorDetails(type="missing", loc=("api_key",), input=None)
             raise ValidationError.from_exception_data(type(self).__name__, [missing])
         return self

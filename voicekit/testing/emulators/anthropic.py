@@ -44,6 +44,7 @@ class AnthropicEmulator(LLMScript, ServedEmulator):
     def __init__(self, *, api_key: str = "test-anthropic-key", **script: Any) -> None:
         super().__init__(**script)
         self.api_key = api_key
+        self._cached_prefixes: set[str] = set()
         self.server = LoopbackServer(self._app())
 
     @property
@@ -114,10 +115,19 @@ class AnthropicEmulator(LLMScript, ServedEmulator):
         return StreamingResponse(self._events(body, reply), media_type="text/event-stream")
 
     def _usage_in(self, body: dict[str, Any]) -> dict[str, int]:
+        """Input tokens (words, here) as the service counts them: the part marked for the
+        cache is written to it on the first request (``cache_creation_input_tokens``)
+        and read from it on later ones (``cache_read_input_tokens``)."""
         text = json.dumps(body.get("system", "")) + json.dumps(body["messages"])
         prompt = len(text.split())
-        cached = prompt // 2 if _has_cache_control(body) else 0
-        return {"input_tokens": prompt - cached, "cache_read_input_tokens": cached}
+        if not _has_cache_control(body):
+            return {"input_tokens": prompt}
+        prefix = json.dumps([body.get("system"), body.get("tools")])
+        cached = len(prefix.split())
+        if prefix in self._cached_prefixes:
+            return {"input_tokens": prompt - cached, "cache_read_input_tokens": cached}
+        self._cached_prefixes.add(prefix)
+        return {"input_tokens": prompt - cached, "cache_creation_input_tokens": cached}
 
     def _message(self, body: dict[str, Any], reply: ScriptedReply) -> dict[str, Any]:
         content: list[dict[str, Any]] = []

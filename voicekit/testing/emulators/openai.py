@@ -53,7 +53,7 @@ class OpenAIEmulator(LLMScript, ServedEmulator):
     def __init__(
         self,
         *,
-        api_key: str = "test-openai-key",
+        api_key: str | None = "test-openai-key",  # None: accept any key, or none
         interleave_tool_calls: bool = False,
         **script: Any,
     ) -> None:
@@ -93,6 +93,8 @@ class OpenAIEmulator(LLMScript, ServedEmulator):
         return JSONResponse(body, status_code=status, headers=headers)
 
     def _authorised(self, request: Any) -> bool:
+        if self.api_key is None:  # a self-hosted server that checks no keys
+            return True
         return bool(request.headers.get("authorization") == f"Bearer {self.api_key}")
 
     async def _models(self, request: Any) -> Any:

@@ -21,6 +21,13 @@ from voicekit.testing.emulators._server import LoopbackServer, ServedEmulator
 __all__ = ["Command", "TelnyxEmulator"]
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _destination(value: str) -> bool:
+    """An E.164 number or a SIP URI: what Telnyx dials."""
+    return bool(E164.match(value)) or value.startswith(("sip:", "sips:"))
+
+
 ACTIONS = {
     "answer", "hangup", "reject", "transfer", "playback_start", "playback_stop",
     "record_start", "record_stop", "streaming_start", "streaming_stop", "speak",
@@ -145,7 +152,7 @@ class TelnyxEmulator(ServedEmulator):
                     f"/{name}",
                 )
         for name in ("from", "to"):
-            if not E164.match(str(body[name])) and not str(body[name]).startswith("sip:"):
+            if not _destination(str(body[name])):
                 return _error(
                     422,
                     "10016",
@@ -201,6 +208,14 @@ class TelnyxEmulator(ServedEmulator):
             )
         if action == "transfer" and not body.get("to"):
             return _error(422, "10004", "Missing required parameter", "to is required", "/to")
+        if action == "transfer" and not _destination(str(body["to"])):
+            return _error(
+                422,
+                "10016",
+                "Phone number must be in +E.164 format",
+                f"'{body['to']}' is not E.164.",
+                "/to",
+            )
         if action == "answer":
             call.answered = True
         if action in ("hangup", "reject"):

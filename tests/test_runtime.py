@@ -9,7 +9,14 @@ import pytest
 
 from voicekit.config import load_settings
 from voicekit.errors import ConfigError
-from voicekit.server.runtime import FULL_COLLECTION_SPACING, backend_options, freeze_startup_heap
+from voicekit.server.runtime import (
+    NEVER,
+    IdleCollector,
+    _report_slow_collections,
+    backend_options,
+    collector,
+    freeze_startup_heap,
+)
 
 
 def test_auto_uses_uvloop_when_installed() -> None:
@@ -45,7 +52,40 @@ def test_freezing_exempts_existing_objects_from_collection() -> None:
         assert frozen == gc.get_freeze_count() > 0
         assert gc.is_tracked(survivor)
         assert all(o is not survivor for o in gc.get_objects(generation=2))  # permanent now
-        assert gc.get_threshold() == (*thresholds[:2], FULL_COLLECTION_SPACING)
+        assert gc.get_threshold() == (*thresholds[:2], NEVER)  # no automatic full ones
+        assert collector.active
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
+        collector.active = False
+        gc.callbacks.remove(_report_slow_collections)
+
+
+def test_full_collections_happen_when_no_call_is_up_or_after_many_calls() -> None:
+    """Cyclic garbage a call leaves is collected when the last call ends, and at least
+    every ``every_calls`` calls on a server that is never idle."""
+    thresholds = gc.get_threshold()
+    policy = IdleCollector(every_calls=3)
+    try:
+        policy.take_over()
+
+        class Cycle:
+            pass
+
+        def leave_cycle() -> None:
+            a, b = Cycle(), Cycle()
+            a.b, b.a = b, a  # type: ignore[attr-defined]
+
+        leave_cycle()
+        policy.call_ended(calls_left=5)
+        policy.call_ended(calls_left=5)
+        assert policy.collections == 0 and any(isinstance(o, Cycle) for o in gc.get_objects())
+        policy.call_ended(calls_left=5)  # the third call since the last collection
+        assert policy.collections == 1
+        assert not any(isinstance(o, Cycle) for o in gc.get_objects())
+        leave_cycle()
+        policy.call_ended(calls_left=0)  # idle
+        assert policy.collections == 2
+        assert not any(isinstance(o, Cycle) for o in gc.get_objects())
+    finally:
         gc.set_threshold(*thresholds)

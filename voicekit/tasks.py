@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import sniffio
 from anyio.abc import TaskGroup
 
 __all__ = ["released_on_cancel", "spawn"]
@@ -30,6 +31,11 @@ async def released_on_cancel(func: Callable[..., Awaitable[Any]], *args: Any) ->
         await func(*args)
     except anyio.get_cancelled_exc_class() as exc:
         del func, args
+        if sniffio.current_async_library() == "asyncio":
+            # Ending normally leaves no exception for the task group to re-raise: the
+            # cancellation has done its work (this task is over), and asyncio keeps
+            # nothing of it. Re-raised, even bare, it would sit in a reference cycle.
+            return
         exc.__context__ = None  # an exception being handled when the cancel came
         raise exc.with_traceback(None)  # noqa: B904 (the same exception, not a new one)
 

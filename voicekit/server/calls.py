@@ -27,6 +27,7 @@ from voicekit.llm import LLM
 from voicekit.plugins.observers import Observers
 from voicekit.records import CallRecord
 from voicekit.server.live import LiveCalls
+from voicekit.server.runtime import collector
 from voicekit.server.tokens import MediaTokens
 from voicekit.session import CallSession
 from voicekit.stt import STT
@@ -171,6 +172,7 @@ class CallManager:
             with anyio.CancelScope(shield=True):  # a record is written even at shutdown
                 await self._write(record)
             self._maybe_idle()
+            collector.call_ended(len(self.live))
 
     def end_call(self, call_id: str, reason: str) -> None:
         session = self.active.get(call_id)

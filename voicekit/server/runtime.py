@@ -12,13 +12,16 @@ which the caller hears as a gap in the agent's audio. :func:`freeze_startup_heap
 everything that exists once the server is up into the permanent generation, so later
 collections only walk objects created by calls.
 
-Those are still many: with 200 calls up a full collection walks ~130,000 objects and stalls
-the loop for ~80 ms. CPython starts one after every 10 collections of the middle
-generation once the long-lived heap has grown by a quarter, which under that load is every
-few seconds while calls come and go. A call's objects are freed by reference counting as
-it ends (:mod:`voicekit.tasks` keeps cancellation from pinning them), so full collections
-only have the odd small cycle to find: the server spaces them ``FULL_COLLECTION_SPACING``
-middle-generation collections apart (about half a minute at that load) instead.
+Those are still many: with 250 calls up a full collection walks the objects of every
+call in progress and stalls the loop for 40 to 170 ms, which 250 callers hear at once.
+A call's objects are freed by reference counting as it ends (:mod:`voicekit.tasks` keeps
+cancellation from pinning them), so a full collection has only the small cycles some
+libraries leave per call to find (an HTTP response and its stream, a retry loop's
+state, a closed connection's protocol and parser). So a server started by
+``voicekit serve`` turns automatic full collections off and makes them itself
+(:class:`IdleCollector`): when the last call ends (no caller to hear it), and, as a
+bound on memory, after every ``FULL_COLLECTION_EVERY_CALLS`` calls if it is never idle.
+Young and middle generations are collected as usual.
 """
 
 from __future__ import annotations
@@ -26,14 +29,23 @@ from __future__ import annotations
 import gc
 import importlib.util
 import logging
+import time
 from typing import Any
 
 from voicekit.config.sections import EventLoop
 from voicekit.errors import ConfigError
 
-__all__ = ["FULL_COLLECTION_SPACING", "EventLoop", "backend_options", "freeze_startup_heap"]
+__all__ = [
+    "FULL_COLLECTION_EVERY_CALLS",
+    "EventLoop",
+    "IdleCollector",
+    "backend_options",
+    "collector",
+    "freeze_startup_heap",
+]
 
-FULL_COLLECTION_SPACING = 100  # middle-generation collections between full ones; CPython: 10
+FULL_COLLECTION_EVERY_CALLS = 1000
+NEVER = 1 << 30  # middle-generation collections between automatic full ones: none
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +70,61 @@ def freeze_startup_heap() -> int:
     """
     gc.collect()
     gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_SPACING)
+    collector.take_over()
     frozen = gc.get_freeze_count()
     logger.info("froze %d start-up objects out of garbage collection", frozen)
+    if _report_slow_collections not in gc.callbacks:
+        gc.callbacks.append(_report_slow_collections)
     return frozen
+
+
+class IdleCollector:
+    """Full garbage collections at the moments no caller can hear them (module docstring).
+
+    Inactive until :meth:`take_over` (``voicekit serve`` calls it): an app embedded in
+    another keeps the interpreter's own collection policy.
+    """
+
+    def __init__(self, every_calls: int = FULL_COLLECTION_EVERY_CALLS) -> None:
+        self.every_calls = every_calls
+        self.active = False
+        self.ended_since = 0  # calls ended since the last full collection
+        self.collections = 0
+
+    def take_over(self) -> None:
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, NEVER)
+        self.active = True
+
+    def call_ended(self, calls_left: int) -> None:
+        """A call ended and ``calls_left`` are still up: collect if that is now cheap for
+        callers (none left) or if too many calls have ended since the last time."""
+        if not self.active:
+            return
+        self.ended_since += 1
+        if calls_left == 0 or self.ended_since >= self.every_calls:
+            self.ended_since = 0
+            self.collections += 1
+            gc.collect()
+
+
+collector = IdleCollector()
+
+SLOW_COLLECTION_MS = 20.0
+_collection_started = 0.0
+
+
+def _report_slow_collections(phase: str, info: dict[str, int]) -> None:
+    """Log a collection that held the event loop long enough for callers to hear it."""
+    global _collection_started
+    if phase == "start":
+        _collection_started = time.perf_counter()
+        return
+    ms = (time.perf_counter() - _collection_started) * 1000
+    if ms >= SLOW_COLLECTION_MS:
+        logger.warning(
+            "a generation-%d garbage collection held the event loop %.0f ms (%d collected)",
+            info.get("generation", -1),
+            ms,
+            info.get("collected", 0),
+        )

@@ -2,15 +2,18 @@
 
 A call ends by cancelling its tasks. anyio's asyncio task groups keep the
 ``CancelledError`` that ended a child in a reference cycle (the handler that inspects the
-finished task holds it in a local, and its traceback holds that handler's frame). That
-exception's traceback reaches every frame the child was running, and each frame keeps its
-locals: the session, its provider streams, its queued audio. Reference counting then
-cannot free any of it, and the whole call waits for a full garbage collection, which with
-200 calls up stalls the event loop for about 100 ms (benchmarks/load.py).
+finished task re-raises it and holds it in a local, and its traceback then holds that
+handler's frame). That exception's traceback reaches every frame the child was running,
+and each frame keeps its locals: the session, its provider streams, its queued audio.
+Reference counting then cannot free any of it, and the whole call waits for a full
+garbage collection, which with 200 calls up stalls the event loop for about 100 ms
+(benchmarks/load.py).
 
-:func:`spawn` runs the task through a wrapper that re-raises the cancellation without
-its traceback and without its own locals, so the cycle anyio makes holds nothing of the
-call. Any other exception keeps its traceback: it is logged, and it ends the call anyway.
+:func:`spawn` runs the task through a wrapper that lets go of the task's arguments when
+it is cancelled and, on asyncio, ends the task normally: with no exception left for the
+task group to re-raise, no cycle forms at all. On trio (tests) the cancellation is
+re-raised without its traceback. Any other exception keeps its traceback: it is logged,
+and it ends the call anyway.
 """
 
 from __future__ import annotations

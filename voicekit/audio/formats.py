@@ -7,7 +7,7 @@ straight through with no conversion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from voicekit.errors import AudioFormatError
@@ -31,11 +31,17 @@ _SILENCE_BYTE = {"pcm_s16le": b"\x00", "mulaw": b"\xff", "alaw": b"\xd5"}
 
 @dataclass(frozen=True, slots=True)
 class AudioFormat:
-    """Encoding, sample rate and channel count of a raw (headerless) audio stream."""
+    """Encoding, sample rate and channel count of a raw (headerless) audio stream.
+
+    ``block_size`` is the bytes of one sample frame (one sample of every channel: the
+    unit audio comes in), ``bytes_per_second`` the stream's byte rate."""
 
     encoding: Encoding
     sample_rate: int
     channels: int = 1
+    # Derived once: these are read for every 20 ms frame of every call.
+    block_size: int = field(init=False, repr=False, compare=False)
+    bytes_per_second: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.encoding not in _ENCODINGS:
@@ -50,20 +56,14 @@ class AudioFormat:
             )
         if not isinstance(self.channels, int) or not 1 <= self.channels <= 8:
             raise AudioFormatError(f"channels must be 1..8, got {self.channels!r}")
+        block = _SAMPLE_WIDTH[self.encoding] * self.channels
+        object.__setattr__(self, "block_size", block)  # frozen: set once, here
+        object.__setattr__(self, "bytes_per_second", block * self.sample_rate)
 
     @property
     def sample_width(self) -> int:
         """Bytes per sample of one channel."""
         return _SAMPLE_WIDTH[self.encoding]
-
-    @property
-    def block_size(self) -> int:
-        """Bytes per sample frame (one sample of every channel): the unit bytes come in."""
-        return self.sample_width * self.channels
-
-    @property
-    def bytes_per_second(self) -> int:
-        return self.block_size * self.sample_rate
 
     @property
     def silence_byte(self) -> bytes:

@@ -34,6 +34,7 @@ from voicekit.plugins.observers import Observers
 from voicekit.provider import ProviderKind
 from voicekit.server.calls import CallManager
 from voicekit.server.limits import BodyLimit
+from voicekit.server.media_path import MediaFastPath
 from voicekit.stt import STT
 from voicekit.telephony import Telephony
 from voicekit.tools import FunctionTool, builtin_tools, unique_tools
@@ -134,16 +135,16 @@ def create_app(
                 except Exception as exc:
                     logger.warning("closing %s failed: %s", provider.name, exc)
 
+    telephony_routes = list(tel_p.routes(calls))
+    prefix = f"/telephony/{tel_p.name}"
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Mount(f"/telephony/{tel_p.name}", routes=list(tel_p.routes(calls))),
-        ],
+        routes=[Route("/healthz", healthz), Mount(prefix, routes=telephony_routes)],
         lifespan=lifespan,
     )
     app.state.calls = calls
     app.state.telephony = tel_p
-    served = BodyLimit(app, settings.server.max_body_bytes)
+    media = MediaFastPath.for_routes(app, prefix, telephony_routes)
+    served = BodyLimit(media, settings.server.max_body_bytes)
     # A parent app that mounts this one (FastAPI's app.mount) does not run a mounted app's
     # lifespan: it passes this to its own, FastAPI(lifespan=voice.lifespan), so providers
     # close and calls drain at shutdown.

@@ -16,6 +16,7 @@ from voicekit.hookspecs import hookimpl
 from voicekit.plugins import PluginManager
 from voicekit.records import CallRecord
 from voicekit.session import CallSession
+from voicekit.session.responder import ResponderFactory
 from voicekit.testing import FakeLLM, FakeMediaStream, FakeSTT, FakeTTS, silence, voice
 from voicekit.tools import FunctionTool
 
@@ -87,6 +88,7 @@ def make_call(
     call_format: AudioFormat = ULAW_8K,
     transfer: Callable[[str], Awaitable[None]] | None = None,
     tools: Sequence[FunctionTool] = (),
+    responder: ResponderFactory | None = None,
 ) -> Call:
     media = FakeMediaStream(inbound_format=call_format)
     fake_stt = FakeSTT.scripted(utterances or [], **(stt or {}))
@@ -112,6 +114,7 @@ def make_call(
         transfer=transfer,
         tools=tools,
         hooks=observers(RecordingHooks(hooks)),
+        responder=responder,
     )
     return Call(media, fake_stt, fake_llm, fake_tts, session, hangups, hooks)
 

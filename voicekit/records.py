@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 
 from voicekit.telephony import CallInfo
 
@@ -74,6 +74,8 @@ class TurnMetrics:
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
     tools: list[ToolRun] = field(default_factory=list)
+    # The call flow's state after this turn (node, variables, path), with a flow.
+    flow: dict[str, Any] | None = None
 
     @property
     def ttft_ms(self) -> float | None:
@@ -120,6 +122,8 @@ class CallRecord:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    # The call flow's state at the end (node, variables, path with reasons), with a flow.
+    flow: dict[str, Any] | None = None
 
     def total_usage(self) -> None:
         """Sum the turns' token counts into the call's."""

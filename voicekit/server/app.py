@@ -28,6 +28,7 @@ from voicekit.config.resolve import (
 )
 from voicekit.config.settings import VoiceKitSettings
 from voicekit.errors import ConfigError
+from voicekit.flows.runtime import FlowRuntime, flow_from_settings
 from voicekit.llm import LLM
 from voicekit.plugins import PluginManager, load_plugins
 from voicekit.plugins.observers import Observers
@@ -109,8 +110,16 @@ def create_app(
         unique_tools([*all_tools, *builtins], owners)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    flow = flow_from_settings(settings)
+    runtime = FlowRuntime(flow, apology=settings.agent.apology) if flow is not None else None
     calls = CallManager(
-        settings, stt=stt_p, llm=llm_p, tts=tts_p, hooks=Observers(manager), tools=all_tools
+        settings,
+        stt=stt_p,
+        llm=llm_p,
+        tts=tts_p,
+        hooks=Observers(manager),
+        tools=all_tools,
+        responder=runtime,
     )
 
     async def healthz(request: Any) -> Any:
@@ -129,6 +138,8 @@ def create_app(
             yield
         finally:
             await calls.drain(settings.server.shutdown_grace_s)
+            if runtime is not None:
+                await runtime.aclose()
             for provider in (stt_p, llm_p, tts_p, tel_p):
                 try:
                     await provider.aclose()

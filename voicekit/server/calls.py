@@ -30,6 +30,7 @@ from voicekit.server.live import LiveCalls
 from voicekit.server.runtime import collector
 from voicekit.server.tokens import MediaTokens
 from voicekit.session import CallSession
+from voicekit.session.responder import ResponderFactory
 from voicekit.stt import STT
 from voicekit.telephony import MediaStream
 from voicekit.tools import FunctionTool, unique_tools
@@ -50,8 +51,10 @@ class CallManager:
         tts: TTS,
         hooks: Observers | None = None,
         tools: Sequence[FunctionTool] = (),
+        responder: ResponderFactory | None = None,
     ) -> None:
         self.settings = settings
+        self.responder = responder
         self.stt, self.llm, self.tts = stt, llm, tts
         self.hooks = hooks
         self.tools = unique_tools(tools)
@@ -139,6 +142,7 @@ class CallManager:
                 hangup=hangup,
                 transfer=transfer,
                 tools=self.tools,
+                responder=self.responder,
             )
         except Exception:  # a bug, or settings create_app did not see: never silent
             logger.exception("call=%s: the session could not start", call_id)

@@ -26,6 +26,7 @@ from voicekit.tasks import spawn
 if TYPE_CHECKING:
     from voicekit.records import TurnMetrics
     from voicekit.session.reply import Reply, ReplyKind
+    from voicekit.session.responder import Turn
 
 __all__ = ["CallEnding", "caller_ended"]
 
@@ -63,7 +64,11 @@ class CallEnding:
     if TYPE_CHECKING:  # implemented by CallSession
 
         def _start_reply(
-            self, kind: ReplyKind, text: str | None = None, metrics: TurnMetrics | None = None
+            self,
+            kind: ReplyKind,
+            text: str | None = None,
+            metrics: TurnMetrics | None = None,
+            turn: Turn | None = None,
         ) -> Reply: ...
 
         async def _interrupt(self) -> Reply | None: ...
@@ -104,6 +109,21 @@ class CallEnding:
     # -- what a reply leaves to do ----------------------------------------------------------------
 
     def _after_reply(self, reply: Reply) -> None:
+        if reply.after is not None and not self._closing and self._tg is not None:
+            self.actions.take()  # the responder's request comes first
+            if reply.after.kind == "end":
+                spawn(self._tg, functools.partial(self._finish, "agent_hangup", say=None))
+            elif reply.after.destination is not None:
+                if self.actions.may_transfer_to(reply.after.destination):
+                    spawn(self._tg, self._transfer_to, reply.after.destination)
+                else:
+                    logger.error(
+                        "call=%s: transfer to %s refused: not in [agent] transfer_allowlist",
+                        self.call_id,
+                        reply.after.destination,
+                    )
+                    self._start_reply("apology", self.agent.apology)
+            return
         action = self.actions.take()
         if reply.error is not None and reply.kind == "answer" and not self._closing:
             self._start_reply("apology", self.agent.apology)

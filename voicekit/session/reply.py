@@ -18,19 +18,21 @@ from typing import Any, Literal
 import anyio
 
 from voicekit.audio import AudioConverter, AudioFormat, Framer
-from voicekit.llm import LLM, Message, TextDelta, ToolCall, Usage
+from voicekit.llm import LLM, Message, TextDelta, Tool, ToolCall, Usage
 from voicekit.metrics import stamp
 from voicekit.records import ReplyStatus, TurnMetrics
 from voicekit.retry import RetryPolicy
+from voicekit.session.actions import PendingAction
 from voicekit.session.history import ToolStep
 from voicekit.session.playout import Playout
+from voicekit.session.responder import Turn
 from voicekit.session.spoken import SpokenText
 from voicekit.session.tool_runner import ToolRunner
 from voicekit.tasks import spawn
 from voicekit.text import SentenceSegmenter
 from voicekit.tts import TTSSession, Utterance
 
-__all__ = ["Reply", "ReplyKind", "ReplyPipeline"]
+__all__ = ["LLMRequest", "Reply", "ReplyKind", "ReplyPipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,16 @@ ReplyKind = Literal["answer", "greeting", "prompt", "farewell", "apology", "voic
 FRAME_MS = 20.0
 MAX_TOOL_ROUNDS = 5  # rounds of tool calls one reply may run before the model must answer
 MAX_TOOL_CALLS_PER_REPLY = 10  # tool calls one reply may run, over all its rounds
+
+
+@dataclass(frozen=True, slots=True)
+class LLMRequest:
+    """What a responder adds to one answer's LLM requests: system text, tools, and a
+    hook that claims the calls of its own tools (``on_call`` returns True)."""
+
+    instructions: str = ""
+    tools: Sequence[Tool] = ()
+    on_call: Callable[[ToolCall], bool] | None = None
 
 
 @dataclass(eq=False)
@@ -62,6 +74,8 @@ class Reply:
     tool_steps: list[ToolStep] = field(default_factory=list)
     tool_calls_run: int = 0
     filler_used: bool = False
+    turn: Turn | None = None  # a responder's turn decides the words (else LLM or fixed text)
+    after: PendingAction | None = None  # what the responder asked for once the reply is over
 
     @property
     def text(self) -> str:
@@ -197,28 +211,15 @@ class ReplyPipeline:
 
     async def _feed_text(self, reply: Reply, utterance: Utterance) -> None:
         if reply.fixed_text is not None:
-            segmenter = self._segmenter()
-            for piece in segmenter.push(reply.fixed_text) + segmenter.flush():
-                await self._push_piece(reply, utterance, piece)
+            await self.say(reply, utterance, reply.fixed_text)
         else:
-            if self._settle is not None:
-                await self._settle()  # a tool from an earlier turn may still be finishing
-            stamp(reply.metrics, "llm_request")
             try:
-                for round_ in range(MAX_TOOL_ROUNDS + 1):
-                    calls = await self._llm_round(reply, utterance)
-                    if not calls:
-                        break
-                    if round_ == MAX_TOOL_ROUNDS:  # answered, not run: the reply ends
-                        logger.warning(
-                            "call=%s reply %d: still calling tools after %d rounds; stopping",
-                            self.call_id,
-                            reply.id,
-                            MAX_TOOL_ROUNDS,
-                        )
-                        self._refuse(reply, calls, f"not run: {MAX_TOOL_ROUNDS} rounds of tools")
-                        break
-                    await self._call_tools(reply, utterance, calls)
+                if reply.turn is not None:
+                    from voicekit.session.speech import ReplySpeech
+
+                    await reply.turn(ReplySpeech(self, reply, utterance))
+                else:
+                    await self.answer(reply, utterance)
             except Exception as exc:
                 if not reply.pieces:
                     raise
@@ -226,7 +227,7 @@ class ReplyPipeline:
                 # than cut the caller off mid-sentence; the session apologises after.
                 reply.error = exc
                 logger.warning(
-                    "call=%s reply %d: LLM failed after %d pieces: %s",
+                    "call=%s reply %d: failed after %d pieces: %s",
                     self.call_id,
                     reply.id,
                     len(reply.pieces),
@@ -235,7 +236,40 @@ class ReplyPipeline:
         await utterance.flush()
         await utterance.end()
 
-    async def _llm_round(self, reply: Reply, utterance: Utterance) -> list[ToolCall]:
+    async def say(self, reply: Reply, utterance: Utterance, text: str) -> None:
+        """Speak ``text`` as written."""
+        segmenter = self._segmenter()
+        for piece in segmenter.push(text) + segmenter.flush():
+            await self._push_piece(reply, utterance, piece)
+
+    async def answer(
+        self,
+        reply: Reply,
+        utterance: Utterance,
+        extra: LLMRequest | None = None,
+    ) -> None:
+        """Speak the LLM's answer, running the tools it calls (rounds bounded)."""
+        if self._settle is not None:
+            await self._settle()  # a tool from an earlier turn may still be finishing
+        stamp(reply.metrics, "llm_request")
+        for round_ in range(MAX_TOOL_ROUNDS + 1):
+            calls = await self._llm_round(reply, utterance, extra)
+            if not calls:
+                break
+            if round_ == MAX_TOOL_ROUNDS:  # answered, not run: the reply ends
+                logger.warning(
+                    "call=%s reply %d: still calling tools after %d rounds; stopping",
+                    self.call_id,
+                    reply.id,
+                    MAX_TOOL_ROUNDS,
+                )
+                self._refuse(reply, calls, f"not run: {MAX_TOOL_ROUNDS} rounds of tools")
+                break
+            await self._call_tools(reply, utterance, calls)
+
+    async def _llm_round(
+        self, reply: Reply, utterance: Utterance, extra: LLMRequest | None
+    ) -> list[ToolCall]:
         """One LLM request, retried while nothing of it has gone to the TTS (so no audio
         of it can have played); returns the tools it called."""
         # The callbacks hold plain values and the pieces list, not the pipeline: tenacity
@@ -257,15 +291,30 @@ class ReplyPipeline:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._stream_llm(reply, utterance)
+                return await self._stream_llm(reply, utterance, extra)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _stream_llm(self, reply: Reply, utterance: Utterance) -> list[ToolCall]:
+    def request(self, reply: Reply, extra: LLMRequest | None) -> tuple[list[Message], list[Tool]]:
+        """The messages and tools of the reply's next LLM request."""
+        messages = [*self._messages(), *reply.step_messages()]
+        tools = list(self.tools.specs) if self.tools else []
+        if extra is not None:
+            if extra.instructions and messages and messages[0].role == "system":
+                system = f"{messages[0].content}\n\n{extra.instructions}".strip()
+                messages[0] = Message("system", system)
+            tools += extra.tools
+        return messages, tools
+
+    async def _stream_llm(
+        self, reply: Reply, utterance: Utterance, extra: LLMRequest | None
+    ) -> list[ToolCall]:
         segmenter = self._segmenter()
         calls: list[ToolCall] = []
+        messages, tools = self.request(reply, extra)
+        on_call = extra.on_call if extra is not None else None
         events: AsyncIterator[Any] = self.llm.stream(
-            [*self._messages(), *reply.step_messages()],
-            tools=(self.tools.specs or None) if self.tools else None,
+            messages,
+            tools=tools or None,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
         )
@@ -277,7 +326,8 @@ class ReplyPipeline:
                         for piece in segmenter.push(event.text):
                             await self._push_piece(reply, utterance, piece)
                 elif isinstance(event, ToolCall):
-                    calls.append(event)
+                    if on_call is None or not on_call(event):
+                        calls.append(event)
                 elif isinstance(event, Usage):
                     reply.add_usage(event)
         for piece in segmenter.flush():

@@ -40,6 +40,7 @@ from voicekit.session.inbound_clock import InboundClock
 from voicekit.session.negotiate import choose_format
 from voicekit.session.playout import Playout
 from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
+from voicekit.session.responder import Responder, ResponderFactory, Turn
 from voicekit.session.tool_runner import ToolRunner
 from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
@@ -72,6 +73,7 @@ class CallSession(CallEnding):
         hangup: Hangup | None = None,
         transfer: Transfer | None = None,
         tools: Sequence[FunctionTool] = (),
+        responder: ResponderFactory | None = None,
     ) -> None:
         self.media = media
         self.stt = stt
@@ -81,6 +83,7 @@ class CallSession(CallEnding):
         self.turn = turn or TurnSettings()
         self.call = media.call
         self.call_id = media.call.call_id
+        self.responder: Responder | None = responder(media.call) if responder else None
         self._hooks = hooks if hooks is None or isinstance(hooks, Observers) else Observers(hooks)
         self._hangup = hangup
         self._transfer = transfer
@@ -185,8 +188,13 @@ class CallSession(CallEnding):
                     spawn(tg, self._stt_loop, stt_stream)
                     spawn(tg, self.playout.run)
                     spawn(tg, self._watchdog)
+                    opening = self.responder.opening() if self.responder else None
                     if self._machine_pending:
                         self.machine_answered()
+                    elif opening is not None:
+                        self._start_reply("greeting", turn=opening)
+                    elif self.responder is not None:
+                        pass  # the responder lets the caller speak first
                     elif self.agent.first_speaker == "agent" and self.agent.greeting:
                         self._start_reply("greeting", self.agent.greeting)
                     await self._ended.wait()
@@ -200,6 +208,13 @@ class CallSession(CallEnding):
             self.playout.detach()
             self._keypad.detach()
             self.record.total_usage()
+            if self.responder is not None:
+                self.record.flow = dict(self.responder.state())
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self.responder.aclose()
+                    except Exception as exc:
+                        logger.warning("call=%s: responder close failed: %s", self.call_id, exc)
             self.record.ended_at = time.time()
             self.record.end_reason = self.end_reason
             logger.info(
@@ -280,8 +295,8 @@ class CallSession(CallEnding):
         reply = self._current
         if reply is None or not reply.started_playing or reply.played.is_set():
             return
-        if reply.kind in ("farewell", "voicemail"):
-            return
+        if reply.kind in ("farewell", "voicemail") or reply.after is not None:
+            return  # a goodbye, or a reply that ends in a hang-up or a transfer
         recent = " ".join(r.text for r in (self._last_reply, reply) if r is not None)
         if is_interruption(
             self._caller.text,
@@ -342,19 +357,24 @@ class CallSession(CallEnding):
                 return
         await self._interrupt()  # a new turn replaces a reply in progress
         self.history.add_user(text)
-        self._start_reply("answer", metrics=metrics)
+        turn = self.responder.reply_to(text) if self.responder is not None else None
+        self._start_reply("answer", metrics=metrics, turn=turn)
 
     # -- replies -------------------------------------------------------------------------
 
     def _start_reply(
-        self, kind: ReplyKind, text: str | None = None, metrics: TurnMetrics | None = None
+        self,
+        kind: ReplyKind,
+        text: str | None = None,
+        metrics: TurnMetrics | None = None,
+        turn: Turn | None = None,
     ) -> Reply:
         assert self._tg is not None and self._pipeline is not None
         if metrics is None:
             self._turn_seq += 1
             metrics = TurnMetrics(turn_index=self._turn_seq)
         self._reply_seq += 1
-        reply = Reply(id=self._reply_seq, kind=kind, metrics=metrics, fixed_text=text)
+        reply = Reply(id=self._reply_seq, kind=kind, metrics=metrics, fixed_text=text, turn=turn)
         self._replies[reply.id] = reply
         self._current = reply
         spawn(self._tg, self._run_reply, reply)
@@ -387,6 +407,8 @@ class CallSession(CallEnding):
             self.record.transcript.append(
                 TranscriptEntry("agent", heard, time.time(), interrupted=reply.interrupted)
             )
+        if self.responder is not None:
+            m.flow = dict(self.responder.state())
         self.record.turns.append(m)
         self._last_activity = anyio.current_time()
         logger.info(format_turn(self.call_id, m))

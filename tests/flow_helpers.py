@@ -1,0 +1,103 @@
+"""A scripted :class:`~voicekit.session.responder.Speech` for flow-engine tests, and the
+example flow, so every test reads the same front desk."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voicekit.flows import Flow, FlowEngine, WebhookResult, load_flow
+from voicekit.flows.model import FunctionNode
+from voicekit.llm import Tool, ToolCall
+from voicekit.telephony import CallInfo
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "flows" / "dental_front_desk.toml"
+DESK = "+15551230000"
+
+
+def example_flow() -> Flow:
+    return load_flow(EXAMPLE, transfer_allowlist=[DESK])
+
+
+def call_of(name: str, **arguments: Any) -> ToolCall:
+    return ToolCall(f"call-{name}", name, json.dumps(arguments))
+
+
+@dataclass
+class ScriptedSpeech:
+    """Says what it is told; ``answers`` and ``decisions`` are what the LLM would do:
+    each answer is (text, tool calls), each decision a list of tool calls."""
+
+    answers: list[tuple[str, list[ToolCall]]] = field(default_factory=list)
+    decisions: list[list[ToolCall]] = field(default_factory=list)
+    llm: bool = True
+    said: list[str] = field(default_factory=list)
+    asked: list[tuple[str, list[str]]] = field(default_factory=list)  # instructions, tools
+    decided: list[tuple[str, list[str]]] = field(default_factory=list)  # text, tools
+    unclaimed: list[ToolCall] = field(default_factory=list)
+    after: tuple[str, str | None] | None = None
+
+    @property
+    def can_answer(self) -> bool:
+        return self.llm
+
+    async def say(self, text: str) -> None:
+        if text.strip():
+            self.said.append(text)
+
+    async def answer(
+        self,
+        *,
+        instructions: str = "",
+        tools: Sequence[Tool] = (),
+        on_call: Callable[[ToolCall], bool] | None = None,
+    ) -> str:
+        self.asked.append((instructions, [t.name for t in tools]))
+        text, calls = self.answers.pop(0) if self.answers else ("", [])
+        if text:
+            self.said.append(text)
+        for call in calls:
+            if on_call is None or not on_call(call):
+                self.unclaimed.append(call)
+        return text
+
+    async def decide(
+        self, *, instructions: str, text: str, tools: Sequence[Tool], timeout_s: float
+    ) -> list[ToolCall]:
+        self.decided.append((text, [t.name for t in tools]))
+        return self.decisions.pop(0) if self.decisions else []
+
+    def end_call(self) -> None:
+        self.after = ("end", None)
+
+    def transfer(self, destination: str) -> None:
+        self.after = ("transfer", destination)
+
+
+@dataclass
+class FakeWebhooks:
+    """Answers function nodes without a network: ``results`` by node id."""
+
+    results: dict[str, WebhookResult]
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    async def run(
+        self, node: FunctionNode, variables: Any, *, allow_private: bool, call_id: str
+    ) -> WebhookResult:
+        self.calls.append((node.id, dict(variables)))
+        return self.results[node.id]
+
+    async def aclose(self) -> None:
+        pass
+
+
+def engine(flow: Flow | None = None, webhooks: Any = None, **kwargs: Any) -> FlowEngine:
+    return FlowEngine(
+        flow or example_flow(),
+        CallInfo(call_id="c1", from_number="+15550001111", to_number="+15550002222"),
+        webhooks=webhooks,
+        **kwargs,
+    )

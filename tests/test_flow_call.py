@@ -1,0 +1,157 @@
+"""A flow in a whole call, on the virtual clock with the fake providers: scripts and
+keyword moves with no LLM request, one request answering and deciding on a prompt node,
+ending and transfer nodes, barge-in during a script, the flow state in the record and in
+each turn's hook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.flow_helpers import DESK, FakeWebhooks, example_flow
+from tests.session_helpers import Call, anyio_backend, make_call, run_call, until  # noqa: F401
+from voicekit.flows import FlowRuntime, WebhookResult, parse_flow
+from voicekit.records import CallRecord
+
+pytestmark = pytest.mark.anyio
+
+
+def runtime(flow: Any = None, **results: WebhookResult) -> FlowRuntime:
+    return FlowRuntime(flow or example_flow(), webhooks=FakeWebhooks(dict(results)))  # type: ignore[arg-type]
+
+
+async def test_scripts_and_keywords_hold_a_conversation_with_no_llm_request() -> None:
+    transfers: list[str] = []
+
+    async def transfer(to: str) -> None:
+        transfers.append(to)
+
+    call = make_call(
+        utterances=["what are your opening hours", "can I speak to a person"],
+        agent={"transfer_allowlist": [DESK]},
+        transfer=transfer,
+        responder=runtime(),
+    )
+
+    async def caller(c: Call) -> None:
+        await until(lambda: len(c.session.record.turns) == 1)  # the greeting played
+        await c.say(800, then_silence_ms=600)
+        await until(lambda: len(c.session.record.turns) == 2)
+        await c.say(800, then_silence_ms=600)
+        await until(lambda: transfers)
+
+    record = await run_call(call, caller)
+    flow = example_flow()
+    heard = [t.heard_text for t in record.turns]
+    assert heard == [
+        flow.node("greeting").script,
+        flow.node("hours").script,
+        "Of course, putting you through now.",
+    ]
+    assert call.llm.requests == []  # every word of this call came from the flow file
+    assert transfers == [DESK] and record.end_reason == "transferred"
+    assert record.flow is not None and record.flow["node"] == "front_desk"
+    assert [(s["target"], s["reason"]) for s in record.flow["path"]] == [
+        ("greeting", "start"),
+        ("hours", "keyword"),
+        ("front_desk", "keyword"),
+    ]
+    hooked = [turn for name, turn in call.hooks if name == "turn_completed"]
+    assert [t.flow["node"] for t in hooked] == ["greeting", "hours", "front_desk"]
+
+
+def name_then_goodbye() -> Any:
+    return parse_flow(
+        {
+            "start": "ask",
+            "first_speaker": "caller",
+            "instructions": "You are a polite receptionist.",
+            "nodes": [
+                {
+                    "id": "ask",
+                    "prompt": "Ask for the caller's name.",
+                    "extract": [
+                        {
+                            "name": "name",
+                            "mandatory": True,
+                            "reprompt": "Sorry, your name?",
+                        }
+                    ],
+                    "transitions": [{"to": "bye", "always": True}],
+                },
+                {"id": "bye", "type": "ending", "script": "Goodbye, {{name}}."},
+            ],
+        }
+    )
+
+
+async def test_a_prompt_node_answers_and_decides_in_one_request_then_the_call_ends() -> None:
+    call = make_call(
+        utterances=["it's maria"],
+        replies=['Thank you, Maria. [[save_variables {"name": "Maria"}]]'],
+        responder=runtime(name_then_goodbye()),
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: c.hangups)
+
+    record = await run_call(call, caller)
+    assert len(call.llm.requests) == 1  # the answer and the decision: one request
+    assert call.llm.tools_offered == [["save_variables"]]
+    system = call.llm.requests[0][0].content
+    assert "You are a polite receptionist." in system and "Ask for the caller's name." in system
+    turn = record.turns[0]
+    assert turn.heard_text == "Thank you, Maria. Goodbye, Maria."
+    assert turn.status == "played" and record.end_reason == "agent_hangup"
+    assert record.flow is not None and record.flow["variables"]["name"] == "Maria"
+    # The flow's tools are control, not conversation: nothing of them in the history.
+    assert all(not m.tool_calls for m in call.session.history.turns)
+
+
+async def test_a_missing_mandatory_value_is_asked_for_from_the_template() -> None:
+    call = make_call(
+        utterances=["hmm", "maria"],
+        replies=["", 'Thanks. [[save_variables {"name": "Maria"}]]'],
+        responder=runtime(name_then_goodbye()),
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: len(c.session.record.turns) == 1)
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: c.hangups)
+
+    record = await run_call(call, caller)
+    assert [t.heard_text for t in record.turns] == [
+        "Sorry, your name?",
+        "Thanks. Goodbye, Maria.",
+    ]
+    assert len(call.llm.requests) == 2  # one per turn; the reprompt cost none
+
+
+async def test_a_barge_in_during_a_script_keeps_only_the_words_heard() -> None:
+    call = make_call(
+        utterances=["hours please", "yes"],
+        responder=runtime(),
+        agent={"transfer_allowlist": [DESK]},
+        turn={"min_interruption_words": 1},
+    )
+
+    async def caller(c: Call) -> None:
+        await until(lambda: len(c.session.record.turns) == 1)
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: c.session._current is not None and c.session._current.started_playing)
+        await c.quiet(1500)  # part of the hours script plays
+        await c.say(400, then_silence_ms=400)  # "yes": interrupts, and books
+        await until(lambda: len(c.session.record.turns) == 3)
+        c.media.hang_up()
+
+    record: CallRecord = await run_call(call, caller)
+    hours = example_flow().node("hours").script or ""
+    interrupted = record.turns[1]
+    assert interrupted.interrupted and interrupted.heard_text
+    assert hours.startswith(interrupted.heard_text) and interrupted.heard_text != hours
+    assert record.flow is not None
+    assert [s["target"] for s in record.flow["path"]][-1] == "ask_name"

@@ -1,0 +1,433 @@
+"""The call-flow engine: a responder that walks a flow's nodes, one call at a time.
+
+Every decision is taken by the cheapest thing that can take it, in this order:
+
+1. ``pattern`` extraction and ``keywords``/``regex`` transitions: the caller's words
+   matched in microseconds, no LLM.
+2. A prompt node answers and decides in **one** streamed LLM request: its unfilled
+   variables (``save_variables``) and its worded transitions (``go_to_<node>``) are
+   offered as tools, so the answer starts playing while the decision is made.
+3. A script node with worded transitions (or variables with no pattern) asks a small
+   decision request (tools only, a short timeout), cached per node and utterance.
+4. A missing mandatory variable is asked for again with the node's ``reprompt`` text.
+
+Scripts, reprompts and farewells never call an LLM. The engine never touches audio: it
+speaks through the :class:`~voicekit.session.responder.Speech` of the reply it runs in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import anyio
+
+from voicekit.flows.model import (
+    BUILTIN_VARIABLES,
+    ConversationNode,
+    EndingNode,
+    ExtractField,
+    Flow,
+    FunctionNode,
+    TransferNode,
+    Transition,
+)
+from voicekit.flows.templates import render_text
+from voicekit.flows.values import coerce, json_schema, normalize_utterance
+from voicekit.flows.webhooks import WebhookRunner
+from voicekit.llm import Tool, ToolCall
+from voicekit.session.responder import Speech, Turn
+from voicekit.telephony import CallInfo
+
+__all__ = ["DecisionCache", "FlowEngine", "FlowStep"]
+
+logger = logging.getLogger(__name__)
+
+Reason = Literal["start", "keyword", "regex", "llm", "always", "next", "error"]
+SAVE_TOOL = "save_variables"
+GO_TOOL_PREFIX = "go_to_"
+MAX_HOPS = 16  # nodes entered in one reply (function chains); validation forbids loops
+DEFAULT_APOLOGY = "I'm sorry, something went wrong on our side."
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStep:
+    """One move from node to node, and what decided it."""
+
+    turn: int
+    source: str | None
+    target: str
+    reason: Reason
+    detail: str = ""
+
+
+Decision = tuple[str | None, dict[str, Any]]
+
+
+class DecisionCache:
+    """Decisions of script nodes, by node, normalized utterance and unfilled variables;
+    shared by every call of a flow (callers say "yes" a lot), least recently used out."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str, tuple[str, ...]], Decision] = OrderedDict()
+        self.hits = 0
+
+    def get(self, key: tuple[str, str, tuple[str, ...]]) -> Decision | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return found
+
+    def put(self, key: tuple[str, str, tuple[str, ...]], decision: Decision) -> None:
+        self._entries[key] = decision
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+def _keyword_hit(transition: Transition, text: str) -> str | None:
+    lowered = text.lower()
+    for keyword in transition.keywords:
+        if re.search(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)", lowered):
+            return keyword
+    return None
+
+
+class FlowEngine:
+    """The :class:`~voicekit.session.responder.Responder` of one call on a flow."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        call: CallInfo,
+        *,
+        webhooks: WebhookRunner | None = None,
+        decisions: DecisionCache | None = None,
+        apology: str = DEFAULT_APOLOGY,
+    ) -> None:
+        self.flow = flow
+        self.call = call
+        self._webhooks = webhooks
+        self._decisions = decisions if decisions is not None else DecisionCache()
+        self._apology = flow.apology or apology
+        self.variables: dict[str, Any] = {
+            **flow.variables,
+            "caller_number": call.from_number,
+            "called_number": call.to_number,
+            "call_id": call.call_id,
+            "today": dt.date.today().isoformat(),
+        }
+        self.node_id = flow.start
+        self.turns = 0
+        self.path: list[FlowStep] = [FlowStep(0, None, flow.start, "start")]
+        self._listening = flow.start  # the conversation node the caller answers
+
+    # -- the responder interface ---------------------------------------------------------------
+
+    def opening(self) -> Turn | None:
+        if self.flow.first_speaker == "caller":
+            return None
+        return functools.partial(self._enter, self.flow.start)
+
+    def reply_to(self, text: str) -> Turn:
+        return functools.partial(self._turn, text)
+
+    def state(self) -> Mapping[str, Any]:
+        return {
+            "node": self.node_id,
+            "variables": dict(self.variables),
+            "path": [asdict(step) for step in self.path],
+        }
+
+    async def aclose(self) -> None:
+        """Nothing of the call's own to release: the webhook client is the server's."""
+
+    # -- a caller turn ---------------------------------------------------------------------------
+
+    async def _turn(self, text: str, speech: Speech) -> None:
+        self.turns += 1
+        node = self.flow.node(self._listening)
+        assert isinstance(node, ConversationNode)
+        self._extract_by_pattern(node, text)
+        matched = self._match(node, text)
+        if matched is not None:
+            transition, reason, detail = matched
+            await self._go(transition.to, reason, detail, speech)
+            return
+        unfilled = [f for f in node.extract if f.name not in self.variables]
+        worded = [t for t in node.transitions if t.when]
+        spoke, chosen = "", None
+        if node.prompt is not None and speech.can_answer:
+            spoke, chosen = await self._answer_and_decide(node, unfilled, worded, speech)
+        elif speech.can_answer and (worded or any(f.pattern is None for f in unfilled)):
+            chosen = await self._decide(node, text, unfilled, worded, speech)
+        missing = next(
+            (f for f in node.extract if f.mandatory and f.name not in self.variables), None
+        )
+        if missing is not None:
+            if not spoke:
+                await speech.say(self._render(missing.reprompt or ""))
+            return
+        if chosen is not None:
+            condition = " or ".join(t.when or "" for t in worded if t.to == chosen)
+            await self._go(chosen, "llm", condition, speech)
+            return
+        fallback = next((t for t in node.transitions if t.always), None)
+        if fallback is not None:
+            await self._go(fallback.to, "always", "", speech)
+            return
+        if spoke:
+            return
+        if speech.can_answer:
+            await speech.answer(instructions=self._off_script(node))
+        else:
+            await self._enter(node.id, speech)  # no LLM to answer with: ask again
+
+    def _extract_by_pattern(self, node: ConversationNode, text: str) -> None:
+        for field in node.extract:
+            if field.pattern is None or field.name in self.variables:
+                continue
+            match = re.search(field.pattern, text, re.IGNORECASE)
+            if match is not None:
+                self._set(field, match[1] if match.re.groups else match[0], "pattern")
+
+    def _match(self, node: ConversationNode, text: str) -> tuple[Transition, Reason, str] | None:
+        for transition in node.transitions:
+            keyword = _keyword_hit(transition, text)
+            if keyword is not None:
+                return transition, "keyword", keyword
+            if transition.regex is not None and re.search(transition.regex, text, re.IGNORECASE):
+                return transition, "regex", transition.regex
+        return None
+
+    def _set(self, field: ExtractField, value: Any, source: str) -> bool:
+        typed = coerce(field, value)
+        if typed is None:
+            logger.info(
+                "call=%s: flow: %s from the %s is not a %s; not saved",
+                self.call.call_id,
+                field.name,
+                source,
+                field.type,
+            )
+            return False
+        self.variables[field.name] = typed
+        return True
+
+    # -- the LLM, when words must be understood -----------------------------------------
+
+    def _tools(
+        self, unfilled: Sequence[ExtractField], worded: Sequence[Transition]
+    ) -> tuple[list[Tool], dict[str, str]]:
+        tools: list[Tool] = []
+        if unfilled:
+            tools.append(
+                Tool(
+                    SAVE_TOOL,
+                    "Save what the caller told you. Call it as soon as the caller gives any "
+                    "of these values; include only the values they gave.",
+                    {
+                        "type": "object",
+                        "properties": {f.name: json_schema(f) for f in unfilled},
+                        "additionalProperties": False,
+                    },
+                )
+            )
+        targets: dict[str, str] = {}
+        conditions: dict[str, list[str]] = {}
+        for t in worded:
+            conditions.setdefault(t.to, []).append(t.when or "")
+        for target, whens in conditions.items():
+            name = GO_TOOL_PREFIX + target.replace("-", "_")
+            targets[name] = target
+            tools.append(Tool(name, "Move the call on when " + " or when ".join(whens) + "."))
+        return tools, targets
+
+    def _claim(
+        self,
+        call: ToolCall,
+        unfilled: Sequence[ExtractField],
+        targets: Mapping[str, str],
+        chosen: list[str],
+    ) -> bool:
+        """Apply a call of the flow's own tools; False for any other tool."""
+        if call.name in targets:
+            chosen.append(targets[call.name])
+            return True
+        if call.name != SAVE_TOOL:
+            return False
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except (ValueError, RecursionError):
+            arguments = None
+        if not isinstance(arguments, dict):
+            logger.info("call=%s: flow: save_variables without an object", self.call.call_id)
+            return True
+        for field in unfilled:
+            if field.name in arguments:
+                self._set(field, arguments[field.name], "model")
+        return True
+
+    def _known(self) -> str:
+        builtin = set(BUILTIN_VARIABLES) - {"today"}
+        known = [f"{k} = {v}" for k, v in self.variables.items() if k not in builtin]
+        return "Known so far: " + "; ".join(known) + "." if known else ""
+
+    def _step_instructions(self, node: ConversationNode, tools: Sequence[Tool]) -> str:
+        lines = [self._render(self.flow.instructions)] if self.flow.instructions else []
+        lines.append(f"This step of the call: {self._render(node.prompt or node.script or '')}")
+        lines.append(self._known())
+        if tools:
+            lines.append(
+                "Use the tools silently and never mention them: save_variables as soon as "
+                "the caller gives a value; a go_to_ tool when its condition holds (you may "
+                "say a short sentence first). Keep answers short: this is a phone call."
+            )
+        return "\n".join(line for line in lines if line)
+
+    async def _answer_and_decide(
+        self,
+        node: ConversationNode,
+        unfilled: Sequence[ExtractField],
+        worded: Sequence[Transition],
+        speech: Speech,
+    ) -> tuple[str, str | None]:
+        tools, targets = self._tools(unfilled, worded)
+        chosen: list[str] = []
+        spoke = await speech.answer(
+            instructions=self._step_instructions(node, tools),
+            tools=tools,
+            on_call=lambda call: self._claim(call, unfilled, targets, chosen),
+        )
+        return spoke, chosen[0] if chosen else None
+
+    async def _decide(
+        self,
+        node: ConversationNode,
+        text: str,
+        unfilled: Sequence[ExtractField],
+        worded: Sequence[Transition],
+        speech: Speech,
+    ) -> str | None:
+        key = (node.id, normalize_utterance(text), tuple(f.name for f in unfilled))
+        cached = self._decisions.get(key)
+        if cached is not None:
+            target, saved = cached
+            for field in unfilled:
+                if field.name in saved:
+                    self.variables[field.name] = saved[field.name]
+            return target
+        tools, targets = self._tools(unfilled, worded)
+        instructions = "\n".join(
+            line
+            for line in (
+                "You route a phone call and never speak: answer only with tool calls.",
+                self._render(self.flow.instructions),
+                f'The agent just said: "{self._render(node.script or node.prompt or "")}"',
+                "Call save_variables with any value the caller gave, and the one go_to_ "
+                "tool whose condition holds; call no go_to_ tool when none holds.",
+            )
+            if line
+        )
+        chosen: list[str] = []
+        before = dict(self.variables)
+        calls = await speech.decide(
+            instructions=instructions,
+            text=text,
+            tools=tools,
+            timeout_s=self.flow.decision_timeout_s,
+        )
+        for call in calls:
+            self._claim(call, unfilled, targets, chosen)
+        target = chosen[0] if chosen else None
+        if calls:  # an answer, not a timeout or a failure: worth keeping
+            saved = {k: v for k, v in self.variables.items() if before.get(k) != v}
+            self._decisions.put(key, (target, saved))
+        return target
+
+    def _off_script(self, node: ConversationNode) -> str:
+        lines = [self._render(self.flow.instructions)] if self.flow.instructions else []
+        lines.append(
+            f'You just said: "{self._render(node.script or "")}". The caller said '
+            "something else. Answer briefly, then ask that question again."
+        )
+        lines.append(self._known())
+        return "\n".join(line for line in lines if line)
+
+    # -- moving between nodes ------------------------------------------------------------------
+
+    async def _go(self, target: str, reason: Reason, detail: str, speech: Speech) -> None:
+        self.path.append(FlowStep(self.turns, self.node_id, target, reason, detail))
+        logger.info("call=%s: flow %s -> %s (%s)", self.call.call_id, self.node_id, target, reason)
+        self.node_id = target
+        await self._enter(target, speech)
+
+    async def _enter(self, node_id: str, speech: Speech) -> None:
+        """Do what arriving at ``node_id`` means: speak, call a webhook, transfer, end."""
+        for _ in range(MAX_HOPS):
+            self.node_id = node_id
+            node = self.flow.node(node_id)
+            if isinstance(node, ConversationNode):
+                self._listening = node.id
+                if node.script is not None:
+                    await speech.say(self._render(node.script))
+                elif speech.can_answer:
+                    tools: list[Tool] = []
+                    await speech.answer(instructions=self._step_instructions(node, tools))
+                return
+            if isinstance(node, TransferNode):
+                await speech.say(self._render(node.script or ""))
+                speech.transfer(node.to)
+                return
+            if isinstance(node, EndingNode):
+                await speech.say(self._render(node.script or ""))
+                speech.end_call()
+                return
+            assert isinstance(node, FunctionNode)
+            next_id = await self._run_function(node, speech)
+            if next_id is None:
+                return
+            node_id = next_id
+        logger.error("call=%s: flow: more than %d nodes in one reply", self.call.call_id, MAX_HOPS)
+
+    async def _run_function(self, node: FunctionNode, speech: Speech) -> str | None:
+        """Call the node's webhook; the node to go to next (None: stay where the caller
+        was, after the apology)."""
+        if self._webhooks is None:
+            raise RuntimeError("this flow has function nodes but the engine has no webhooks")
+        # Shielded: a barge-in must not leave a request half-done and the flow unsure
+        # whether it happened; the timeout bounds the wait.
+        with anyio.CancelScope(shield=True):
+            result = await self._webhooks.run(
+                node,
+                self.variables,
+                allow_private=self.flow.allow_private_networks,
+                call_id=self.call.call_id,
+            )
+        if result.ok:
+            self.variables.update(result.saved)
+            self.path.append(FlowStep(self.turns, node.id, node.next, "next"))
+            return node.next
+        if node.on_error is not None:
+            self.path.append(
+                FlowStep(self.turns, node.id, node.on_error, "error", result.error or "")
+            )
+            return node.on_error
+        await speech.say(self._apology)
+        self.path.append(
+            FlowStep(self.turns, node.id, self._listening, "error", result.error or "")
+        )
+        self.node_id = self._listening
+        return None
+
+    def _render(self, text: str) -> str:
+        return render_text(text, self.variables)

@@ -1,0 +1,251 @@
+"""Function nodes' webhooks: one HTTP request, its JSON answer saved into variables.
+
+Bounded in every direction a webhook can hurt a call: a timeout per attempt, retries only
+for idempotent methods (a POST that timed out may have booked the appointment), no
+redirects (a redirect could point inside the network), at most ``MAX_RESPONSE_BYTES``
+read, destinations checked by the SSRF guard. Secrets from ``{{env.NAME}}`` go into the
+request only; log lines name the method, host and status, never a URL, header or body.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from voicekit import logsafe
+from voicekit.errors import ProviderError
+from voicekit.flows.model import FunctionNode
+from voicekit.flows.ssrf import RefusedDestination, Resolver, resolve_public, system_resolver
+from voicekit.flows.templates import ENV_PREFIX, names_in, process_env, render_url, render_value
+from voicekit.provider_errors import network_error, status_error
+from voicekit.retry import RetryPolicy
+
+__all__ = ["MAX_RESPONSE_BYTES", "WebhookResult", "WebhookRunner", "field_at"]
+
+logger = logging.getLogger(__name__)
+
+# httpx logs every request's full URL at INFO; a webhook URL can hold a secret from the
+# environment or the caller's words. While a webhook is sent, those lines are dropped.
+_SENDING = contextvars.ContextVar("voicekit_webhook_sending", default=False)
+
+
+class _QuietWhileSending(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _SENDING.get()
+
+
+def _install_filter() -> None:
+    httpx_logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _QuietWhileSending) for f in httpx_logger.filters):
+        httpx_logger.addFilter(_QuietWhileSending())
+
+
+_install_filter()
+
+MAX_RESPONSE_BYTES = 256 * 1024
+IDEMPOTENT = frozenset({"GET", "PUT", "DELETE"})
+_MISSING = object()
+
+
+@dataclass(slots=True)
+class WebhookResult:
+    """What a function node's request came to: the variables it saves, or why not."""
+
+    ok: bool
+    saved: dict[str, Any] = field(default_factory=dict)
+    status: int | None = None
+    error: str | None = None
+    ms: float = 0.0
+
+
+def field_at(data: Any, path: str) -> Any:
+    """``data``'s field at a dotted path (``booking.id``, ``slots.0.start``); a sentinel
+    object when there is none."""
+    value = data
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+class WebhookRunner:
+    """Runs function nodes' requests for every call of a server (one HTTP client)."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient | None = None,
+        resolve: Resolver = system_resolver,
+        env: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._client = client or httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        self._owns_client = client is None
+        self._resolve = resolve
+        self._env = env
+        self._retry = retry or RetryPolicy(base_delay_s=0.2, max_delay_s=1.0)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def run(
+        self,
+        node: FunctionNode,
+        variables: Mapping[str, Any],
+        *,
+        allow_private: bool,
+        call_id: str,
+    ) -> WebhookResult:
+        started = time.perf_counter()
+        env = self._env if self._env is not None else process_env()
+        logsafe.register_secrets(
+            env.get(name[len(ENV_PREFIX) :])
+            for name in names_in([node.url, node.headers, node.body])
+            if name.startswith(ENV_PREFIX)
+        )
+        token = _SENDING.set(True)
+        try:
+            url = httpx.URL(render_url(node.url, variables, env=env))
+            if url.scheme not in ("http", "https") or not url.host:
+                raise RefusedDestination("the URL is not an http(s) URL with a host")
+            headers = {k: str(render_value(v, variables, env=env)) for k, v in node.headers.items()}
+            body = render_value(node.body, variables, env=env) if node.body is not None else None
+            policy = self._retry.with_attempts(
+                1 + (node.retries if node.method in IDEMPOTENT else 0)
+            )
+            response = await policy.call(
+                lambda: self._send(node, url, headers, body, allow_private=allow_private)
+            )
+        except (RefusedDestination, ProviderError, httpx.InvalidURL, ValueError) as exc:
+            ms = (time.perf_counter() - started) * 1000
+            status = exc.status_code if isinstance(exc, ProviderError) else None
+            logger.warning(
+                "call=%s: webhook of node %r failed after %.0f ms: %s",
+                call_id,
+                node.id,
+                ms,
+                _safe_reason(exc),
+            )
+            return WebhookResult(False, status=status, error=_safe_reason(exc), ms=ms)
+        finally:
+            _SENDING.reset(token)
+        status, content = response
+        ms = (time.perf_counter() - started) * 1000
+        logger.info(
+            "call=%s: webhook of node %r: %s %s -> %d in %.0f ms",
+            call_id,
+            node.id,
+            node.method,
+            url.host,
+            status,
+            ms,
+        )
+        if not node.save:
+            return WebhookResult(True, status=status, ms=ms)
+        try:
+            data = json.loads(content)
+        except (ValueError, RecursionError):
+            return WebhookResult(False, status=status, error="the answer is not JSON", ms=ms)
+        saved: dict[str, Any] = {}
+        for name, path in node.save.items():
+            value = field_at(data, path)
+            if value is _MISSING:
+                error = f"the answer has no field {path!r} (for {name})"
+                return WebhookResult(False, status=status, error=error, ms=ms)
+            saved[name] = value
+        return WebhookResult(True, saved=saved, status=status, ms=ms)
+
+    async def _send(
+        self,
+        node: FunctionNode,
+        url: httpx.URL,
+        headers: dict[str, str],
+        body: Any,
+        *,
+        allow_private: bool,
+    ) -> tuple[int, bytes]:
+        target, extensions = url, {}
+        if not allow_private:
+            address = await resolve_public(url.host, url.port or _default_port(url), self._resolve)
+            host_header = url.netloc.decode("ascii")
+            headers = {**headers, "Host": host_header}
+            target = url.copy_with(host=address)
+            if url.scheme == "https":
+                extensions = {"sni_hostname": url.host}
+        kwargs: dict[str, Any] = {}
+        if body is not None:
+            if node.method == "GET":
+                kwargs["params"] = {k: _query_value(v) for k, v in body.items()}
+            else:
+                kwargs["json"] = body
+        request = self._client.build_request(
+            node.method,
+            target,
+            headers=headers,
+            timeout=node.timeout_s,
+            extensions=extensions,
+            **kwargs,
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise network_error(
+                exc, provider="webhook", label=f"the webhook host {url.host}"
+            ) from None
+        try:
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > MAX_RESPONSE_BYTES:
+                    raise ProviderError(
+                        f"the answer is over {MAX_RESPONSE_BYTES} bytes", provider="webhook"
+                    )
+        except httpx.HTTPError as exc:
+            raise network_error(
+                exc, provider="webhook", label=f"the webhook host {url.host}"
+            ) from None
+        finally:
+            await response.aclose()
+        if not 200 <= response.status_code < 300:
+            raise status_error(
+                response.status_code,
+                f"the webhook answered HTTP {response.status_code}",
+                provider="webhook",
+            )
+        return response.status_code, bytes(content)
+
+
+def _default_port(url: httpx.URL) -> int:
+    return 443 if url.scheme == "https" else 80
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _safe_reason(exc: BaseException) -> str:
+    """Why a webhook failed, in words that carry no URL, header or body (they may hold a
+    secret from the environment)."""
+    if isinstance(exc, RefusedDestination):
+        return f"destination refused: {exc}"
+    if isinstance(exc, ProviderError):
+        if exc.status_code is not None:
+            return f"HTTP {exc.status_code}"
+        return str(exc).split(":")[0] if "cannot reach" in str(exc) else str(exc)
+    if isinstance(exc, httpx.InvalidURL):
+        return "the URL is not valid"
+    return type(exc).__name__

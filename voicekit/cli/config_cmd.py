@@ -10,6 +10,7 @@ from voicekit.cli.main import cli, config_option, reports_errors
 from voicekit.config import load_settings, masked_settings, resolve_providers
 from voicekit.config.render import to_toml
 from voicekit.config.resolve import config_warnings
+from voicekit.flows.runtime import flow_from_settings
 from voicekit.plugins import load_plugins
 
 
@@ -32,6 +33,7 @@ def config_check(config_path: str | None, as_json: bool) -> None:
     manager = load_plugins()
     for warning in config_warnings(settings, manager.registry, plugins=manager.plugins):
         click.echo(f"warning: {warning}", err=True)
+    flow_from_settings(settings)  # a broken flow is a broken config: every problem named
     resolved = resolve_providers(settings, manager.registry)
     data = masked_settings(settings, resolved, manager.registry)
     if as_json:

@@ -381,8 +381,10 @@ class FlowEngine:
                 if node.script is not None:
                     await speech.say(self._render(node.script))
                 elif speech.can_answer:
-                    tools: list[Tool] = []
-                    await speech.answer(instructions=self._step_instructions(node, tools))
+                    await speech.answer(instructions=self._step_instructions(node, ()))
+                else:  # no LLM to follow the prompt: ask for what the node needs
+                    missing = [f for f in node.extract if f.name not in self.variables]
+                    await speech.say(self._render(missing[0].reprompt or "") if missing else "")
                 return
             if isinstance(node, TransferNode):
                 await speech.say(self._render(node.script or ""))

@@ -9,16 +9,50 @@ from typing import Any
 
 import anyio
 
-from voicekit.llm import Message, Tool, ToolCall, Usage
+from voicekit.llm import LLM, Message, Tool, ToolCall, Usage
 from voicekit.session.actions import PendingAction
 from voicekit.session.reply import LLMRequest, Reply, ReplyPipeline
 from voicekit.tts import Utterance
 
-__all__ = ["DECISION_MAX_TOKENS", "ReplySpeech"]
+__all__ = ["DECISION_MAX_TOKENS", "ReplySpeech", "llm_decision"]
 
 logger = logging.getLogger(__name__)
 
 DECISION_MAX_TOKENS = 120  # a decision is tool calls, not prose
+
+
+async def llm_decision(
+    llm: LLM,
+    *,
+    instructions: str,
+    text: str,
+    tools: Sequence[Tool],
+    timeout_s: float,
+    on_usage: Callable[[Usage], None] | None = None,
+    label: str = "",
+) -> list[ToolCall]:
+    """The tool calls a short request about ``text`` makes; none when it fails or takes
+    longer than ``timeout_s`` (no decision is a decision: the caller's fallback applies)."""
+    calls: list[ToolCall] = []
+    messages = [Message("system", instructions), Message("user", text)]
+    with anyio.move_on_after(timeout_s) as scope:
+        try:
+            events: AsyncIterator[Any] = llm.stream(
+                messages, tools=list(tools), max_tokens=DECISION_MAX_TOKENS, temperature=0.0
+            )
+            async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
+                async for event in stream:
+                    if isinstance(event, ToolCall):
+                        calls.append(event)
+                    elif isinstance(event, Usage) and on_usage is not None:
+                        on_usage(event)
+        except Exception as exc:
+            logger.warning("%s: decision request failed: %s", label, exc)
+            return []
+    if scope.cancelled_caught:
+        logger.warning("%s: no decision after %.1f s", label, timeout_s)
+        return []
+    return calls
 
 
 class ReplySpeech:
@@ -56,37 +90,15 @@ class ReplySpeech:
         tools: Sequence[Tool],
         timeout_s: float,
     ) -> list[ToolCall]:
-        calls: list[ToolCall] = []
-        messages = [Message("system", instructions), Message("user", text)]
-        llm = self._pipeline.llm
-        with anyio.move_on_after(timeout_s) as scope:
-            try:
-                events: AsyncIterator[Any] = llm.stream(
-                    messages, tools=list(tools), max_tokens=DECISION_MAX_TOKENS, temperature=0.0
-                )
-                async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
-                    async for event in stream:
-                        if isinstance(event, ToolCall):
-                            calls.append(event)
-                        elif isinstance(event, Usage):
-                            self._reply.add_usage(event)
-            except Exception as exc:  # no decision is a decision: the fallback applies
-                logger.warning(
-                    "call=%s reply %d: decision request failed: %s",
-                    self._pipeline.call_id,
-                    self._reply.id,
-                    exc,
-                )
-                return []
-        if scope.cancelled_caught:
-            logger.warning(
-                "call=%s reply %d: no decision after %.1f s",
-                self._pipeline.call_id,
-                self._reply.id,
-                timeout_s,
-            )
-            return []
-        return calls
+        return await llm_decision(
+            self._pipeline.llm,
+            instructions=instructions,
+            text=text,
+            tools=tools,
+            timeout_s=timeout_s,
+            on_usage=self._reply.add_usage,
+            label=f"call={self._pipeline.call_id} reply {self._reply.id}",
+        )
 
     def end_call(self) -> None:
         self._reply.after = PendingAction("end")

@@ -108,7 +108,12 @@ class FakeLLM(LLM[FakeLLMSettings]):
                 yield TextDelta(token)
             if s.fail_on_reply == index and s.fail_after_tokens >= len(tokens):
                 raise ProviderError("scripted failure", provider="fake", retryable=s.fail_retryable)
+            # A tool call is written token by token too: it arrives when its name and
+            # arguments would have finished streaming (a tool-only reply is not free).
+            written = len(tokens)
             for call in calls:
+                written += len(tokenize(f"{call.name} {call.arguments}"))
+                await anyio.sleep(max(0.0, first + (written - 1) * gap - anyio.current_time()))
                 yield call
             finished = True
             yield Usage(

@@ -226,7 +226,7 @@ async def test_a_function_node_saves_its_answer_and_the_next_node_speaks_it() ->
 async def test_a_failed_function_node_takes_its_error_branch() -> None:
     e, _ = booking_engine(WebhookResult(False, error="HTTP 503"))
     speech = ScriptedSpeech(answers=[("", [call_of("save_variables", date="2026-12-07")])])
-    await e.reply_to("monday at 10")(speech)
+    await e.reply_to("monday at 10 am")(speech)
     assert speech.after == ("transfer", DESK)
     assert speech.said == [
         "I couldn't book that online, so I'll put you through to the front desk."

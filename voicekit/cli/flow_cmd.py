@@ -51,7 +51,7 @@ def _graph(flow: Flow) -> list[str]:
                     if t.keywords:
                         parts.append("keywords " + ", ".join(repr(k) for k in t.keywords))
                     if t.regex:
-                        parts.append(f"regex {t.regex!r}")
+                        parts.append(f"regex /{t.regex}/")
                     if t.when:
                         parts.append(f"when {t.when!r} (LLM)")
                     how = "; ".join(parts)
@@ -93,6 +93,11 @@ def flow_check(file: Path, config_path: str | None) -> None:
 def _chat_llm(config_path: str | None, use_llm: bool) -> tuple[LLM | None, str]:
     settings = load_settings(config_path)
     if not use_llm:
+        click.echo(
+            "note: --no-llm: scripts, keywords, regex and patterns work; prompt nodes say "
+            "their reprompt and worded (when) transitions never fire",
+            err=True,
+        )
         return None, settings.agent.instructions
     try:
         return create_provider(settings, "llm"), settings.agent.instructions

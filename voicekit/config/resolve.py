@@ -158,7 +158,8 @@ def agent_warnings(settings: VoiceKitSettings) -> list[str]:
             "[agent] builtin_tools has transfer_call but transfer_allowlist is empty: every "
             "transfer will be refused; list the numbers (E.164) or SIP URIs it may use"
         )
-    if agent.transfer_allowlist and not offers_transfer:
+    has_flow = settings.flow.file is not None or settings.flow.inline is not None
+    if agent.transfer_allowlist and not offers_transfer and not has_flow:
         warnings.append(
             "[agent] transfer_allowlist is set but builtin_tools has no transfer_call: the "
             'model cannot transfer (add "transfer_call" to builtin_tools)'

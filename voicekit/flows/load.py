@@ -78,14 +78,15 @@ def load_flow(path: str | Path, *, transfer_allowlist: Sequence[str] | None = No
     try:
         raw = file.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"[flow] file: cannot read {file}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read the flow file {file}: {exc.strerror or exc}") from None
     if len(raw) > MAX_FLOW_BYTES:
         raise ConfigError(f"[flow] file: {file} is over {MAX_FLOW_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
         data = json.loads(text) if file.suffix.lower() == ".json" else tomllib.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{file}: not valid {file.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+        kind = "JSON" if file.suffix.lower() == ".json" else "TOML (not .json: read as TOML)"
+        raise ConfigError(f"{file}: not valid {kind}: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{file}: nested too deeply") from None
     if not isinstance(data, dict):

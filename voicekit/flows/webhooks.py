@@ -110,11 +110,17 @@ class WebhookRunner:
     ) -> WebhookResult:
         started = time.perf_counter()
         env = self._env if self._env is not None else process_env()
-        logsafe.register_secrets(
-            env.get(name[len(ENV_PREFIX) :])
-            for name in names_in([node.url, node.headers, node.body])
-            if name.startswith(ENV_PREFIX)
-        )
+        env_names = [
+            n[len(ENV_PREFIX) :]
+            for n in names_in([node.url, node.headers, node.body])
+            if n.startswith(ENV_PREFIX)
+        ]
+        unset = sorted({n for n in env_names if not env.get(n)})
+        if unset:
+            error = f"environment variable(s) not set: {', '.join(unset)}"
+            logger.error("call=%s: webhook of node %r not sent: %s", call_id, node.id, error)
+            return WebhookResult(False, error=error)
+        logsafe.register_secrets(env.get(n) for n in env_names)
         token = _SENDING.set(True)
         try:
             url = httpx.URL(render_url(node.url, variables, env=env))

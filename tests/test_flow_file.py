@@ -179,3 +179,53 @@ def test_templates_render_variables_and_keep_secrets_out_of_speech() -> None:
     assert render_url("https://crm.example/p/{{name}}", hostile, env=env) == (
         "https://crm.example/p/..%2Fadmin%3Fx%3D1%23"
     )
+
+
+def test_a_variable_in_a_webhook_host_and_look_alike_targets_are_refused() -> None:
+    data = {
+        "start": "a",
+        "nodes": [
+            {
+                "id": "a",
+                "script": "Sales or refunds?",
+                "extract": [{"name": "sub", "pattern": "(\\w+)"}],
+                "transitions": [
+                    {"to": "to-sales", "when": "sales"},
+                    {"to": "to_sales", "when": "refunds"},
+                ],
+            },
+            {
+                "id": "to-sales",
+                "type": "function",
+                "url": "https://{{sub}}.example.com/x",
+                "next": "a",
+            },
+            {
+                "id": "to_sales",
+                "type": "function",
+                "url": "https://ok.example.com/{{sub}}",
+                "next": "a",
+            },
+        ],
+    }
+    found = problems_of(data)
+    assert any(
+        p.startswith("node 'to-sales': url: a variable may not be in the host") for p in found
+    )
+    assert any("'to-sales' and 'to_sales' look the same to the LLM" in p for p in found)
+    assert not any(p.startswith("node 'to_sales': url") for p in found)
+
+
+def test_a_huge_chain_or_list_of_problems_stays_a_short_clear_error() -> None:
+    chain = [{"id": "a", "script": "Go?", "transitions": [{"to": "f0", "keywords": ["go"]}]}]
+    chain += [
+        {"id": f"f{i}", "type": "function", "url": "https://x.example/", "next": f"f{i + 1}"}
+        for i in range(3000)
+    ]
+    chain.append({"id": "f3000", "type": "ending"})
+    deep = problems_of({"start": "a", "nodes": chain})
+    assert deep == ["nodes: the flow's graph is too deep to check (a chain of hundreds of nodes)"]
+    many = {"start": "a", "nodes": [{"id": f"n{i}", "script": "{{x}}"} for i in range(500)]}
+    with pytest.raises(FlowError) as caught:
+        parse_flow(many)
+    assert len(caught.value.problems) == 501 and str(caught.value).endswith("... and 451 more")

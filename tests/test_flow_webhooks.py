@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -154,3 +155,32 @@ async def test_no_secret_url_or_body_reaches_the_log(caplog: pytest.LogCaptureFi
     assert not result.ok
     assert TOKEN not in caplog.text and "Ana" not in caplog.text
     assert "call=c9" in caplog.text
+
+
+async def test_a_server_that_drips_its_answer_meets_the_deadline() -> None:
+    async def drip(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(30)  # as good as a byte a second: never a complete answer
+        return httpx.Response(200, json={})
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.route().mock(side_effect=drip)
+        with anyio.fail_after(5):
+            result = await runner().run(
+                node(timeout_s=0.2, retries=0, method="GET"),
+                VARIABLES,
+                allow_private=False,
+                call_id="c",
+            )
+    assert not result.ok and result.error is not None and "within 0.2 s" in result.error
+
+
+async def test_hostile_values_and_unset_secrets_never_become_a_request() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        any_request = mock.route().respond(json={"booking": {"id": 1}, "slots": [1]})
+        climbing = await runner().run(node(), {"name": ".."}, allow_private=False, call_id="c")
+        unset = await WebhookRunner(env={}).run(node(), VARIABLES, allow_private=True, call_id="c")
+        ok = await runner().run(node(), VARIABLES, allow_private=False, call_id="c")
+    assert climbing.error == "the value of name is not a URL segment"
+    assert unset.error == "environment variable(s) not set: CRM_TOKEN"
+    assert ok.ok and any_request.call_count == 1  # only the sound request went out
+    assert any_request.calls.last.request.headers["accept-encoding"] == "identity"

@@ -140,6 +140,25 @@ def problems(flow: Flow, *, transfer_allowlist: Sequence[str] | None = None) -> 
                     f"{field}: {{{{{name}}}}} is not a variable of this flow (known: "
                     f"{', '.join(sorted(known))})"
                 )
+    for node in flow.nodes:
+        if isinstance(node, FunctionNode):
+            authority = node.url.split("://", 1)[-1].split("/", 1)[0]
+            if any(not n.startswith(ENV_PREFIX) for n in names_in(authority)):
+                out.append(
+                    f"node {node.id!r}: url: a variable may not be in the host (a caller's "
+                    "words would choose where the request goes); use it in the path or body"
+                )
+        if isinstance(node, ConversationNode):
+            tool_names: dict[str, str] = {}
+            for t in node.transitions:
+                if t.when is None:
+                    continue
+                name = t.to.replace("-", "_")
+                if tool_names.setdefault(name, t.to) != t.to:
+                    out.append(
+                        f"node {node.id!r}: transitions: {tool_names[name]!r} and {t.to!r} "
+                        "look the same to the LLM (- and _); rename one of them"
+                    )
     if transfer_allowlist is not None:
         actions = CallActions(CallInfo(call_id="check"), transfer_allowlist)
         for node in flow.nodes:

@@ -148,6 +148,13 @@ class FlowEngine:
             "path": [asdict(step) for step in self.path],
         }
 
+    def turn_state(self) -> Mapping[str, Any]:
+        return {
+            "node": self.node_id,
+            "variables": dict(self.variables),
+            "path": [asdict(step) for step in self.path if step.turn == self.turns],
+        }
+
     async def aclose(self) -> None:
         """Nothing of the call's own to release: the webhook client is the server's."""
 
@@ -318,14 +325,6 @@ class FlowEngine:
         worded: Sequence[Transition],
         speech: Speech,
     ) -> str | None:
-        key = (node.id, normalize_utterance(text), tuple(f.name for f in unfilled))
-        cached = self._decisions.get(key)
-        if cached is not None:
-            target, saved = cached
-            for field in unfilled:
-                if field.name in saved:
-                    self.variables[field.name] = saved[field.name]
-            return target
         tools, targets = self._tools(unfilled, worded)
         instructions = "\n".join(
             line
@@ -338,8 +337,15 @@ class FlowEngine:
             )
             if line
         )
+        # The key holds the whole request as rendered (script, instructions, variables):
+        # a decision is reused only for exactly the question it answered, and one
+        # caller's words or values can never route another caller.
+        key = (node.id, normalize_utterance(text), (instructions, *(t.name for t in tools)))
+        if not unfilled:
+            cached = self._decisions.get(key)
+            if cached is not None:
+                return cached[0]
         chosen: list[str] = []
-        before = dict(self.variables)
         calls = await speech.decide(
             instructions=instructions,
             text=text,
@@ -349,9 +355,8 @@ class FlowEngine:
         for call in calls:
             self._claim(call, unfilled, targets, chosen)
         target = chosen[0] if chosen else None
-        if calls:  # an answer, not a timeout or a failure: worth keeping
-            saved = {k: v for k, v in self.variables.items() if before.get(k) != v}
-            self._decisions.put(key, (target, saved))
+        if calls and not unfilled:  # a routing answer (not a timeout, not values): kept
+            self._decisions.put(key, (target, {}))
         return target
 
     def _off_script(self, node: ConversationNode) -> str:

@@ -18,6 +18,7 @@ from voicekit.flows.model import Flow
 __all__ = ["FlowError", "load_flow", "parse_flow"]
 
 MAX_FLOW_BYTES = 1 << 20
+MAX_SHOWN = 50  # problems listed in the message (all are in .problems)
 
 
 class FlowError(ConfigError):
@@ -26,7 +27,10 @@ class FlowError(ConfigError):
     def __init__(self, source: str, found: Sequence[str]) -> None:
         self.source = source
         self.problems = list(found)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
+        shown = [p if len(p) <= 500 else p[:500] + "..." for p in self.problems[:MAX_SHOWN]]
+        if len(self.problems) > MAX_SHOWN:
+            shown.append(f"... and {len(self.problems) - MAX_SHOWN} more")
+        lines = "\n".join(f"  - {p}" for p in shown)
         super().__init__(f"{source}: {len(self.problems)} problem(s) in the flow:\n{lines}")
 
 
@@ -60,13 +64,18 @@ def parse_flow(
     """Validate a flow given as data; raises :class:`FlowError` naming every problem."""
     try:
         flow = Flow.model_validate(data)
+    except RecursionError:
+        raise FlowError(source, ["the flow is nested too deeply"]) from None
     except ValidationError as exc:
         found = [
             f"{_where(e['loc'], data)}: {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         ]
         raise FlowError(source, found) from None
-    found = problems(flow, transfer_allowlist=transfer_allowlist)
+    try:
+        found = problems(flow, transfer_allowlist=transfer_allowlist)
+    except RecursionError:
+        found = ["nodes: the flow's graph is too deep to check (a chain of hundreds of nodes)"]
     if found:
         raise FlowError(source, found)
     return flow

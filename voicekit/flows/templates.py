@@ -89,14 +89,17 @@ def render_value(value: Any, variables: Mapping[str, Any], *, env: Mapping[str, 
 def render_url(url: str, variables: Mapping[str, Any], *, env: Mapping[str, str]) -> str:
     """A webhook URL: variables are percent-encoded (a caller's words cannot add a path
     segment or a query parameter); env values go in as written (a base URL, a key)."""
-    return _PLACEHOLDER.sub(
-        lambda m: (
-            env.get(m[1][len(ENV_PREFIX) :], "")
-            if m[1].startswith(ENV_PREFIX)
-            else quote(_spoken(variables.get(m[1])), safe="")
-        ),
-        url,
-    )
+
+    def one(match: re.Match[str]) -> str:
+        name = match[1]
+        if name.startswith(ENV_PREFIX):
+            return env.get(name[len(ENV_PREFIX) :], "")
+        value = _spoken(variables.get(name))
+        if value and not value.strip("."):  # "." and ".." would climb the URL's path
+            raise ValueError(f"the value of {name} is not a URL segment")
+        return quote(value, safe="")
+
+    return _PLACEHOLDER.sub(one, url)
 
 
 def process_env() -> Mapping[str, str]:

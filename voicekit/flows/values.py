@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Any
 
@@ -10,6 +11,7 @@ from voicekit.flows.model import ExtractField
 
 __all__ = ["coerce", "json_schema", "normalize_utterance"]
 
+MAX_NUMBER = 1e15  # beyond any booking, price or count a caller says
 _YES = frozenset({"yes", "yeah", "yep", "true", "correct", "right", "sure", "y"})
 _NO = frozenset({"no", "nope", "false", "incorrect", "wrong", "n"})
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -31,11 +33,13 @@ def coerce(field: ExtractField, value: Any) -> Any | None:
     text = str(value).strip()
     if field.type == "number":
         if isinstance(value, int | float):
-            return value
+            return value if math.isfinite(value) and abs(value) < MAX_NUMBER else None
         match = _NUMBER.search(text.replace(",", ""))
         if match is None:
             return None
         number = float(match[0])
+        if not math.isfinite(number) or abs(number) >= MAX_NUMBER:
+            return None
         return int(number) if number.is_integer() else number
     if field.type == "date":
         try:

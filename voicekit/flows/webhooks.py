@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 
 from voicekit import logsafe
-from voicekit.errors import ProviderError
+from voicekit.errors import ProviderError, ProviderUnavailable
 from voicekit.flows.model import FunctionNode
 from voicekit.flows.ssrf import RefusedDestination, Resolver, resolve_public, system_resolver
 from voicekit.flows.templates import ENV_PREFIX, names_in, process_env, render_url, render_value
@@ -41,10 +42,15 @@ class _QuietWhileSending(logging.Filter):
         return not _SENDING.get()
 
 
+# A logger's filters do not apply to its children: each logger that writes lines is named.
+_QUIETED = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy")
+
+
 def _install_filter() -> None:
-    httpx_logger = logging.getLogger("httpx")
-    if not any(isinstance(f, _QuietWhileSending) for f in httpx_logger.filters):
-        httpx_logger.addFilter(_QuietWhileSending())
+    for name in _QUIETED:
+        quieted = logging.getLogger(name)
+        if not any(isinstance(f, _QuietWhileSending) for f in quieted.filters):
+            quieted.addFilter(_QuietWhileSending())
 
 
 _install_filter()
@@ -126,15 +132,27 @@ class WebhookRunner:
             url = httpx.URL(render_url(node.url, variables, env=env))
             if url.scheme not in ("http", "https") or not url.host:
                 raise RefusedDestination("the URL is not an http(s) URL with a host")
-            headers = {k: str(render_value(v, variables, env=env)) for k, v in node.headers.items()}
+            headers = {
+                k: "" if (value := render_value(v, variables, env=env)) is None else str(value)
+                for k, v in node.headers.items()
+            }
             body = render_value(node.body, variables, env=env) if node.body is not None else None
             policy = self._retry.with_attempts(
                 1 + (node.retries if node.method in IDEMPOTENT else 0)
             )
-            response = await policy.call(
-                lambda: self._send(node, url, headers, body, allow_private=allow_private)
-            )
-        except (RefusedDestination, ProviderError, httpx.InvalidURL, ValueError) as exc:
+            # Each attempt has a deadline (httpx's timeout is per read: a server sending a
+            # byte every second would never time out), and so do all of them together.
+            with anyio.fail_after(node.timeout_s * policy.attempts + policy.max_delay_s * 2):
+                response = await policy.call(
+                    lambda: self._attempt(node, url, headers, body, allow_private=allow_private)
+                )
+        except (
+            RefusedDestination,
+            ProviderError,
+            httpx.InvalidURL,
+            ValueError,
+            TimeoutError,
+        ) as exc:
             ms = (time.perf_counter() - started) * 1000
             status = exc.status_code if isinstance(exc, ProviderError) else None
             logger.warning(
@@ -173,6 +191,23 @@ class WebhookRunner:
             saved[name] = value
         return WebhookResult(True, saved=saved, status=status, ms=ms)
 
+    async def _attempt(
+        self,
+        node: FunctionNode,
+        url: httpx.URL,
+        headers: dict[str, str],
+        body: Any,
+        *,
+        allow_private: bool,
+    ) -> tuple[int, bytes]:
+        try:
+            with anyio.fail_after(node.timeout_s):
+                return await self._send(node, url, headers, body, allow_private=allow_private)
+        except TimeoutError:
+            raise ProviderUnavailable(
+                f"no complete answer within {node.timeout_s:g} s", provider="webhook"
+            ) from None
+
     async def _send(
         self,
         node: FunctionNode,
@@ -183,6 +218,9 @@ class WebhookRunner:
         allow_private: bool,
     ) -> tuple[int, bytes]:
         target, extensions = url, {}
+        # No compression: the size cap must count the bytes that arrive, not what they
+        # inflate to.
+        headers = {**headers, "Accept-Encoding": "identity"}
         if not allow_private:
             address = await resolve_public(url.host, url.port or _default_port(url), self._resolve)
             host_header = url.netloc.decode("ascii")
@@ -254,4 +292,8 @@ def _safe_reason(exc: BaseException) -> str:
         return str(exc).split(":")[0] if "cannot reach" in str(exc) else str(exc)
     if isinstance(exc, httpx.InvalidURL):
         return "the URL is not valid"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ValueError) and "URL segment" in str(exc):
+        return str(exc)
     return type(exc).__name__

@@ -83,6 +83,11 @@ class Responder(Protocol):
         metrics (a flow: its node, variables and the path taken)."""
         ...
 
+    def turn_state(self) -> Mapping[str, Any]:
+        """The state after the latest turn, for that turn's metrics: like :meth:`state`
+        but holding only what the turn itself did (a long call's record stays linear)."""
+        ...
+
     async def aclose(self) -> None:
         """The call is over."""
         ...

@@ -408,7 +408,7 @@ class CallSession(CallEnding):
                 TranscriptEntry("agent", heard, time.time(), interrupted=reply.interrupted)
             )
         if self.responder is not None:
-            m.flow = dict(self.responder.state())
+            m.flow = dict(self.responder.turn_state())
         self.record.turns.append(m)
         self._last_activity = anyio.current_time()
         logger.info(format_turn(self.call_id, m))

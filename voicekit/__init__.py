@@ -32,6 +32,7 @@ from voicekit.errors import (
     ProviderTimeoutError,
     VoiceKitError,
 )
+from voicekit.flows import Flow, FlowError, FlowRuntime, load_flow
 from voicekit.hookspecs import hookimpl
 from voicekit.llm import LLM, Message, TextDelta, Tool, ToolCall, Usage
 from voicekit.plugins import PluginManager, ProviderRegistry, load_plugins
@@ -39,6 +40,7 @@ from voicekit.provider import Provider, ProviderSettings, credential
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.server import create_app
 from voicekit.session import CallSession
+from voicekit.session.responder import Responder, Speech
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
 from voicekit.telephony import (
     CallInfo,
@@ -74,6 +76,9 @@ __all__ = [
     "ConfigError",
     "Dtmf",
     "EndOfTurn",
+    "Flow",
+    "FlowError",
+    "FlowRuntime",
     "Framer",
     "FunctionTool",
     "InboundAudio",
@@ -90,8 +95,10 @@ __all__ = [
     "ProviderSettings",
     "ProviderTimeoutError",
     "Resampler",
+    "Responder",
     "STTStream",
     "SentenceSegmenter",
+    "Speech",
     "SpeechStarted",
     "StreamStopped",
     "TTSSession",
@@ -114,6 +121,7 @@ __all__ = [
     "create_provider",
     "credential",
     "hookimpl",
+    "load_flow",
     "load_plugins",
     "load_settings",
     "tool",

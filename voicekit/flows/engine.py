@@ -68,7 +68,7 @@ class FlowStep:
     detail: str = ""
 
 
-Decision = tuple[str | None, dict[str, Any]]
+Decision = tuple[str | None]  # the chosen node (None: none holds), boxed so a miss is None
 
 
 class DecisionCache:
@@ -356,7 +356,7 @@ class FlowEngine:
             self._claim(call, unfilled, targets, chosen)
         target = chosen[0] if chosen else None
         if calls and not unfilled:  # a routing answer (not a timeout, not values): kept
-            self._decisions.put(key, (target, {}))
+            self._decisions.put(key, (target,))
         return target
 
     def _off_script(self, node: ConversationNode) -> str:

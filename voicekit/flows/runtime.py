@@ -4,7 +4,7 @@ cache shared by every call, and a fresh :class:`FlowEngine` per call."""
 from __future__ import annotations
 
 from voicekit.config.settings import VoiceKitSettings
-from voicekit.flows.engine import DecisionCache, FlowEngine
+from voicekit.flows.engine import DEFAULT_APOLOGY, DecisionCache, FlowEngine
 from voicekit.flows.load import load_flow, parse_flow
 from voicekit.flows.model import Flow
 from voicekit.flows.webhooks import WebhookRunner
@@ -34,7 +34,7 @@ class FlowRuntime:
         flow: Flow,
         *,
         webhooks: WebhookRunner | None = None,
-        apology: str | None = None,
+        apology: str = DEFAULT_APOLOGY,
     ) -> None:
         self.flow = flow
         self.webhooks = webhooks or WebhookRunner()
@@ -42,9 +42,8 @@ class FlowRuntime:
         self._apology = apology
 
     def __call__(self, call: CallInfo) -> FlowEngine:
-        engine_options = {"apology": self._apology} if self._apology else {}
         return FlowEngine(
-            self.flow, call, webhooks=self.webhooks, decisions=self.decisions, **engine_options
+            self.flow, call, webhooks=self.webhooks, decisions=self.decisions, apology=self._apology
         )
 
     async def aclose(self) -> None:

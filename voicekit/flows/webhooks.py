@@ -144,7 +144,7 @@ class WebhookRunner:
             # byte every second would never time out), and so do all of them together.
             with anyio.fail_after(node.timeout_s * policy.attempts + policy.max_delay_s * 2):
                 response = await policy.call(
-                    lambda: self._attempt(node, url, headers, body, allow_private=allow_private)
+                    lambda: self._send(node, url, headers, body, allow_private=allow_private)
                 )
         except (
             RefusedDestination,
@@ -191,23 +191,6 @@ class WebhookRunner:
             saved[name] = value
         return WebhookResult(True, saved=saved, status=status, ms=ms)
 
-    async def _attempt(
-        self,
-        node: FunctionNode,
-        url: httpx.URL,
-        headers: dict[str, str],
-        body: Any,
-        *,
-        allow_private: bool,
-    ) -> tuple[int, bytes]:
-        try:
-            with anyio.fail_after(node.timeout_s):
-                return await self._send(node, url, headers, body, allow_private=allow_private)
-        except TimeoutError:
-            raise ProviderUnavailable(
-                f"no complete answer within {node.timeout_s:g} s", provider="webhook"
-            ) from None
-
     async def _send(
         self,
         node: FunctionNode,
@@ -217,14 +200,36 @@ class WebhookRunner:
         *,
         allow_private: bool,
     ) -> tuple[int, bytes]:
+        try:
+            with anyio.fail_after(node.timeout_s):  # httpx's timeout is per read
+                status, content = await self._exchange(node, url, headers, body, allow_private)
+        except httpx.HTTPError as exc:
+            label = f"the webhook host {url.host}"
+            raise network_error(exc, provider="webhook", label=label) from None
+        except TimeoutError:
+            raise ProviderUnavailable(
+                f"no complete answer within {node.timeout_s:g} s", provider="webhook"
+            ) from None
+        if not 200 <= status < 300:
+            raise status_error(status, f"the webhook answered HTTP {status}", provider="webhook")
+        return status, content
+
+    async def _exchange(
+        self,
+        node: FunctionNode,
+        url: httpx.URL,
+        headers: dict[str, str],
+        body: Any,
+        allow_private: bool,
+    ) -> tuple[int, bytes]:
+        """One request and its answer, read up to the size cap."""
         target, extensions = url, {}
         # No compression: the size cap must count the bytes that arrive, not what they
         # inflate to.
         headers = {**headers, "Accept-Encoding": "identity"}
         if not allow_private:
             address = await resolve_public(url.host, url.port or _default_port(url), self._resolve)
-            host_header = url.netloc.decode("ascii")
-            headers = {**headers, "Host": host_header}
+            headers = {**headers, "Host": url.netloc.decode("ascii")}
             target = url.copy_with(host=address)
             if url.scheme == "https":
                 extensions = {"sni_hostname": url.host}
@@ -242,12 +247,7 @@ class WebhookRunner:
             extensions=extensions,
             **kwargs,
         )
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise network_error(
-                exc, provider="webhook", label=f"the webhook host {url.host}"
-            ) from None
+        response = await self._client.send(request, stream=True)
         try:
             content = bytearray()
             async for chunk in response.aiter_bytes():
@@ -256,18 +256,8 @@ class WebhookRunner:
                     raise ProviderError(
                         f"the answer is over {MAX_RESPONSE_BYTES} bytes", provider="webhook"
                     )
-        except httpx.HTTPError as exc:
-            raise network_error(
-                exc, provider="webhook", label=f"the webhook host {url.host}"
-            ) from None
         finally:
             await response.aclose()
-        if not 200 <= response.status_code < 300:
-            raise status_error(
-                response.status_code,
-                f"the webhook answered HTTP {response.status_code}",
-                provider="webhook",
-            )
         return response.status_code, bytes(content)
 
 

@@ -4,7 +4,7 @@ example flow, so every test reads the same front desk."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ class ScriptedSpeech:
     decisions: list[list[ToolCall]] = field(default_factory=list)
     llm: bool = True
     said: list[str] = field(default_factory=list)
+    cacheable: list[bool] = field(default_factory=list)  # per said text: may be cached
     asked: list[tuple[str, list[str]]] = field(default_factory=list)  # instructions, tools
+    discarded: list[str] = field(default_factory=list)  # held answers cancelled unheard
     decided: list[tuple[str, list[str]]] = field(default_factory=list)  # text, tools
     unclaimed: list[ToolCall] = field(default_factory=list)
     after: tuple[str, str | None] | None = None
@@ -44,9 +46,10 @@ class ScriptedSpeech:
     def can_answer(self) -> bool:
         return self.llm
 
-    async def say(self, text: str) -> None:
+    async def say(self, text: str, *, cache: bool = False) -> None:
         if text.strip():
             self.said.append(text)
+            self.cacheable.append(cache)
 
     async def answer(
         self,
@@ -54,9 +57,18 @@ class ScriptedSpeech:
         instructions: str = "",
         tools: Sequence[Tool] = (),
         on_call: Callable[[ToolCall], bool] | None = None,
+        hold: Callable[[], Awaitable[None]] | None = None,
     ) -> str:
         self.asked.append((instructions, [t.name for t in tools]))
         text, calls = self.answers.pop(0) if self.answers else ("", [])
+        if hold is not None:
+            released = False
+            try:
+                await hold()
+                released = True
+            finally:
+                if not released:  # cancelled while held: never spoken
+                    self.discarded.append(instructions)
         if text:
             self.said.append(text)
         for call in calls:

@@ -13,6 +13,7 @@ import trio.testing
 from voicekit.audio import ULAW_8K, AudioFormat
 from voicekit.config.sections import AgentSettings, TurnSettings
 from voicekit.hookspecs import hookimpl
+from voicekit.phrases import PhraseCache
 from voicekit.plugins import PluginManager
 from voicekit.records import CallRecord
 from voicekit.session import CallSession
@@ -89,6 +90,7 @@ def make_call(
     transfer: Callable[[str], Awaitable[None]] | None = None,
     tools: Sequence[FunctionTool] = (),
     responder: ResponderFactory | None = None,
+    phrases: PhraseCache | None = None,
 ) -> Call:
     media = FakeMediaStream(inbound_format=call_format)
     fake_stt = FakeSTT.scripted(utterances or [], **(stt or {}))
@@ -115,6 +117,7 @@ def make_call(
         tools=tools,
         hooks=observers(RecordingHooks(hooks)),
         responder=responder,
+        phrases=phrases,
     )
     return Call(media, fake_stt, fake_llm, fake_tts, session, hangups, hooks)
 

@@ -5,6 +5,7 @@ each turn's hook."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -155,3 +156,142 @@ async def test_a_barge_in_during_a_script_keeps_only_the_words_heard() -> None:
     assert hours.startswith(interrupted.heard_text) and interrupted.heard_text != hours
     assert record.flow is not None
     assert [s["target"] for s in record.flow["path"]][-1] == "ask_name"
+
+
+def booking_question(answer_while_deciding: bool = True) -> Any:
+    return parse_flow(
+        {
+            "start": "q",
+            "answer_while_deciding": answer_while_deciding,
+            "nodes": [
+                {
+                    "id": "q",
+                    "script": "Shall I book it?",
+                    "transitions": [
+                        {"to": "yes", "when": "the caller agrees"},
+                        {"to": "no", "when": "the caller declines"},
+                    ],
+                },
+                {"id": "yes", "type": "ending", "script": "Booked. Bye."},
+                {"id": "no", "type": "ending", "script": "Fine. Bye."},
+            ],
+        }
+    )
+
+
+async def one_turn(call: Call) -> CallRecord:
+    async def caller(c: Call) -> None:
+        await until(lambda: len(c.session.record.turns) == 1)  # the question played
+        await c.say(800, then_silence_ms=600)
+        await until(lambda: len(c.session.record.turns) == 2)
+        await until(lambda: c.session.record.turns[1].status != "pending")
+        c.media.hang_up()
+
+    return await run_call(call, caller)
+
+
+async def test_an_answer_written_during_the_decision_is_never_heard_when_a_transition_wins() -> (
+    None
+):
+    call = make_call(
+        utterances=["sure thing"],
+        replies=["[[go_to_yes]]", "We are on Main Street, by the park."],
+        responder=runtime(booking_question()),
+    )
+    record = await one_turn(call)
+    assert len(call.llm.requests) == 2  # the decision and the answer, side by side
+    assert call.llm.cancelled == 1  # the answer: stopped once the decision came
+    spoken = " ".join(u.text for u in call.tts.all_utterances)
+    assert "Main Street" not in spoken and record.turns[1].heard_text == "Booked. Bye."
+    assert all("Main Street" not in m.content for m in call.session.history.messages())
+
+
+@pytest.mark.parametrize("alongside", [True, False])
+async def test_off_script_words_are_answered_a_decision_sooner(alongside: bool) -> None:
+    call = make_call(
+        utterances=["where are you"],
+        replies=["none of them", "We are on Main Street. Shall I book it?"],
+        llm={"first_token_ms": 250, "tokens_per_second": 40},
+        responder=runtime(booking_question(alongside)),
+    )
+    record = await one_turn(call)
+    turn = record.turns[1]
+    assert turn.heard_text == "We are on Main Street. Shall I book it?"
+    assert turn.stt_end_of_turn is not None and turn.first_segment is not None
+    wait = turn.first_segment - turn.stt_end_of_turn
+    # The decision ends 300 ms after it starts (first token, two more); the answer's
+    # first clause is written 400 ms after it starts. Side by side, the caller waits
+    # for the longer of the two; one after the other, for both.
+    if alongside:
+        assert wait == pytest.approx(0.4, abs=0.03)
+    else:
+        assert wait == pytest.approx(0.7, abs=0.03)
+
+
+class SlowWebhooks:
+    """A webhook that takes ``seconds``; records when it started."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: list[float] = []
+
+    async def run(self, node: Any, variables: Any, *, allow_private: bool, call_id: str) -> Any:
+        import anyio
+
+        self.started.append(anyio.current_time())
+        await anyio.sleep(self.seconds)
+        return WebhookResult(ok=True, saved={"ref": "B-7"})
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_webhook_starts_with_the_decision_while_the_answer_still_plays() -> None:
+    flow = parse_flow(
+        {
+            "start": "ask",
+            "first_speaker": "caller",
+            "nodes": [
+                {
+                    "id": "ask",
+                    "prompt": "Ask for the caller's name.",
+                    "extract": [{"name": "name", "mandatory": True, "reprompt": "Your name?"}],
+                    "transitions": [{"to": "book", "when": "the name is known"}],
+                },
+                {
+                    "id": "book",
+                    "type": "function",
+                    "url": "https://crm.example.com/bookings",
+                    "body": {"name": "{{name}}"},
+                    "save": {"ref": "id"},
+                    "next": "done",
+                },
+                {"id": "done", "type": "ending", "script": "Booked, reference {{ref}}."},
+            ],
+        }
+    )
+    hooks = SlowWebhooks(1.0)
+    call = make_call(
+        utterances=["it's maria"],
+        replies=[
+            "Thank you, Maria, let me put that booking in for you right now. "
+            '[[save_variables {"name": "Maria"}]] [[go_to_book]]'
+        ],
+        responder=FlowRuntime(flow, webhooks=hooks),  # type: ignore[arg-type]
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(600, then_silence_ms=400)
+        await until(lambda: c.hangups)
+
+    record = await run_call(call, caller)
+    turn = record.turns[0]
+    assert turn.heard_text.endswith("Booked, reference B-7.")
+    # The webhook started while the answer was playing, and the answer kept playing
+    # through it: no gap in the frames sent while the request was out.
+    (started,) = hooks.started
+    frames = [t for t, _ in call.media.sent_frames]
+    assert frames[0] < started < frames[-1]
+    during = [t for t in frames if started <= t <= started + hooks.seconds]
+    gaps = [b - a for a, b in itertools.pairwise(during)]
+    assert during and max(gaps) <= 0.021

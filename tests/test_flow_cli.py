@@ -115,3 +115,37 @@ def test_config_check_refuses_a_broken_flow(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "[flow] inline: 1 problem(s)" in result.output
     assert "start: there is no node 'x'" in result.output
+
+
+def test_flow_warm_fills_the_cache_once_and_a_second_run_finds_it(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "phrases"
+    path = config(
+        tmp_path,
+        '[tts]\nprovider = "fake"\n[providers.fake.tts]\nfirst_audio_ms = 0\n'
+        "realtime_factor = 0\n[server]\n"
+        f'phrase_cache_dir = "{cache_dir}"\n',
+    )
+    first = CliRunner().invoke(cli, ["flow", "warm", str(EXAMPLE), "--config", str(path)])
+    assert first.exit_code == 0, first.output
+    # The example's known texts (scripts without caller details, reprompts, the flow's
+    # apology) and [agent]'s filler and farewell; not "You're booked, {{name}}: ...".
+    head = first.output.splitlines()[0]
+    assert head.startswith("pcmu calls (fake audio in mulaw@8000): ")
+    count = int(head.split(": ")[1].split()[0])
+    assert count >= 8 and f"{count} synthesised" in head and "0 failed" in head
+    assert len(list(cache_dir.glob("*.phrase"))) == count
+    again = CliRunner().invoke(
+        cli, ["flow", "warm", str(EXAMPLE), "--config", str(path), "--format", "l16"]
+    )
+    assert again.exit_code == 0, again.output
+    assert f"{count} synthesised" in again.output  # another format: other audio
+    third = CliRunner().invoke(cli, ["flow", "warm", str(EXAMPLE), "--config", str(path)])
+    assert f"0 synthesised (0.0 s of audio), {count} already cached" in third.output
+    assert len(list(cache_dir.glob("*.phrase"))) == 2 * count
+
+
+def test_flow_warm_needs_a_directory(tmp_path: Path) -> None:
+    path = config(tmp_path, '[tts]\nprovider = "fake"\n')
+    result = CliRunner().invoke(cli, ["flow", "warm", str(EXAMPLE), "--config", str(path)])
+    assert result.exit_code == 2
+    assert "set [server] phrase_cache_dir" in result.output

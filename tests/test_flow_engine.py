@@ -165,13 +165,56 @@ async def test_a_script_node_with_worded_transitions_asks_one_small_cached_decis
     speech = ScriptedSpeech(decisions=[[call_of("go_to_yes")]])
     await first.reply_to("Absolutely, go ahead!")(speech)
     assert speech.decided == [("Absolutely, go ahead!", ["go_to_yes", "go_to_no"])]
-    assert speech.asked == [] and speech.said == ["Booked. Bye."]
+    # The off-script answer was written alongside the decision, and discarded unheard.
+    assert len(speech.asked) == 1 and speech.discarded == [speech.asked[0][0]]
+    assert speech.said == ["Booked. Bye."]
     assert speech.after == ("end", None)
     # Another call, the same words said differently: the decision comes from the cache.
     second = engine(flow, decisions=cache)
     speech = ScriptedSpeech()
     await second.reply_to("absolutely go ahead")(speech)
     assert speech.decided == [] and speech.said == ["Booked. Bye."] and cache.hits == 1
+    assert speech.asked == []  # a cached decision needs no answer alongside it
+
+
+async def test_off_script_words_are_answered_by_the_answer_written_during_the_decision() -> None:
+    flow = script_flow(
+        transitions=[
+            {"to": "yes", "when": "the caller agrees"},
+            {"to": "no", "when": "the caller declines"},
+        ]
+    )
+    e = engine(flow)
+    speech = ScriptedSpeech(
+        decisions=[[]], answers=[("We're on Main Street. Shall I book it?", [])]
+    )
+    await e.reply_to("where are you")(speech)
+    assert len(speech.decided) == 1 and len(speech.asked) == 1  # one of each, together
+    assert speech.discarded == [] and speech.said == ["We're on Main Street. Shall I book it?"]
+    assert e.state()["node"] == "q"
+
+
+async def test_answering_while_deciding_can_be_turned_off() -> None:
+    flow = parse_flow(
+        {
+            "start": "q",
+            "answer_while_deciding": False,
+            "nodes": [
+                {
+                    "id": "q",
+                    "script": "Shall I book it?",
+                    "transitions": [{"to": "yes", "when": "the caller agrees"}],
+                },
+                {"id": "yes", "type": "ending", "script": "Booked. Bye."},
+            ],
+        }
+    )
+    speech = ScriptedSpeech(decisions=[[call_of("go_to_yes")]])
+    await engine(flow).reply_to("yes please")(speech)
+    assert speech.asked == [] and speech.said == ["Booked. Bye."]
+    speech = ScriptedSpeech(decisions=[[]], answers=[("We're on Main Street.", [])])
+    await engine(flow).reply_to("where are you")(speech)
+    assert len(speech.asked) == 1 and speech.said == ["We're on Main Street."]
 
 
 async def test_no_decision_falls_back_to_always_and_is_not_cached() -> None:

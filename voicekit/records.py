@@ -74,6 +74,8 @@ class TurnMetrics:
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
     tools: list[ToolRun] = field(default_factory=list)
+    # Phrases this turn played from the phrase cache, with no TTS round-trip.
+    cached_phrases: int = 0
     # The call flow's state after this turn (node, variables, path), with a flow.
     flow: dict[str, Any] | None = None
 

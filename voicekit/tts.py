@@ -10,11 +10,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
 
 from voicekit._resource import AsyncResource
 from voicekit.audio.formats import AudioFormat
-from voicekit.provider import Provider, ProviderKind, SettingsT
+from voicekit.provider import Provider, ProviderKind, ProviderSettings, SettingsT
 
 __all__ = ["TTS", "Alignment", "AudioChunk", "TTSSession", "Utterance"]
 
@@ -96,3 +98,19 @@ class TTS(Provider[SettingsT], ABC):
     @abstractmethod
     def session(self, fmt: AudioFormat, *, call_id: str | None = None) -> TTSSession:
         """Open the call's session producing audio in ``fmt`` (one of ``output_formats``)."""
+
+    def voice_identity(self) -> dict[str, Any]:
+        """What decides how this provider sounds, as JSON-ready data: the phrase cache
+        keys stored audio on it, so any change here is a cache miss.
+
+        The default is every setting except credentials and the request options every
+        provider has (timeout, retries): safe, if sometimes stricter than needed.
+        Providers whose settings hold connection options (URLs, keepalives) override it
+        to name only what changes the audio."""
+        base = set(ProviderSettings.model_fields)
+        names = [
+            name
+            for name in type(self.settings).model_fields
+            if name not in base and not isinstance(getattr(self.settings, name), SecretStr)
+        ]
+        return self.settings.model_dump(mode="json", include=set(names))

@@ -200,6 +200,18 @@ class ServerSettings(_Section):
     records_dir: Path | None = Field(
         default=None, description="Write each finished call's record here as JSON."
     )
+    phrase_cache_mb: int = Field(
+        default=64,
+        ge=0,
+        le=4096,
+        description="Memory for the phrase cache (known text played from stored audio), "
+        "shared by all calls; 0 turns the cache off.",
+    )
+    phrase_cache_dir: Path | None = Field(
+        default=None,
+        description="Also keep cached phrases in this directory, so they survive restarts; "
+        "`voicekit flow warm` fills it ahead of time.",
+    )
     event_loop: EventLoop = Field(
         default="auto",
         description="Event loop for `voicekit serve`: auto uses uvloop when installed.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from voicekit.flows.engine import FlowEngine
@@ -38,7 +38,7 @@ class TextSpeech:
     def can_answer(self) -> bool:
         return self._llm is not None
 
-    async def say(self, text: str) -> None:
+    async def say(self, text: str, *, cache: bool = False) -> None:
         if text.strip():
             self.said.append(text.strip())
 
@@ -48,6 +48,7 @@ class TextSpeech:
         instructions: str = "",
         tools: Sequence[Tool] = (),
         on_call: Callable[[ToolCall], bool] | None = None,
+        hold: Callable[[], Awaitable[None]] | None = None,
     ) -> str:
         if self._llm is None:
             return ""
@@ -63,6 +64,8 @@ class TextSpeech:
                     parts.append(event.text)
                 elif isinstance(event, ToolCall) and (on_call is None or not on_call(event)):
                     self.said.append(f"[{event.name} is not available in chat]")
+        if hold is not None:
+            await hold()
         text = "".join(parts).strip()
         if text:
             self.said.append(text)

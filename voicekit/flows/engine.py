@@ -39,6 +39,7 @@ from voicekit.flows.model import (
     TransferNode,
     Transition,
 )
+from voicekit.flows.phrases import constant_names, is_known_text
 from voicekit.flows.templates import render_text
 from voicekit.flows.values import coerce, json_schema, normalize_utterance
 from voicekit.flows.webhooks import WebhookRunner
@@ -69,6 +70,7 @@ class FlowStep:
 
 
 Decision = tuple[str | None]  # the chosen node (None: none holds), boxed so a miss is None
+DecisionKey = tuple[str, str, tuple[str, ...]]  # node, normalized words, rendered request
 
 
 class DecisionCache:
@@ -77,17 +79,20 @@ class DecisionCache:
 
     def __init__(self, size: int = 2048) -> None:
         self._size = size
-        self._entries: OrderedDict[tuple[str, str, tuple[str, ...]], Decision] = OrderedDict()
+        self._entries: OrderedDict[DecisionKey, Decision] = OrderedDict()
         self.hits = 0
 
-    def get(self, key: tuple[str, str, tuple[str, ...]]) -> Decision | None:
+    def get(self, key: DecisionKey) -> Decision | None:
         found = self._entries.get(key)
         if found is not None:
             self._entries.move_to_end(key)
             self.hits += 1
         return found
 
-    def put(self, key: tuple[str, str, tuple[str, ...]], decision: Decision) -> None:
+    def __contains__(self, key: DecisionKey) -> bool:
+        return key in self._entries
+
+    def put(self, key: DecisionKey, decision: Decision) -> None:
         self._entries[key] = decision
         self._entries.move_to_end(key)
         while len(self._entries) > self._size:
@@ -126,6 +131,7 @@ class FlowEngine:
             "call_id": call.call_id,
             "today": dt.date.today().isoformat(),
         }
+        self._constants = constant_names(flow)
         self.node_id = flow.start
         self.turns = 0
         self.path: list[FlowStep] = [FlowStep(0, None, flow.start, "start")]
@@ -176,13 +182,14 @@ class FlowEngine:
         if node.prompt is not None and speech.can_answer:
             spoke, chosen = await self._answer_and_decide(node, unfilled, worded, speech)
         elif speech.can_answer and (worded or any(f.pattern is None for f in unfilled)):
-            chosen = await self._decide(node, text, unfilled, worded, speech)
-        missing = next(
-            (f for f in node.extract if f.mandatory and f.name not in self.variables), None
-        )
+            if self._answer_alongside(node, text, unfilled, worded):
+                spoke, chosen = await self._decide_answering(node, text, unfilled, worded, speech)
+            else:
+                chosen = await self._decide(node, text, unfilled, worded, speech)
+        missing = self._missing(node)
         if missing is not None:
             if not spoke:
-                await speech.say(self._render(missing.reprompt or ""))
+                await self._say(missing.reprompt or "", speech)
             return
         if chosen is not None:
             condition = " or ".join(t.when or "" for t in worded if t.to == chosen)
@@ -198,6 +205,10 @@ class FlowEngine:
             await speech.answer(instructions=self._off_script(node))
         else:
             await self._enter(node.id, speech)  # no LLM to answer with: ask again
+
+    def _missing(self, node: ConversationNode) -> ExtractField | None:
+        """The node's first mandatory variable still unfilled."""
+        return next((f for f in node.extract if f.mandatory and f.name not in self.variables), None)
 
     def _extract_by_pattern(self, node: ConversationNode, text: str) -> None:
         for field in node.extract:
@@ -317,14 +328,14 @@ class FlowEngine:
         )
         return spoke, chosen[0] if chosen else None
 
-    async def _decide(
+    def _decision_request(
         self,
         node: ConversationNode,
         text: str,
         unfilled: Sequence[ExtractField],
         worded: Sequence[Transition],
-        speech: Speech,
-    ) -> str | None:
+    ) -> tuple[str, list[Tool], dict[str, str], DecisionKey]:
+        """The decision request's instructions, tools, tool targets and cache key."""
         tools, targets = self._tools(unfilled, worded)
         instructions = "\n".join(
             line
@@ -341,10 +352,26 @@ class FlowEngine:
         # a decision is reused only for exactly the question it answered, and one
         # caller's words or values can never route another caller.
         key = (node.id, normalize_utterance(text), (instructions, *(t.name for t in tools)))
-        if not unfilled:
-            cached = self._decisions.get(key)
-            if cached is not None:
-                return cached[0]
+        return instructions, tools, targets, key
+
+    def _cached_decision(
+        self, key: DecisionKey, unfilled: Sequence[ExtractField]
+    ) -> Decision | None:
+        """A routing decision already made for exactly this question (never with values)."""
+        return None if unfilled else self._decisions.get(key)
+
+    async def _decide(
+        self,
+        node: ConversationNode,
+        text: str,
+        unfilled: Sequence[ExtractField],
+        worded: Sequence[Transition],
+        speech: Speech,
+    ) -> str | None:
+        instructions, tools, targets, key = self._decision_request(node, text, unfilled, worded)
+        cached = self._cached_decision(key, unfilled)
+        if cached is not None:
+            return cached[0]
         chosen: list[str] = []
         calls = await speech.decide(
             instructions=instructions,
@@ -358,6 +385,60 @@ class FlowEngine:
         if calls and not unfilled:  # a routing answer (not a timeout, not values): kept
             self._decisions.put(key, (target,))
         return target
+
+    def _answer_alongside(
+        self,
+        node: ConversationNode,
+        text: str,
+        unfilled: Sequence[ExtractField],
+        worded: Sequence[Transition],
+    ) -> bool:
+        """Whether to write the off-script answer while the decision is made: only when
+        the decision will really be asked (not cached) and, if it picks nothing, that
+        answer is what the caller hears (no ``always`` fallback, no reprompt due)."""
+        if not self.flow.answer_while_deciding or self._missing(node) is not None:
+            return False
+        if any(t.always for t in node.transitions):
+            return False
+        key = self._decision_request(node, text, unfilled, worded)[3]
+        return bool(unfilled) or key not in self._decisions
+
+    async def _decide_answering(
+        self,
+        node: ConversationNode,
+        text: str,
+        unfilled: Sequence[ExtractField],
+        worded: Sequence[Transition],
+        speech: Speech,
+    ) -> tuple[str, str | None]:
+        """The decision, with the off-script answer written alongside it but held: it is
+        spoken only when no transition is chosen (the caller hears it one decision
+        sooner), and otherwise cancelled unheard, its tools never run."""
+        release = anyio.Event()
+        spoke = ""
+        failed_unheard = False
+
+        async def answer() -> None:
+            nonlocal spoke, failed_unheard
+            try:
+                spoke = await speech.answer(instructions=self._off_script(node), hold=release.wait)
+            except Exception as exc:
+                if release.is_set():
+                    raise
+                failed_unheard = True  # asked again below if it turns out to be wanted
+                logger.info("call=%s: flow: early answer failed: %s", self.call.call_id, exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(answer)
+            chosen = await self._decide(node, text, unfilled, worded, speech)
+            wanted = chosen is None and self._missing(node) is None
+            if wanted:
+                release.set()
+            else:
+                tg.cancel_scope.cancel()
+        if wanted and failed_unheard:
+            spoke = await speech.answer(instructions=self._off_script(node))
+        return spoke, chosen
 
     def _off_script(self, node: ConversationNode) -> str:
         lines = [self._render(self.flow.instructions)] if self.flow.instructions else []
@@ -384,19 +465,19 @@ class FlowEngine:
             if isinstance(node, ConversationNode):
                 self._listening = node.id
                 if node.script is not None:
-                    await speech.say(self._render(node.script))
+                    await self._say(node.script, speech)
                 elif speech.can_answer:
                     await speech.answer(instructions=self._step_instructions(node, ()))
                 else:  # no LLM to follow the prompt: ask for what the node needs
                     missing = [f for f in node.extract if f.name not in self.variables]
-                    await speech.say(self._render(missing[0].reprompt or "") if missing else "")
+                    await self._say((missing[0].reprompt or "") if missing else "", speech)
                 return
             if isinstance(node, TransferNode):
-                await speech.say(self._render(node.script or ""))
+                await self._say(node.script or "", speech)
                 speech.transfer(node.to)
                 return
             if isinstance(node, EndingNode):
-                await speech.say(self._render(node.script or ""))
+                await self._say(node.script or "", speech)
                 speech.end_call()
                 return
             assert isinstance(node, FunctionNode)
@@ -429,7 +510,7 @@ class FlowEngine:
                 FlowStep(self.turns, node.id, node.on_error, "error", result.error or "")
             )
             return node.on_error
-        await speech.say(self._apology)
+        await speech.say(self._apology, cache=True)
         self.path.append(
             FlowStep(self.turns, node.id, self._listening, "error", result.error or "")
         )
@@ -438,3 +519,9 @@ class FlowEngine:
 
     def _render(self, text: str) -> str:
         return render_text(text, self.variables)
+
+    async def _say(self, template: str, speech: Speech) -> None:
+        """Speak ``template`` rendered; from the phrase cache when it was known before
+        the call (see :mod:`voicekit.flows.phrases`)."""
+        known = is_known_text(template, self._constants)
+        await speech.say(self._render(template), cache=known)

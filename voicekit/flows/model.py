@@ -193,6 +193,10 @@ class Flow(_Strict):
     apology: str | None = None
     allow_private_networks: bool = False
     decision_timeout_s: float = Field(default=3.0, gt=0, le=30)
+    # On a script node whose decision needs the LLM, write the off-script answer at the
+    # same time, held until the decision says no transition applies (one LLM request
+    # more per such turn; the caller hears the answer a decision sooner).
+    answer_while_deciding: bool = True
     nodes: list[Node] = Field(min_length=1)
     _index: dict[str, ConversationNode | FunctionNode | TransferNode | EndingNode] = PrivateAttr(
         default_factory=dict

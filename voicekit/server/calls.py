@@ -24,6 +24,7 @@ from voicekit.config.resolve import PUBLIC_URL_MISSING
 from voicekit.config.settings import VoiceKitSettings
 from voicekit.errors import ConfigError
 from voicekit.llm import LLM
+from voicekit.phrases import phrase_cache
 from voicekit.plugins.observers import Observers
 from voicekit.records import CallRecord
 from voicekit.server.live import LiveCalls
@@ -55,6 +56,7 @@ class CallManager:
     ) -> None:
         self.settings = settings
         self.responder = responder
+        self.phrases = phrase_cache(settings)
         self.stt, self.llm, self.tts = stt, llm, tts
         self.hooks = hooks
         self.tools = unique_tools(tools)
@@ -143,6 +145,7 @@ class CallManager:
                 transfer=transfer,
                 tools=self.tools,
                 responder=self.responder,
+                phrases=self.phrases,
             )
         except Exception:  # a bug, or settings create_app did not see: never silent
             logger.exception("call=%s: the session could not start", call_id)

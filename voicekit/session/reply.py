@@ -20,11 +20,13 @@ import anyio
 from voicekit.audio import AudioConverter, AudioFormat, Framer
 from voicekit.llm import LLM, Message, TextDelta, Tool, ToolCall, Usage
 from voicekit.metrics import stamp
+from voicekit.phrases import VoicePhrases
 from voicekit.records import ReplyStatus, TurnMetrics
 from voicekit.retry import RetryPolicy
 from voicekit.session.actions import PendingAction
 from voicekit.session.history import ToolStep
 from voicekit.session.playout import Playout
+from voicekit.session.reply_audio import ReplyAudio
 from voicekit.session.responder import Turn
 from voicekit.session.spoken import SpokenText
 from voicekit.session.tool_runner import ToolRunner
@@ -44,12 +46,15 @@ MAX_TOOL_CALLS_PER_REPLY = 10  # tool calls one reply may run, over all its roun
 
 @dataclass(frozen=True, slots=True)
 class LLMRequest:
-    """What a responder adds to one answer's LLM requests: system text, tools, and a
-    hook that claims the calls of its own tools (``on_call`` returns True)."""
+    """What a responder adds to one answer's LLM requests: system text, tools, a hook
+    that claims the calls of its own tools (``on_call`` returns True), and ``hold``:
+    awaited before the answer speaks its first piece or runs its first tool, so an
+    answer can be written while something else decides whether it is wanted."""
 
     instructions: str = ""
     tools: Sequence[Tool] = ()
     on_call: Callable[[ToolCall], bool] | None = None
+    hold: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(eq=False)
@@ -154,6 +159,7 @@ class ReplyPipeline:
         settle: Callable[[], Awaitable[None]] | None = None,
         filler: str = "",
         filler_after_s: float = 1.5,
+        phrases: VoicePhrases | None = None,
     ) -> None:
         self.llm = llm
         self.tts_session = tts_session
@@ -172,15 +178,16 @@ class ReplyPipeline:
         self.filler = filler.strip()
         self.filler_after_s = filler_after_s
         self._mark_seq = 0
+        self.phrases = phrases
 
     async def run(self, reply: Reply) -> None:
         """Speak ``reply`` to the end, or until its scope is cancelled (barge-in)."""
-        utterance = self.tts_session.utterance()
+        audio = ReplyAudio(self.tts_session, self.phrases)
         with reply.scope:
             try:
                 async with anyio.create_task_group() as tg:
-                    spawn(tg, self._pump_audio, reply, utterance)
-                    await self._feed_text(reply, utterance)
+                    spawn(tg, self._pump_audio, reply, audio)
+                    await self._feed_text(reply, audio)
                 await self._wait_played(reply)
             except Exception as exc:
                 reply.error = _first_error(exc)
@@ -193,7 +200,7 @@ class ReplyPipeline:
                 )
         if not reply.audio_done:
             with anyio.CancelScope(shield=True):
-                await utterance.cancel()
+                await audio.cancel()
 
     async def prewarm(self) -> None:
         """Open the LLM's connection while the caller is still speaking."""
@@ -209,17 +216,17 @@ class ReplyPipeline:
             first_clause_min_chars=self.first_clause_min_chars, max_chars=self.max_segment_chars
         )
 
-    async def _feed_text(self, reply: Reply, utterance: Utterance) -> None:
-        if reply.fixed_text is not None:
-            await self.say(reply, utterance, reply.fixed_text)
+    async def _feed_text(self, reply: Reply, audio: ReplyAudio) -> None:
+        if reply.fixed_text is not None:  # configured text: known before the call
+            await self.say(reply, audio, reply.fixed_text, cache=True)
         else:
             try:
                 if reply.turn is not None:
                     from voicekit.session.speech import ReplySpeech
 
-                    await reply.turn(ReplySpeech(self, reply, utterance))
+                    await reply.turn(ReplySpeech(self, reply, audio))
                 else:
-                    await self.answer(reply, utterance)
+                    await self.answer(reply, audio)
             except Exception as exc:
                 if not reply.pieces:
                     raise
@@ -233,19 +240,37 @@ class ReplyPipeline:
                     len(reply.pieces),
                     exc,
                 )
-        await utterance.flush()
-        await utterance.end()
+        await audio.end()
 
-    async def say(self, reply: Reply, utterance: Utterance, text: str) -> None:
-        """Speak ``text`` as written."""
+    async def say(self, reply: Reply, audio: ReplyAudio, text: str, *, cache: bool = False) -> None:
+        """Speak ``text`` as written; with ``cache`` (text known before the call, never
+        the caller's words) from the phrase cache, or live and then into the cache."""
         segmenter = self._segmenter()
-        for piece in segmenter.push(text) + segmenter.flush():
+        pieces = segmenter.push(text) + segmenter.flush()
+        if not pieces:
+            return
+        if not cache or audio.phrases is None:
+            for piece in pieces:
+                await self._push_piece(reply, audio.live(), piece)
+            return
+        chunks = await audio.phrases.get(text)
+        if chunks is not None:
+            stamp(reply.metrics, "first_segment")
+            for piece in pieces:
+                reply.pieces.append(piece)
+                reply.spoken.add_text(piece + " ")
+            reply.metrics.cached_phrases += 1
+            await audio.cached(chunks)
+            return
+        utterance = await audio.filling(text)
+        for piece in pieces:
             await self._push_piece(reply, utterance, piece)
+        await utterance.end()
 
     async def answer(
         self,
         reply: Reply,
-        utterance: Utterance,
+        audio: ReplyAudio,
         extra: LLMRequest | None = None,
     ) -> None:
         """Speak the LLM's answer, running the tools it calls (rounds bounded)."""
@@ -253,9 +278,11 @@ class ReplyPipeline:
             await self._settle()  # a tool from an earlier turn may still be finishing
         stamp(reply.metrics, "llm_request")
         for round_ in range(MAX_TOOL_ROUNDS + 1):
-            calls = await self._llm_round(reply, utterance, extra)
+            calls = await self._llm_round(reply, audio, extra)
             if not calls:
                 break
+            if extra is not None and extra.hold is not None:
+                await extra.hold()
             if round_ == MAX_TOOL_ROUNDS:  # answered, not run: the reply ends
                 logger.warning(
                     "call=%s reply %d: still calling tools after %d rounds; stopping",
@@ -265,10 +292,10 @@ class ReplyPipeline:
                 )
                 self._refuse(reply, calls, f"not run: {MAX_TOOL_ROUNDS} rounds of tools")
                 break
-            await self._call_tools(reply, utterance, calls)
+            await self._call_tools(reply, audio, calls)
 
     async def _llm_round(
-        self, reply: Reply, utterance: Utterance, extra: LLMRequest | None
+        self, reply: Reply, audio: ReplyAudio, extra: LLMRequest | None
     ) -> list[ToolCall]:
         """One LLM request, retried while nothing of it has gone to the TTS (so no audio
         of it can have played); returns the tools it called."""
@@ -291,7 +318,7 @@ class ReplyPipeline:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._stream_llm(reply, utterance, extra)
+                return await self._stream_llm(reply, audio, extra)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def request(self, reply: Reply, extra: LLMRequest | None) -> tuple[list[Message], list[Tool]]:
@@ -306,12 +333,13 @@ class ReplyPipeline:
         return messages, tools
 
     async def _stream_llm(
-        self, reply: Reply, utterance: Utterance, extra: LLMRequest | None
+        self, reply: Reply, audio: ReplyAudio, extra: LLMRequest | None
     ) -> list[ToolCall]:
         segmenter = self._segmenter()
         calls: list[ToolCall] = []
         messages, tools = self.request(reply, extra)
         on_call = extra.on_call if extra is not None else None
+        hold = extra.hold if extra is not None else None
         events: AsyncIterator[Any] = self.llm.stream(
             messages,
             tools=tools or None,
@@ -324,17 +352,21 @@ class ReplyPipeline:
                     if event.text:
                         stamp(reply.metrics, "llm_first_token")
                         for piece in segmenter.push(event.text):
-                            await self._push_piece(reply, utterance, piece)
+                            if hold is not None:
+                                await hold()
+                            await self._push_piece(reply, audio.live(), piece)
                 elif isinstance(event, ToolCall):
                     if on_call is None or not on_call(event):
                         calls.append(event)
                 elif isinstance(event, Usage):
                     reply.add_usage(event)
         for piece in segmenter.flush():
-            await self._push_piece(reply, utterance, piece)
+            if hold is not None:
+                await hold()
+            await self._push_piece(reply, audio.live(), piece)
         return calls
 
-    async def _call_tools(self, reply: Reply, utterance: Utterance, calls: list[ToolCall]) -> None:
+    async def _call_tools(self, reply: Reply, audio: ReplyAudio, calls: list[ToolCall]) -> None:
         """Run the calls while what the model said before them plays; if they are slow,
         say the filler (once a turn); wait for every result."""
         step = ToolStep(tuple(calls), pieces_before=len(reply.pieces))
@@ -361,7 +393,7 @@ class ReplyPipeline:
                 await step.done.wait()
             if not step.done.is_set():
                 reply.filler_used = True
-                await self._push_piece(reply, utterance, self.filler)
+                await self.say(reply, audio, self.filler, cache=True)
         await step.done.wait()
 
     @staticmethod
@@ -388,7 +420,7 @@ class ReplyPipeline:
         self._marks[name] = (reply, position_ms, final)
         self.playout.enqueue_mark(reply.id, name)
 
-    async def _pump_audio(self, reply: Reply, utterance: Utterance) -> None:
+    async def _pump_audio(self, reply: Reply, audio: ReplyAudio) -> None:
         out_fmt = self.playout.format
         converter = AudioConverter(self.tts_format, out_fmt)
         framer = Framer(out_fmt, FRAME_MS)
@@ -408,7 +440,7 @@ class ReplyPipeline:
                     self._mark(reply, position)
                     marked = position
 
-        async for chunk in utterance:
+        async for chunk in audio.chunks():
             stamp(reply.metrics, "tts_first_audio")
             align = chunk.alignment
             ends = reply.spoken.add_audio(

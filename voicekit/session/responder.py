@@ -25,8 +25,10 @@ class Speech(Protocol):
         """Whether an LLM is there to :meth:`answer` and :meth:`decide`."""
         ...
 
-    async def say(self, text: str) -> None:
-        """Speak ``text`` as written (no LLM)."""
+    async def say(self, text: str, *, cache: bool = False) -> None:
+        """Speak ``text`` as written (no LLM). ``cache``: the text was known before the
+        call (it holds nothing the caller said or a webhook returned), so its audio may
+        come from, and go into, the phrase cache."""
         ...
 
     async def answer(
@@ -35,11 +37,14 @@ class Speech(Protocol):
         instructions: str = "",
         tools: Sequence[Tool] = (),
         on_call: Callable[[ToolCall], bool] | None = None,
+        hold: Callable[[], Awaitable[None]] | None = None,
     ) -> str:
         """Speak what the LLM answers to the conversation so far, ``instructions`` added
         to its system message and ``tools`` offered besides the call's own. ``on_call``
         sees each tool call first; a call it returns True for is the responder's (not
-        run, not sent back to the model). Returns the text the answer spoke."""
+        run, not sent back to the model). With ``hold``, the request starts at once but
+        nothing is spoken and no tool runs until ``hold()`` returns: cancel the task
+        before then and the answer is discarded unheard. Returns the text it spoke."""
         ...
 
     async def decide(

@@ -28,6 +28,7 @@ from voicekit.config.sections import AgentSettings, TurnSettings
 from voicekit.errors import VoiceKitError
 from voicekit.llm import LLM
 from voicekit.metrics import format_turn, frame_sent, stamp
+from voicekit.phrases import PhraseCache, VoicePhrases
 from voicekit.plugins import PluginManager
 from voicekit.plugins.observers import Observers
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
@@ -74,6 +75,7 @@ class CallSession(CallEnding):
         transfer: Transfer | None = None,
         tools: Sequence[FunctionTool] = (),
         responder: ResponderFactory | None = None,
+        phrases: PhraseCache | None = None,
     ) -> None:
         self.media = media
         self.stt = stt
@@ -105,6 +107,13 @@ class CallSession(CallEnding):
         self.stt_format = choose_format(media.inbound_format, stt.input_formats)
         self.tts_format = choose_format(media.outbound_format, tts.output_formats)
         self._inbound = AudioConverter(media.inbound_format, self.stt_format)
+        self.phrases = (
+            VoicePhrases(
+                phrases, provider=tts.name, voice=tts.voice_identity(), fmt=self.tts_format
+            )
+            if phrases is not None
+            else None
+        )
         # True where audio is converted; a call whose providers speak its codec has none.
         self.transcoding = {
             "inbound": not self._inbound.passthrough,
@@ -180,6 +189,7 @@ class CallSession(CallEnding):
                     settle=functools.partial(self.history.settled, self.agent.tool_timeout_s),
                     filler=self.agent.filler,
                     filler_after_s=self.agent.filler_after_s,
+                    phrases=self.phrases,
                 )
                 async with anyio.create_task_group() as tg:
                     self._tg = tg

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -12,7 +12,7 @@ import anyio
 from voicekit.llm import LLM, Message, Tool, ToolCall, Usage
 from voicekit.session.actions import PendingAction
 from voicekit.session.reply import LLMRequest, Reply, ReplyPipeline
-from voicekit.tts import Utterance
+from voicekit.session.reply_audio import ReplyAudio
 
 __all__ = ["DECISION_MAX_TOKENS", "ReplySpeech", "llm_decision"]
 
@@ -56,18 +56,18 @@ async def llm_decision(
 
 
 class ReplySpeech:
-    def __init__(self, pipeline: ReplyPipeline, reply: Reply, utterance: Utterance) -> None:
+    def __init__(self, pipeline: ReplyPipeline, reply: Reply, audio: ReplyAudio) -> None:
         self._pipeline = pipeline
         self._reply = reply
-        self._utterance = utterance
+        self._audio = audio
 
     @property
     def can_answer(self) -> bool:
         return True
 
-    async def say(self, text: str) -> None:
+    async def say(self, text: str, *, cache: bool = False) -> None:
         if text.strip():
-            await self._pipeline.say(self._reply, self._utterance, text)
+            await self._pipeline.say(self._reply, self._audio, text, cache=cache)
 
     async def answer(
         self,
@@ -75,10 +75,11 @@ class ReplySpeech:
         instructions: str = "",
         tools: Sequence[Tool] = (),
         on_call: Callable[[ToolCall], bool] | None = None,
+        hold: Callable[[], Awaitable[None]] | None = None,
     ) -> str:
         before = len(self._reply.pieces)
         await self._pipeline.answer(
-            self._reply, self._utterance, LLMRequest(instructions, tuple(tools), on_call)
+            self._reply, self._audio, LLMRequest(instructions, tuple(tools), on_call, hold)
         )
         return " ".join(self._reply.pieces[before:])
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from voicekit.audio import AudioFormat
 from voicekit.provider import ProviderSettings
@@ -26,3 +26,18 @@ class ElevenLabsTTS(TTS[ElevenLabsSettings]):
 
     def session(self, fmt: AudioFormat, *, call_id: str | None = None) -> ElevenLabsSession:
         return ElevenLabsSession(self.settings, fmt, call_id, self.retry_policy)
+
+    def voice_identity(self) -> dict[str, Any]:
+        """The voice, model and everything sent with the text; not URLs or keepalives."""
+        return self.settings.model_dump(
+            mode="json",
+            include={
+                "voice_id",
+                "model_id",
+                "voice_settings",
+                "language_code",
+                "enable_ssml_parsing",
+                "apply_text_normalization",
+                "chunk_length_schedule",
+            },
+        )

@@ -1,0 +1,135 @@
+"""Cached phrases on disk: one file per phrase, its audio and alignment together.
+
+A file is a magic line, a 4-byte header length, a JSON header (the key's parts, and each
+chunk's byte count and alignment) and the audio bytes. Reading checks everything: a
+truncated, foreign or tampered file is reported and treated as a miss, never played.
+Files are written whole to a side name and renamed into place, so a reader never sees
+half a phrase and two processes filling the same phrase cannot corrupt it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import struct
+from pathlib import Path
+from typing import Any
+
+from voicekit.phrases.key import PhraseKey
+from voicekit.tts import Alignment, AudioChunk
+
+__all__ = ["MAX_PHRASE_BYTES", "PhraseStore"]
+
+logger = logging.getLogger(__name__)
+
+MAGIC = b"voicekit-phrase 1\n"
+SUFFIX = ".phrase"
+MAX_PHRASE_BYTES = 32 * 1024 * 1024  # about 30 minutes of 8 kHz audio: no phrase is longer
+_HEADER_LEN = struct.Struct(">I")
+
+
+def _alignment_json(alignment: Alignment | None) -> dict[str, Any] | None:
+    if alignment is None:
+        return None
+    return {
+        "chars": list(alignment.chars),
+        "start_ms": list(alignment.start_ms),
+        "duration_ms": list(alignment.duration_ms),
+    }
+
+
+def _alignment(data: Any) -> Alignment | None:
+    if data is None:
+        return None
+    chars, starts, durations = data["chars"], data["start_ms"], data["duration_ms"]
+    if not (
+        len(chars) == len(starts) == len(durations)
+        and all(isinstance(c, str) and len(c) == 1 for c in chars)
+        and all(isinstance(n, int) and n >= 0 for n in (*starts, *durations))
+    ):
+        raise ValueError("malformed alignment")
+    return Alignment(tuple(chars), tuple(starts), tuple(durations))
+
+
+def encode(key: PhraseKey, chunks: tuple[AudioChunk, ...]) -> bytes:
+    header = {
+        "key": key.describe(),
+        "chunks": [
+            {"bytes": len(c.data), "alignment": _alignment_json(c.alignment)} for c in chunks
+        ],
+    }
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join([MAGIC, _HEADER_LEN.pack(len(blob)), blob, *(c.data for c in chunks)])
+
+
+def decode(key: PhraseKey, raw: bytes) -> tuple[AudioChunk, ...]:
+    """The chunks stored in ``raw`` for ``key``; ValueError when it is not exactly that."""
+    if not raw.startswith(MAGIC):
+        raise ValueError("not a voicekit phrase file")
+    at = len(MAGIC)
+    (size,) = _HEADER_LEN.unpack_from(raw, at)
+    at += _HEADER_LEN.size
+    header = json.loads(raw[at : at + size])
+    at += size
+    if header.get("key") != key.describe():
+        raise ValueError("the file holds another phrase")
+    chunks = []
+    for entry in header["chunks"]:
+        n = entry["bytes"]
+        if not isinstance(n, int) or n < 0 or at + n > len(raw):
+            raise ValueError("truncated audio")
+        data = raw[at : at + n]
+        key.fmt.check(data)
+        chunks.append(AudioChunk(data, _alignment(entry["alignment"])))
+        at += n
+    if at != len(raw):
+        raise ValueError("trailing bytes after the audio")
+    if not chunks:
+        raise ValueError("no audio")
+    return tuple(chunks)
+
+
+class PhraseStore:
+    """A directory of phrase files. Blocking: call it from a worker thread."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, key: PhraseKey) -> Path:
+        return self.directory / f"{key.digest}{SUFFIX}"
+
+    def load(self, key: PhraseKey) -> tuple[AudioChunk, ...] | None:
+        path = self.path(key)
+        try:
+            with path.open("rb") as f:
+                raw = f.read(MAX_PHRASE_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            logger.warning("phrase cache: cannot read %s: %s", path.name, exc)
+            return None
+        try:
+            if len(raw) > MAX_PHRASE_BYTES:
+                raise ValueError(f"larger than {MAX_PHRASE_BYTES} bytes")
+            return decode(key, raw)
+        except (ValueError, KeyError, TypeError, struct.error) as exc:
+            logger.warning("phrase cache: ignoring %s: %s", path.name, exc)
+            return None
+
+    def save(self, key: PhraseKey, chunks: tuple[AudioChunk, ...]) -> None:
+        raw = encode(key, chunks)
+        if len(raw) > MAX_PHRASE_BYTES:
+            return
+        path = self.path(key)
+        side = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            side.write_bytes(raw)
+            os.replace(side, path)
+        except OSError as exc:
+            logger.warning("phrase cache: cannot write %s: %s", path.name, exc)
+            with contextlib.suppress(OSError):
+                side.unlink(missing_ok=True)

@@ -26,6 +26,9 @@ from voicekit.testing.emulators import (
 )
 from voicekit.testing.phone import PhoneSimulator
 
+# Set so the calls converse freely with the fake LLM instead of running the built-in flow.
+TEST_INSTRUCTIONS = "You are a helpful phone assistant under test."
+
 
 @dataclass
 class Rig:
@@ -59,7 +62,7 @@ async def rig(
     ):
         loopback = LoopbackServer(lifespan=True)
         settings = load_settings(
-            agent={"first_speaker": "caller", **(agent or {})},
+            agent={"first_speaker": "caller", "instructions": TEST_INSTRUCTIONS, **(agent or {})},
             turn={"idle_timeout_s": 60, **(turn or {})},
             server={
                 "records_dir": str(tmp_path / "records"),

@@ -29,7 +29,7 @@ def test_defaults_without_any_file() -> None:
     s = load_settings()
     assert s.agent.first_speaker == "agent"
     assert s.turn.min_interruption_words == 2 and s.turn.playout_lead_ms == 120
-    assert (s.stt.provider, s.llm.provider, s.tts.provider) == ("local", "local", "local")
+    assert (s.stt.provider, s.llm.provider, s.tts.provider) == ("local", "none", "local")
     assert s.telephony.provider == "telnyx"
     assert s.providers == {}
 

@@ -34,7 +34,7 @@ async def test_a_call_through_create_app_mounted_in_fastapi(tmp_path: Path) -> N
     async with TelnyxEmulator() as telnyx, PhoneSimulator(prefix, telnyx) as phone:
         settings = voicekit.load_settings(
             server={"public_url": prefix, "records_dir": str(tmp_path)},
-            agent={"first_speaker": "caller"},
+            agent={"first_speaker": "caller", "instructions": "You are an assistant."},
         )
         telephony = TelnyxTelephony(
             TelnyxSettings(

@@ -149,3 +149,34 @@ def test_flow_warm_needs_a_directory(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["flow", "warm", str(EXAMPLE), "--config", str(path)])
     assert result.exit_code == 2
     assert "set [server] phrase_cache_dir" in result.output
+
+
+def test_flow_warm_follows_the_configured_codec_and_reports_a_directory_it_cannot_write(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    path = config(
+        tmp_path,
+        '[tts]\nprovider = "fake"\n[providers.fake.tts]\nfirst_audio_ms = 0\n'
+        'realtime_factor = 0\n[providers.telnyx]\ncodec = "L16"\n',
+    )
+    result = CliRunner().invoke(
+        cli, ["flow", "warm", str(EXAMPLE), "--config", str(path), "--dir", str(blocker / "x")]
+    )
+    assert result.exit_code == 1
+    head = result.output.splitlines()[0]
+    assert head.startswith("l16 calls (fake audio in pcm_s16le@16000): ")  # the codec's
+    assert f"cannot write to {blocker / 'x'}" in result.output
+    assert "0 synthesised" in head and "failed" in head
+
+
+def test_flow_warm_without_a_file_warms_the_built_in_flow(tmp_path: Path) -> None:
+    (tmp_path / "voicekit.toml").write_text(
+        '[tts]\nprovider = "fake"\n[providers.fake.tts]\nfirst_audio_ms = 0\n'
+        f'realtime_factor = 0\n[server]\nphrase_cache_dir = "{tmp_path / "c"}"\n'
+    )
+    result = CliRunner().invoke(cli, ["flow", "warm", "-v"])  # ./voicekit.toml is found
+    assert result.exit_code == 0, result.output
+    assert "ok     Thanks for calling Harbor View Dental. Goodbye!" in result.output
+    assert "{{day}}" not in result.output and "noted" not in result.output

@@ -388,3 +388,55 @@ async def test_non_finite_numbers_are_not_values() -> None:
     await e.reply_to("x")(ScriptedSpeech(answers=[("Sure.", [weird])]))
     await e.reply_to("x")(ScriptedSpeech(answers=[("Sure.", [call_of("save_variables", n="NaN")])]))
     assert "n" not in e.variables
+
+
+async def test_an_early_answer_written_before_the_decision_saved_a_value_is_asked_again() -> None:
+    flow = parse_flow(
+        {
+            "start": "q",
+            "nodes": [
+                {
+                    "id": "q",
+                    "script": "Shall I book it?",
+                    "extract": [{"name": "city", "description": "the caller's city"}],
+                    "transitions": [{"to": "yes", "when": "the caller agrees"}],
+                },
+                {"id": "yes", "type": "ending", "script": "Booked. Bye."},
+            ],
+        }
+    )
+    e = engine(flow)
+    speech = ScriptedSpeech(
+        decisions=[[call_of("save_variables", city="Boston")]],
+        answers=[("Written without the city.", []), ("Parking in Boston is free.", [])],
+    )
+    await e.reply_to("I'm in Boston, is there parking?")(speech)
+    assert e.variables["city"] == "Boston"
+    assert speech.said == ["Parking in Boston is free."]  # the answer that knew the city
+    assert len(speech.discarded) == 1 and "city = Boston" in speech.asked[1][0]
+
+
+async def test_the_flow_apology_is_rendered_and_cached_only_when_known() -> None:
+    flow = parse_flow(
+        {
+            "start": "book",
+            "first_speaker": "caller",
+            "variables": {"clinic": "Harbor View"},
+            "apology": "Sorry, {{clinic}} could not do that.",
+            "nodes": [
+                {
+                    "id": "book",
+                    "type": "function",
+                    "url": "https://crm.example.com/x",
+                    "next": "bye",
+                },
+                {"id": "bye", "type": "ending", "script": "Bye."},
+            ],
+        }
+    )
+    hooks = FakeWebhooks({"book": WebhookResult(ok=False, error="HTTP 500")})
+    e = engine(flow, webhooks=hooks)
+    speech = ScriptedSpeech()
+    await e._enter("book", speech)
+    assert speech.said == ["Sorry, Harbor View could not do that."]
+    assert speech.cacheable == [True]

@@ -110,6 +110,11 @@ def test_the_example_loads_as_toml_and_the_same_flow_as_json(tmp_path: Path) -> 
             "node 'a': colour: Extra inputs",
         ),
         ({"version": 2}, "version: Input should be 1"),
+        (
+            {"variables": {"caller_number": "unknown"}},
+            "variables: 'caller_number' is filled by the call itself",
+        ),
+        ({"apology": "Sorry {{who}}."}, "apology: {{who}} is not a variable of this flow"),
     ],
 )
 def test_each_problem_names_its_node_and_field(change: dict[str, Any], expected: str) -> None:

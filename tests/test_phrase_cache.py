@@ -4,6 +4,7 @@ round-trip; any change to the voice is a miss; barge-in stays exact on cached sp
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,22 +56,40 @@ def test_a_key_changes_with_every_part_of_the_voice_and_not_with_layout() -> Non
     assert len({base.digest, *(k.digest for k in changed)}) == 1 + len(changed)
 
 
-async def test_memory_is_bounded_and_evicts_the_least_recently_used() -> None:
-    cache = PhraseCache(memory_bytes=250)
+def phrase(text: str, nbytes: int = 80) -> tuple[AudioChunk, ...]:
+    """One aligned chunk speaking ``text``: what the cache accepts."""
+    return (chunk(b"\xff" * nbytes, text),)
+
+
+def test_memory_is_bounded_and_evicts_the_least_recently_used() -> None:
     a, b, c = key("a"), key("b"), key("c")
-    await cache.put(a, (chunk(b"\xff" * 100),))
-    await cache.put(b, (chunk(b"\xff" * 100),))
-    assert await cache.get(a) is not None  # a is now the most recent
-    await cache.put(c, (chunk(b"\xff" * 100),))
+    one = len(b"\xff" * 1000) + 64 + 100  # audio, chunk and alignment overhead
+    cache = PhraseCache(memory_bytes=int(2.5 * one))
+    assert cache.put(a, phrase("a", 1000)) and cache.put(b, phrase("b", 1000))
+    assert cache.cached(a) is not None  # a is now the most recent
+    cache.put(c, phrase("c", 1000))
     assert cache.cached(b) is None and cache.cached(a) is not None and cache.cached(c) is not None
-    await cache.put(key("huge"), (chunk(b"\xff" * 1000),))  # larger than the whole tier
+    cache.put(key("huge"), phrase("huge", 10_000))  # larger than the whole tier
     assert cache.cached(key("huge")) is None and cache.cached(a) is not None
-    assert (cache.stats.hits, cache.stats.misses) == (1, 0)
+
+
+def test_only_audio_whose_alignment_spells_the_whole_phrase_is_kept() -> None:
+    cache = PhraseCache()
+    text = "Hello there. Calls are recorded."
+    assert not cache.put(key(text), phrase("Hello there."))  # cut short
+    assert not cache.put(key(text), (chunk(b"\xff" * 4000),))  # no alignment: unprovable
+    half = (chunk(b"\xff" * 80, "Hello there. "), chunk(b"\xff" * 80))
+    assert not cache.put(key(text), half)  # one chunk unaligned
+    assert not cache.put(key(text), (chunk(b"", text),))  # no audio
+    assert cache.stats.stored == 0
+    assert cache.put(
+        key(text), (chunk(b"\xff" * 80, "Hello there. "), chunk(b"\xff", "Calls are recorded."))
+    )
 
 
 async def test_a_phrase_on_disk_survives_a_restart_with_its_alignment(tmp_path: Path) -> None:
     chunks = (chunk(b"\x01" * 80, "Hello "), chunk(b"\x02" * 40, "there."))
-    await PhraseCache(tmp_path).put(key(), chunks)
+    assert await PhraseCache(tmp_path).save(key(), chunks) is None
     restarted = PhraseCache(tmp_path)
     assert await restarted.get(key()) == chunks
     assert restarted.stats.disk_hits == 1
@@ -80,56 +99,96 @@ async def test_a_phrase_on_disk_survives_a_restart_with_its_alignment(tmp_path: 
     assert names == [f"{key().digest}.phrase"]  # no side files
 
 
-async def test_a_damaged_or_foreign_file_is_a_miss_not_audio(
+async def test_a_background_write_reaches_the_disk(tmp_path: Path) -> None:
+    cache = PhraseCache(tmp_path)
+    assert cache.put(key(), phrase("Hello there."))  # returns at once: memory now
+    cache.close()  # the writer thread finishes its queue
+    assert await PhraseCache(tmp_path).get(key()) == phrase("Hello there.")
+
+
+async def test_a_damaged_foreign_or_forged_file_is_a_miss_not_audio(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    import json
+    import struct
+
+    from voicekit.phrases.store import MAGIC
+
     store = PhraseStore(tmp_path)
-    good = (chunk(b"\x01" * 80, "Hello there."),)
+    good = phrase("Hello there.")
     store.save(key(), good)
     raw = store.path(key()).read_bytes()
+
+    def with_header(header: object) -> bytes:
+        blob = json.dumps(header).encode() if not isinstance(header, bytes) else header
+        return MAGIC + struct.pack(">I", len(blob)) + blob + b"\xff" * 80
+
+    forged = json.loads(
+        raw[len(MAGIC) + 4 : len(MAGIC) + 4 + struct.unpack_from(">I", raw, len(MAGIC))[0]]
+    )
+    forged["chunks"][0]["alignment"]["chars"] = list("SYSTEM: ok  ")
     cases = {
         "truncated": raw[:-10],
         "trailing bytes": raw + b"\x00",
         "not a phrase file": b"RIFF....WAVEfmt ",
         "empty": b"",
+        "a list header": with_header([]),
+        "a number header": with_header(1),
+        "deep nesting": with_header(b"[" * 100_000 + b"]" * 100_000),
+        "chunks not objects": with_header({"key": key().describe(), "chunks": [1]}),
+        "no alignment": with_header(
+            {"key": key().describe(), "chunks": [{"bytes": 80, "alignment": None}]}
+        ),
+        "forged alignment": with_header(forged),
     }
     for name, data in cases.items():
         store.path(key()).write_bytes(data)
         assert await PhraseCache(tmp_path).get(key()) is None, name
     # Another phrase's file renamed to this key's name is refused, not played.
-    store.save(key("Goodbye."), good)
+    store.save(key("Goodbye."), phrase("Goodbye."))
     store.path(key("Goodbye.")).replace(store.path(key()))
     with caplog.at_level(logging.WARNING):
         assert await PhraseCache(tmp_path).get(key()) is None
     assert "another phrase" in caplog.text
     # An odd byte count for 16-bit audio is refused too.
     pcm_key = key(fmt=PCM_16K)
-    store.save(pcm_key, (chunk(b"\x01" * 80),))
+    store.save(pcm_key, phrase("Hello there."))
     store.path(pcm_key).write_bytes(store.path(pcm_key).read_bytes()[:-1])
     assert await PhraseCache(tmp_path).get(pcm_key) is None
 
 
-async def test_an_unwritable_directory_keeps_the_phrase_in_memory(
+async def test_a_fifo_in_the_cache_directory_is_a_quick_miss(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(PhraseStore(tmp_path).path(key()))
+    started = time.monotonic()  # wall time: these tests run on a virtual clock
+    assert await PhraseCache(tmp_path).get(key()) is None
+    assert time.monotonic() - started < 2.0
+
+
+async def test_an_unwritable_directory_keeps_the_phrase_in_memory_and_says_why(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the directory should be")
     cache = PhraseCache(blocker)
     with caplog.at_level(logging.WARNING):
-        await cache.put(key(), (chunk(b"\x01" * 80),))
+        problem = await cache.save(key(), phrase("Hello there."))
+    assert problem is not None and problem.startswith(f"cannot write to {blocker}")
     assert cache.cached(key()) is not None
     assert "cannot write" in caplog.text
 
 
-def test_a_voice_identity_names_the_voice_and_no_secret_or_connection_option() -> None:
+def test_a_voice_identity_names_the_voice_and_service_and_no_secret() -> None:
     tts = ElevenLabsTTS(
         ElevenLabsTTS.Settings.model_validate(  # type: ignore[attr-defined]
-            {"api_key": "sk-very-secret", "voice_id": "abc", "url": "wss://eu.example"}
+            {"api_key": "sk-very-secret", "voice_id": "abc", "url": "ws://127.0.0.1:9"}
         )
     )
     identity = tts.voice_identity()
     assert identity["voice_id"] == "abc" and "voice_settings" in identity
-    assert not {"api_key", "url", "rest_url", "timeout", "keepalive_interval_s"} & set(identity)
+    assert identity["url"] == "ws://127.0.0.1:9"  # an emulator's audio is not production's
+    assert not {"api_key", "rest_url", "timeout", "keepalive_interval_s"} & set(identity)
     assert "sk-very-secret" not in repr(identity)
     # The default: every setting that is not a credential or a request option.
     fake = FakeTTS.with_options(ms_per_char=50).voice_identity()

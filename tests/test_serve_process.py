@@ -55,6 +55,7 @@ def server_toml(
     """A voicekit.toml wiring a server on ``port`` to the emulators and the phone."""
     return f"""
 [agent]
+instructions = "You are a helpful phone assistant under test."
 {agent}
 [stt]
 provider = "soniox"

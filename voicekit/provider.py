@@ -80,6 +80,10 @@ class Provider(Generic[SettingsT]):
         """How this provider's failed requests are retried (``retry_attempts`` option)."""
         return RetryPolicy(attempts=self.settings.retry_attempts)
 
+    async def prepare(self) -> None:
+        """Load now what the first call would otherwise wait for (a local model, say).
+        The server awaits it before taking calls; the default does nothing."""
+
     async def aclose(self) -> None:
         """Release clients and connections. The default holds none."""
 

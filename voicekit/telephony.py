@@ -173,6 +173,13 @@ class Telephony(Provider[SettingsT], ABC):
     # needs ``[server] public_url``; the server refuses to start without it.
     needs_public_url: ClassVar[bool] = True
 
+    @classmethod
+    def stream_formats(cls, options: Mapping[str, Any]) -> tuple[AudioFormat, ...]:
+        """The audio formats calls will use under ``options`` (the provider's
+        ``[providers.<name>]`` table as written), for work done before any call, such as
+        ``voicekit flow warm``; empty when only a call's start can tell."""
+        return ()
+
     @abstractmethod
     def routes(self, host: CallHost) -> Sequence[Any]:
         """ASGI routes (Starlette ``Route``/``WebSocketRoute``), mounted under

@@ -31,6 +31,8 @@ class Alignment:
     chars: tuple[str, ...]
     start_ms: tuple[int, ...]
     duration_ms: tuple[int, ...]
+    # True when the times are spread over the characters, not measured by the engine.
+    estimated: bool = False
 
     @property
     def text(self) -> str:

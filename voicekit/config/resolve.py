@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr
 
-from voicekit.config.settings import VoiceKitSettings
+from voicekit.config.settings import NO_LLM, VoiceKitSettings
 from voicekit.errors import ConfigError, ProviderNotFoundError
 from voicekit.plugins.registry import ProviderRegistry, credential_env_vars
 from voicekit.provider import PROVIDER_KINDS, Provider, ProviderKind, ProviderSettings
@@ -68,6 +68,8 @@ def resolve_providers(
     for kind in kinds:
         name = getattr(settings, kind).provider
         names[kind] = name
+        if kind == "llm" and name == NO_LLM:
+            continue  # no LLM: nothing to resolve
         try:
             options = registry.options(kind, name, settings.providers)
             resolved[kind] = registry.settings(
@@ -87,6 +89,11 @@ def resolve_providers(
         raise ConfigError("\n".join(problems))
     return ResolvedProviders(names, resolved)
 
+
+NO_LLM_CONFIGURED = (
+    '[llm] provider is "none": no LLM is configured; set [llm] provider (openai, '
+    "anthropic, grok) and its API key (or VOICEKIT_LLM__PROVIDER)"
+)
 
 PUBLIC_URL_MISSING = (
     "server.public_url is not set: set [server] public_url (or VOICEKIT_SERVER__PUBLIC_URL) "
@@ -260,6 +267,8 @@ def create_provider(settings: VoiceKitSettings, kind: ProviderKind, *, plugins: 
         plugins = load_plugins()
     registry: ProviderRegistry = getattr(plugins, "registry", plugins)
     name = getattr(settings, kind).provider
+    if kind == "llm" and name == NO_LLM:
+        raise ConfigError(NO_LLM_CONFIGURED)
     options = registry.options(kind, name, settings.providers)
     return registry.instantiate(
         kind,

@@ -25,9 +25,10 @@ from voicekit.config.sections import (
     TurnSettings,
 )
 
-__all__ = ["ENV_PREFIX", "VoiceKitSettings"]
+__all__ = ["ENV_PREFIX", "NO_LLM", "VoiceKitSettings"]
 
 ENV_PREFIX = "VOICEKIT_"
+NO_LLM = "none"  # [llm] provider: no LLM at all
 # The parsed TOML document for the settings being built; set by voicekit.config.load_settings.
 _file_data: ContextVar[dict[str, Any] | None] = ContextVar("voicekit_file_data", default=None)
 
@@ -57,7 +58,8 @@ class VoiceKitSettings(BaseSettings):
 
     agent: AgentSettings = Field(default_factory=AgentSettings)
     stt: ProviderChoice = Field(default_factory=lambda: ProviderChoice(provider="local"))
-    llm: ProviderChoice = Field(default_factory=lambda: ProviderChoice(provider="local"))
+    # "none": no LLM; a flow's scripts and keywords answer (the built-in front desk).
+    llm: ProviderChoice = Field(default_factory=lambda: ProviderChoice(provider=NO_LLM))
     tts: ProviderChoice = Field(default_factory=lambda: ProviderChoice(provider="local"))
     telephony: ProviderChoice = Field(default_factory=lambda: ProviderChoice(provider="telnyx"))
     turn: TurnSettings = Field(default_factory=TurnSettings)

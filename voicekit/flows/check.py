@@ -125,7 +125,12 @@ def problems(flow: Flow, *, transfer_allowlist: Sequence[str] | None = None) -> 
             + " -> ".join(cycle)
         )
     known = known_variables(flow)
-    for field, value, may_use_env in [("instructions", flow.instructions, False)] + [
+    for name in sorted(set(flow.variables) & set(BUILTIN_VARIABLES)):
+        out.append(
+            f"variables: {name!r} is filled by the call itself; give your variable another name"
+        )
+    flow_wide = [("instructions", flow.instructions, False), ("apology", flow.apology, False)]
+    for field, value, may_use_env in flow_wide + [
         (f"node {n.id!r}: {f}", v, env) for n in flow.nodes for f, v, env in _templates(n)
     ]:
         for name in names_in(value):

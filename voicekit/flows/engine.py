@@ -417,6 +417,7 @@ class FlowEngine:
         release = anyio.Event()
         spoke = ""
         failed_unheard = False
+        before = dict(self.variables)
 
         async def answer() -> None:
             nonlocal spoke, failed_unheard
@@ -432,11 +433,14 @@ class FlowEngine:
             tg.start_soon(answer)
             chosen = await self._decide(node, text, unfilled, worded, speech)
             wanted = chosen is None and self._missing(node) is None
-            if wanted:
+            # Written before the decision saved values, the early answer may contradict
+            # them: it is used only when the decision changed nothing it knew.
+            stale = self.variables != before
+            if wanted and not stale:
                 release.set()
             else:
                 tg.cancel_scope.cancel()
-        if wanted and failed_unheard:
+        if wanted and (failed_unheard or stale):
             spoke = await speech.answer(instructions=self._off_script(node))
         return spoke, chosen
 
@@ -510,7 +514,7 @@ class FlowEngine:
                 FlowStep(self.turns, node.id, node.on_error, "error", result.error or "")
             )
             return node.on_error
-        await speech.say(self._apology, cache=True)
+        await self._say(self._apology, speech)
         self.path.append(
             FlowStep(self.turns, node.id, self._listening, "error", result.error or "")
         )

@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from voicekit.config.settings import VoiceKitSettings
-from voicekit.flows.model import ConversationNode, EndingNode, Flow, FunctionNode, TransferNode
+from voicekit.flows.model import (
+    BUILTIN_VARIABLES,
+    ConversationNode,
+    EndingNode,
+    Flow,
+    FunctionNode,
+    TransferNode,
+)
 from voicekit.flows.templates import names_in, render_text
 
 __all__ = ["call_phrases", "constant_names", "flow_phrases", "is_known_text"]
@@ -26,7 +33,7 @@ def constant_names(flow: Flow) -> frozenset[str]:
             written.update(f.name for f in node.extract)
         elif isinstance(node, FunctionNode):
             written.update(node.save)
-    return frozenset(flow.variables) - written
+    return frozenset(flow.variables) - written - set(BUILTIN_VARIABLES)
 
 
 def is_known_text(template: str, constants: frozenset[str]) -> bool:

@@ -4,14 +4,23 @@ Known text (a greeting, a flow's scripts and reprompts, the apology, farewells, 
 is synthesised once per voice and then played with no TTS round-trip. The memory tier is
 a byte-bounded LRU shared by every call of the process; the optional disk tier survives
 restarts and is filled ahead of time by ``voicekit flow warm``. A miss is never an
-error: the reply synthesises live and the result fills the cache.
+error, and neither is a slow or broken disk: the reply synthesises live and the result
+fills the cache.
+
+Only audio whose alignment spells the whole phrase is cached: that is how a cut-off or
+short synthesis is told from a complete one, so a provider that gives no alignment never
+fills the cache. Disk writes run on a writer thread of their own and never hold up a
+reply; disk reads are bounded by ``READ_TIMEOUT_S`` and count as a miss after it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +38,45 @@ __all__ = ["CacheStats", "PhraseCache", "VoicePhrases", "covers", "phrase_cache"
 logger = logging.getLogger(__name__)
 
 DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024
+READ_TIMEOUT_S = 0.5  # a disk that takes longer is a miss: the reply synthesises live
+_READERS = 4  # reader threads per process: a hung mount can hold no more than these
+_reader_pool: ThreadPoolExecutor | None = None
+_reader_lock = threading.Lock()
+# What one aligned character costs in memory beyond its audio (the tuples' entries).
+_BYTES_PER_CHAR = 100
+
+
+def covers(text: str, chunks: Sequence[AudioChunk]) -> bool:
+    """Whether ``chunks`` speak all of ``text``: every chunk has audio's alignment and
+    together they spell the text (whitespace aside)."""
+    if not chunks or not any(c.data for c in chunks):
+        return False
+    if any(c.alignment is None for c in chunks):
+        return False
+    aligned = "".join(ch for c in chunks if c.alignment for ch in c.alignment.chars)
+    return "".join(aligned.split()) == "".join(text.split())
+
+
+def _size(chunks: tuple[AudioChunk, ...]) -> int:
+    return sum(
+        len(c.data) + 64 + (len(c.alignment.chars) * _BYTES_PER_CHAR if c.alignment else 0)
+        for c in chunks
+    )
+
+
+def _read(store: PhraseStore, key: PhraseKey) -> tuple[AudioChunk, ...] | None:
+    """``store.load(key)`` on a reader thread, given up after ``READ_TIMEOUT_S`` of wall
+    time (a FIFO, a hung network mount): blocking, run it in a worker thread."""
+    global _reader_pool
+    with _reader_lock:
+        if _reader_pool is None:
+            _reader_pool = ThreadPoolExecutor(_READERS, thread_name_prefix="voicekit-reads")
+    future = _reader_pool.submit(store.load, key)
+    try:
+        return future.result(timeout=READ_TIMEOUT_S)
+    except FutureTimeout:
+        logger.warning("phrase cache: reading %s took too long; a miss", key.digest[:12])
+        return None
 
 
 @dataclass(slots=True)
@@ -37,18 +85,6 @@ class CacheStats:
     disk_hits: int = 0
     misses: int = 0
     stored: int = 0
-
-
-def covers(text: str, chunks: Sequence[AudioChunk]) -> bool:
-    """Whether ``chunks`` speak all of ``text`` (the test before caching them): with
-    alignment its characters must spell the text, so an utterance cut short (a closing
-    session, a provider that stopped early) is never cached as the whole phrase."""
-    if not chunks or not any(c.data for c in chunks):
-        return False
-    if any(c.alignment is None for c in chunks):
-        return True
-    aligned = "".join(ch for c in chunks if c.alignment for ch in c.alignment.chars)
-    return "".join(aligned.split()) == "".join(text.split())
 
 
 class PhraseCache:
@@ -62,6 +98,7 @@ class PhraseCache:
         self.stats = CacheStats()
         self._memory: OrderedDict[PhraseKey, tuple[AudioChunk, ...]] = OrderedDict()
         self._held = 0
+        self._writer: ThreadPoolExecutor | None = None
 
     @property
     def directory(self) -> Path | None:
@@ -81,7 +118,7 @@ class PhraseCache:
             self.stats.hits += 1
             return chunks
         if self.store is not None:
-            chunks = await anyio.to_thread.run_sync(self.store.load, key)
+            chunks = await anyio.to_thread.run_sync(_read, self.store, key, abandon_on_cancel=True)
             if chunks is not None:
                 self.stats.disk_hits += 1
                 self._remember(key, chunks)
@@ -89,27 +126,48 @@ class PhraseCache:
         self.stats.misses += 1
         return None
 
-    async def put(self, key: PhraseKey, chunks: tuple[AudioChunk, ...]) -> None:
-        """Keep ``chunks`` as the audio of ``key``, in memory and on disk."""
-        if not chunks or not any(c.data for c in chunks):
-            return
+    def put(self, key: PhraseKey, chunks: tuple[AudioChunk, ...]) -> bool:
+        """Keep ``chunks`` as the audio of ``key`` if they speak it all: in memory now,
+        on disk in the background. Returns whether they were kept."""
+        if not covers(key.text, chunks):
+            return False
         self._remember(key, chunks)
         self.stats.stored += 1
         if self.store is not None:
-            await anyio.to_thread.run_sync(self.store.save, key, chunks)
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="voicekit-phrases")
+            self._writer.submit(self.store.save, key, chunks)
+        return True
+
+    async def save(self, key: PhraseKey, chunks: tuple[AudioChunk, ...]) -> str | None:
+        """Keep ``chunks`` and wait until they are on disk; None when done, else why not
+        (what ``voicekit flow warm`` reports)."""
+        if not covers(key.text, chunks):
+            return "the TTS audio does not speak the whole text (or has no alignment)"
+        self._remember(key, chunks)
+        self.stats.stored += 1
+        if self.store is None:
+            return None
+        return await anyio.to_thread.run_sync(self.store.save, key, chunks)
+
+    def close(self) -> None:
+        """Finish the disk writes still queued."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
 
     def _remember(self, key: PhraseKey, chunks: tuple[AudioChunk, ...]) -> None:
-        size = sum(len(c.data) for c in chunks)
+        size = _size(chunks)
         if size > self.memory_bytes:
             return
         old = self._memory.pop(key, None)
         if old is not None:
-            self._held -= sum(len(c.data) for c in old)
+            self._held -= _size(old)
         self._memory[key] = chunks
         self._held += size
         while self._held > self.memory_bytes:
             _, evicted = self._memory.popitem(last=False)
-            self._held -= sum(len(c.data) for c in evicted)
+            self._held -= _size(evicted)
 
 
 class VoicePhrases:
@@ -132,10 +190,18 @@ class VoicePhrases:
         return PhraseKey.of(self.provider, self.voice, self.fmt, text)
 
     async def get(self, text: str) -> tuple[AudioChunk, ...] | None:
-        return await self.cache.get(self.key(text))
+        """The phrase, or None on a miss (or any failure to read it: never an error)."""
+        try:
+            return await self.cache.get(self.key(text))
+        except Exception as exc:
+            logger.warning("phrase cache: lookup failed, synthesising live: %s", exc)
+            return None
 
-    async def put(self, text: str, chunks: tuple[AudioChunk, ...]) -> None:
-        await self.cache.put(self.key(text), chunks)
+    def put(self, text: str, chunks: tuple[AudioChunk, ...]) -> bool:
+        return self.cache.put(self.key(text), chunks)
+
+    async def save(self, text: str, chunks: tuple[AudioChunk, ...]) -> str | None:
+        return await self.cache.save(self.key(text), chunks)
 
 
 def phrase_cache(settings: VoiceKitSettings) -> PhraseCache | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from voicekit.audio import AudioFormat
-from voicekit.phrases.cache import PhraseCache, VoicePhrases, covers
+from voicekit.phrases.cache import PhraseCache, VoicePhrases
 from voicekit.text import SentenceSegmenter
 from voicekit.tts import TTS, AudioChunk, TTSSession
 
@@ -62,10 +62,10 @@ async def warm_phrases(
                 logger.warning("phrase cache: cannot synthesise a phrase: %s", exc)
                 report.failed.append((text, f"{type(exc).__name__}: {exc}"))
                 continue
-            if not covers(text, chunks):
-                report.failed.append((text, "the TTS returned less audio than the text"))
+            problem = await phrases.save(text, chunks)
+            if problem is not None:
+                report.failed.append((text, problem))
                 continue
-            await phrases.put(text, chunks)
             report.synthesised += 1
             report.audio_ms += sum(fmt.duration_ms(len(c.data)) for c in chunks)
     return report

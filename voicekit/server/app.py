@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import anyio.to_thread
 from pydantic import BaseModel, SecretStr
 
 from voicekit import logsafe
@@ -26,8 +27,9 @@ from voicekit.config.resolve import (
     resolve_providers,
     server_problems,
 )
-from voicekit.config.settings import VoiceKitSettings
+from voicekit.config.settings import NO_LLM, VoiceKitSettings
 from voicekit.errors import ConfigError
+from voicekit.flows.builtin import with_builtin_flow
 from voicekit.flows.runtime import FlowRuntime, flow_from_settings
 from voicekit.llm import LLM
 from voicekit.plugins import PluginManager, load_plugins
@@ -76,6 +78,7 @@ def create_app(
     from starlette.responses import JSONResponse
     from starlette.routing import Mount, Route
 
+    settings = with_builtin_flow(settings)
     manager = plugins or load_plugins()
     registry = manager.registry
     given: dict[ProviderKind, Any] = {"stt": stt, "llm": llm, "tts": tts, "telephony": telephony}
@@ -87,7 +90,8 @@ def create_app(
             return given
         return registry.instantiate(kind, resolved.names[kind], resolved.settings[kind])
 
-    stt_p, llm_p = build("stt", stt), build("llm", llm)
+    no_llm = llm is None and settings.llm.provider == NO_LLM
+    stt_p, llm_p = build("stt", stt), None if no_llm else build("llm", llm)
     tts_p, tel_p = build("tts", tts), build("telephony", telephony)
     if telephony is not None:  # a configured one was checked by resolve_providers
         problems = server_problems(settings, type(telephony))
@@ -98,7 +102,8 @@ def create_app(
     logsafe.install()
     register_secrets(settings, resolved)
     for provider in (stt_p, llm_p, tts_p, tel_p):
-        logsafe.register_secrets(_secret_values(provider.settings))
+        if provider is not None:
+            logsafe.register_secrets(_secret_values(provider.settings))
     manager.collect_tools()
     all_tools = [*tools, *manager.tools.values()]
     agent = settings.agent
@@ -112,6 +117,11 @@ def create_app(
         raise ConfigError(str(exc)) from None
     flow = flow_from_settings(settings)
     runtime = FlowRuntime(flow, apology=settings.agent.apology) if flow is not None else None
+    if llm_p is None and runtime is None:
+        raise ConfigError(
+            '[llm] provider is "none" and there is no [flow]: nothing would answer the '
+            "caller; set [llm] provider and its key, or [flow] file"
+        )
     calls = CallManager(
         settings,
         stt=stt_p,
@@ -125,12 +135,19 @@ def create_app(
     async def healthz(request: Any) -> Any:
         return JSONResponse(calls.health())
 
+    providers = [p for p in (stt_p, llm_p, tts_p, tel_p) if p is not None]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        for provider in providers:
+            try:
+                await provider.prepare()
+            except Exception as exc:  # the first call pays for it instead
+                logger.warning("preparing %s failed: %s", provider.name, exc)
         logger.info(
             "voicekit server ready: stt=%s llm=%s tts=%s telephony=%s",
             stt_p.name,
-            llm_p.name,
+            llm_p.name if llm_p is not None else NO_LLM,
             tts_p.name,
             tel_p.name,
         )
@@ -140,7 +157,9 @@ def create_app(
             await calls.drain(settings.server.shutdown_grace_s)
             if runtime is not None:
                 await runtime.aclose()
-            for provider in (stt_p, llm_p, tts_p, tel_p):
+            if calls.phrases is not None:  # let the queued disk writes finish
+                await anyio.to_thread.run_sync(calls.phrases.close)
+            for provider in providers:
                 try:
                     await provider.aclose()
                 except Exception as exc:

@@ -48,7 +48,7 @@ class CallManager:
         settings: VoiceKitSettings,
         *,
         stt: STT,
-        llm: LLM,
+        llm: LLM | None,
         tts: TTS,
         hooks: Observers | None = None,
         tools: Sequence[FunctionTool] = (),

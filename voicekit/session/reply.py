@@ -144,7 +144,7 @@ class ReplyPipeline:
     def __init__(
         self,
         *,
-        llm: LLM,
+        llm: LLM | None,
         tts_session: TTSSession,
         tts_format: AudioFormat,
         playout: Playout,
@@ -172,7 +172,7 @@ class ReplyPipeline:
         self.first_clause_min_chars = first_clause_min_chars
         self.max_segment_chars = max_segment_chars
         self.call_id = call_id
-        self.llm_policy = llm_policy or llm.retry_policy
+        self.llm_policy = llm_policy or (llm.retry_policy if llm is not None else RetryPolicy())
         self.tools = tools
         self._settle = settle
         self.filler = filler.strip()
@@ -204,6 +204,8 @@ class ReplyPipeline:
 
     async def prewarm(self) -> None:
         """Open the LLM's connection while the caller is still speaking."""
+        if self.llm is None:
+            return
         try:
             await self.llm.prewarm()
         except Exception as exc:  # a cold first turn, not a failed call
@@ -335,6 +337,8 @@ class ReplyPipeline:
     async def _stream_llm(
         self, reply: Reply, audio: ReplyAudio, extra: LLMRequest | None
     ) -> list[ToolCall]:
+        if self.llm is None:
+            raise RuntimeError('this call has no LLM ([llm] provider = "none")')
         segmenter = self._segmenter()
         calls: list[ToolCall] = []
         messages, tools = self.request(reply, extra)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from voicekit.phrases import VoicePhrases, covers
+from voicekit.phrases import VoicePhrases
 from voicekit.tts import AudioChunk, TTSSession, Utterance
 
 __all__ = ["ReplyAudio"]
@@ -85,12 +85,8 @@ class ReplyAudio:
                         kept.append(chunk)
                     yield chunk
                 self._open.remove(source.utterance)
-                if (
-                    source.fill is not None
-                    and self.phrases is not None
-                    and covers(source.fill, kept)
-                ):
-                    await self.phrases.put(source.fill, tuple(kept))
+                if source.fill is not None and self.phrases is not None:
+                    self.phrases.put(source.fill, tuple(kept))  # kept only if complete
 
     def _open_utterance(self, fill: str | None) -> Utterance:
         utterance = self._session.utterance()

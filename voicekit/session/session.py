@@ -66,7 +66,7 @@ class CallSession(CallEnding):
         media: MediaStream,
         *,
         stt: STT,
-        llm: LLM,
+        llm: LLM | None,
         tts: TTS,
         agent: AgentSettings | None = None,
         turn: TurnSettings | None = None,
@@ -79,7 +79,9 @@ class CallSession(CallEnding):
     ) -> None:
         self.media = media
         self.stt = stt
-        self.llm = llm.for_call(media.call.call_id)
+        if llm is None and responder is None:
+            raise ValueError("a call with no LLM needs a responder (a flow) to answer the caller")
+        self.llm = llm.for_call(media.call.call_id) if llm is not None else None
         self.tts = tts
         self.agent = agent or AgentSettings()
         self.turn = turn or TurnSettings()

@@ -63,7 +63,7 @@ class ReplySpeech:
 
     @property
     def can_answer(self) -> bool:
-        return True
+        return self._pipeline.llm is not None
 
     async def say(self, text: str, *, cache: bool = False) -> None:
         if text.strip():
@@ -91,6 +91,8 @@ class ReplySpeech:
         tools: Sequence[Tool],
         timeout_s: float,
     ) -> list[ToolCall]:
+        if self._pipeline.llm is None:
+            return []
         return await llm_decision(
             self._pipeline.llm,
             instructions=instructions,

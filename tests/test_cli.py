@@ -278,3 +278,32 @@ def test_a_table_for_a_plugin_without_providers_says_so(
     path.write_text('[providers.quiet]\nmodle = "x"\n')
     result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
     assert "warning: [providers.quiet]: the 'quiet' plugin registers no provider" in result.output
+
+
+def test_config_check_with_no_file_shows_the_offline_default_and_exits_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("TELNYX_API_KEY", "TELNYX_PUBLIC_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    result = CliRunner().invoke(cli, ["config", "check"])
+    assert result.exit_code == 0, result.output
+    assert 'provider = "local"' in result.stdout and 'provider = "none"' in result.stdout
+    assert "front_desk.toml" in result.stdout  # [flow] file: the built-in front desk
+    assert "the agent is the built-in front desk flow" in result.stderr
+    assert "telephony 'telnyx' is not configured" in result.stderr
+    # A telephony that is half set up is an error, as before.
+    monkeypatch.setenv("TELNYX_API_KEY", "KEY-only")
+    half = CliRunner().invoke(cli, ["config", "check"])
+    assert half.exit_code == 2 and "TELNYX_PUBLIC_KEY" in half.output
+
+
+def test_serve_without_telephony_points_to_simulate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("TELNYX_API_KEY", "TELNYX_PUBLIC_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 2
+    assert "TELNYX_API_KEY" in result.output and "run `voicekit simulate`" in result.output

@@ -5,6 +5,7 @@ from voicekit.cli import (  # noqa: F401
     flow_cmd,
     plugins_cmd,
     serve_cmd,
+    simulate_cmd,
     speech_cmds,
     warm_cmd,
 )

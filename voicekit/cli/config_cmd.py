@@ -9,7 +9,8 @@ import click
 from voicekit.cli.main import cli, config_option, reports_errors
 from voicekit.config import load_settings, masked_settings, resolve_providers
 from voicekit.config.render import to_toml
-from voicekit.config.resolve import config_warnings
+from voicekit.config.resolve import config_warnings, telephony_configured
+from voicekit.flows.builtin import BUILTIN_FLOW, uses_builtin_flow, with_builtin_flow
 from voicekit.flows.runtime import flow_from_settings
 from voicekit.plugins import load_plugins
 
@@ -29,13 +30,30 @@ def config_check(config_path: str | None, as_json: bool) -> None:
     Exits 2 naming the file or variable, the field and what is allowed when anything is
     wrong.
     """
-    settings = load_settings(config_path)
+    settings = with_builtin_flow(load_settings(config_path))
     manager = load_plugins()
-    for warning in config_warnings(settings, manager.registry, plugins=manager.plugins):
+    registry = manager.registry
+    for warning in config_warnings(settings, registry, plugins=manager.plugins):
         click.echo(f"warning: {warning}", err=True)
     flow_from_settings(settings)  # a broken flow is a broken config: every problem named
-    resolved = resolve_providers(settings, manager.registry)
-    data = masked_settings(settings, resolved, manager.registry)
+    notes = []
+    if uses_builtin_flow(load_settings(config_path)):
+        notes.append(
+            f"the agent is the built-in front desk flow ({BUILTIN_FLOW}): set [flow] file "
+            "or [agent] instructions to make it yours"
+        )
+    if telephony_configured(settings, registry):
+        resolved = resolve_providers(settings, registry)
+    else:  # nothing of the telephony is set up yet: fine for `voicekit simulate`
+        resolved = resolve_providers(settings, registry, kinds=("stt", "llm", "tts"))
+        notes.append(
+            f"telephony {settings.telephony.provider!r} is not configured: `voicekit serve` "
+            "needs its keys and [server] public_url to answer real calls (docs/quickstart.md); "
+            "`voicekit simulate` runs calls without them"
+        )
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    data = masked_settings(settings, resolved, registry)
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:

@@ -14,7 +14,9 @@ import click
 
 from voicekit.cli.main import cli, config_option, reports_errors
 from voicekit.config import load_settings
+from voicekit.config.resolve import telephony_configured
 from voicekit.errors import ConfigError
+from voicekit.plugins import load_plugins
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +118,15 @@ def _run_server(
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(config_path, **({"server": overrides} if overrides else {}))
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        if telephony_configured(settings, load_plugins().registry):
+            raise
+        raise ConfigError(
+            f"{exc}\nThe telephony is not set up yet (docs/quickstart.md). To talk to the "
+            "agent without a phone line, run `voicekit simulate`."
+        ) from None
     if dial is not None:
         app.state.telephony.check_dial(dial[1])
     options = backend_options(settings.server.event_loop)

@@ -90,6 +90,22 @@ def resolve_providers(
     return ResolvedProviders(names, resolved)
 
 
+def telephony_configured(settings: VoiceKitSettings, registry: ProviderRegistry) -> bool:
+    """Whether anything of the telephony is set up: a chosen provider, its table, one
+    of its credentials in the environment, or ``[server] public_url``. A fresh install
+    has none of these, and runs calls only through ``voicekit simulate``."""
+    name = settings.telephony.provider
+    if "telephony" in settings.model_fields_set or name in settings.providers:
+        return True
+    if settings.server.public_url is not None:
+        return True
+    try:
+        env_vars = credential_env_vars(registry.get("telephony", name).Settings)
+    except ProviderNotFoundError:
+        return True
+    return any(os.environ.get(var) for var in env_vars.values())
+
+
 NO_LLM_CONFIGURED = (
     '[llm] provider is "none": no LLM is configured; set [llm] provider (openai, '
     "anthropic, grok) and its API key (or VOICEKIT_LLM__PROVIDER)"

@@ -33,6 +33,7 @@ from voicekit.audio import AudioConverter, AudioFormat, read_wav
 from voicekit.background import BackgroundTasks
 from voicekit.testing.emulators.telnyx import TelnyxEmulator
 from voicekit.testing.playback import FarEndPlayback
+from voicekit.testing.recording import LineRecording
 from voicekit.websocket import send_message
 
 __all__ = ["PhoneSimulator", "SimulatedCall", "UtteranceReport"]
@@ -218,6 +219,8 @@ class SimulatedCall:
         self._stream_id = secrets.token_hex(8)
         self.dial: dict[str, Any] | None = None  # set for an outbound call
         self.machine: bool | None = None
+        self.recording: LineRecording | None = None  # set it to record both sides
+        self.last_agent_audio: float | None = None  # arrival of the latest agent frame
 
     async def __aenter__(self) -> Self:
         if self.dial is None:
@@ -316,6 +319,31 @@ class SimulatedCall:
     async def wait(self, seconds: float) -> None:
         await anyio.sleep(seconds / self.speed)
 
+    @property
+    def agent_playing_until(self) -> float:
+        """When the agent audio received so far will have finished playing."""
+        return self._play.end
+
+    async def agent_turn_over(
+        self, since: float, *, quiet_s: float = 0.6, first_audio_s: float = 15.0
+    ) -> bool:
+        """Wait until the agent has spoken after ``since`` and then been quiet for
+        ``quiet_s``; False if no agent audio came within ``first_audio_s``, or the call
+        ended."""
+        with anyio.move_on_after(first_audio_s):
+            while self.last_agent_audio is None or self.last_agent_audio < since:
+                if self.closed_code is not None:
+                    return False
+                await anyio.sleep(0.05)
+        if self.last_agent_audio is None or self.last_agent_audio < since:
+            return False
+        while self.closed_code is None:
+            quiet_since = max(self._play.end, self.last_agent_audio or 0.0)
+            if anyio.current_time() - quiet_since >= quiet_s:
+                return True
+            await anyio.sleep(0.05)
+        return False
+
     async def press(self, keys: str, *, gap_s: float = 0.15) -> None:
         """Press keys on the keypad (``"1234#"``): a ``dtmf`` frame each, as Telnyx sends
         them, ``gap_s`` apart."""
@@ -386,7 +414,9 @@ class SimulatedCall:
             if not self._queue:
                 self._drained.set()
         else:
-            payload = self._silent_payload
+            frame, payload = self._silence, self._silent_payload
+        if self.recording is not None:
+            self.recording.caller(anyio.current_time(), frame)
         self._seq += 1
         n = self._frames_sent
         # The same JSON json.dumps would give, built directly: this runs 50 times a second
@@ -418,12 +448,17 @@ class SimulatedCall:
             audio = base64.b64decode(message["media"]["payload"])
             self.agent_audio.extend(audio)
             self.frame_times.append(now)
+            self.last_agent_audio = now
             for report in self.utterances:
                 if report.agent_started_at is None and report.ended_at and now >= report.ended_at:
                     report.agent_started_at = now
-            self._play.audio(now, self.format.duration_ms(len(audio)) / 1000)
+            start, _ = self._play.audio(now, self.format.duration_ms(len(audio)) / 1000)
+            if self.recording is not None:
+                self.recording.agent(start, audio)
         elif event == "mark":
             self._play.mark(now, message["mark"]["name"])
         elif event == "clear":
             self.clears.append(now)
             self._play.clear(now)
+            if self.recording is not None:
+                self.recording.clear(now)

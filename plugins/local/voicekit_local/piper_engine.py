@@ -61,10 +61,15 @@ class PiperEngine:
         self.sample_rate = int(voice.config.sample_rate)
         self.aligned = aligned
 
-    def synthesize(self, text: str, *, length_scale: float | None, volume: float) -> Synthesis:
+    def synthesize(
+        self, text: str, *, length_scale: float | None, volume: float, variation: bool = True
+    ) -> Synthesis:
         from piper.config import SynthesisConfig
 
         config = SynthesisConfig(length_scale=length_scale, volume=volume)
+        if not variation:  # no sampling noise: the same text gives the same audio
+            config.noise_scale = 0.0
+            config.noise_w_scale = 0.0
         pieces: list[np.ndarray] = []
         words: list[tuple[int, int]] = []  # (start, end) sample of each spoken word
         measured = True

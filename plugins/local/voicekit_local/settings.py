@@ -22,6 +22,11 @@ class LocalTTSSettings(ProviderSettings):
         default=None, gt=0.3, le=3.0, description="Speaking slowness (1.0: the voice's own)."
     )
     volume: float = Field(default=1.0, gt=0.0, le=2.0, description="Output gain.")
+    variation: bool = Field(
+        default=True,
+        description="Natural variation between renderings of the same text; false makes "
+        "every rendering identical (flatter, but repeatable: tests, the simulated caller).",
+    )
 
 
 class LocalSTTSettings(ProviderSettings):

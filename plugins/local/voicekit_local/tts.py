@@ -72,6 +72,7 @@ class LocalUtterance(Utterance):
                     text,
                     length_scale=settings.length_scale,
                     volume=settings.volume,
+                    variation=settings.variation,
                 )
                 result = await run_cpu(synthesize)
                 if self.cancelled:
@@ -128,6 +129,7 @@ class LocalTTS(TTS[LocalTTSSettings]):
             "voice": self.model_path.name,
             "length_scale": self.settings.length_scale,
             "volume": self.settings.volume,
+            "variation": self.settings.variation,
         }
 
     async def prepare(self) -> None:

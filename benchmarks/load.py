@@ -25,6 +25,14 @@ single-call reference) that meets the target, and the server's CPU microseconds 
 second of call, so progress is one number.
 
     python benchmarks/load.py [--calls 1,50,100,...,350] [--turns 2] [--ramp 5] [--no-pin]
+
+``--local``: the offline providers instead (piper TTS and pocketsphinx STT in the
+server process, no phrase cache, so every reply is synthesised), the caller speaking a
+real sentence (piper) on an L16 16 kHz line. It reports how many concurrent local calls
+one process sustains: the capacity line's criteria, where an underrun is a reply the
+server could not keep ahead of playback.
+
+    python benchmarks/load.py --local [--calls 1,2,3,4,6,8]
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from voicekit.audio import ULAW_8K
+from voicekit.audio import PCM_16K, ULAW_8K, AudioFormat
 from voicekit.server.runtime import freeze_startup_heap
 from voicekit.testing import voice
 from voicekit.testing.emulators import TelnyxEmulator
@@ -97,6 +105,39 @@ default_reply = "We open at nine in the morning, and close at five."
 first_token_ms = 250
 tokens_per_second = 40
 """
+
+CONFIG_LOCAL = """
+[agent]
+first_speaker = "caller"
+instructions = "You are a load test."
+[stt]
+provider = "local"
+[llm]
+provider = "fake"
+[tts]
+provider = "local"
+[telephony]
+provider = "telnyx"
+[server]
+host = "127.0.0.1"
+port = {port}
+public_url = "http://127.0.0.1:{port}"
+max_calls = 1000
+shutdown_grace_s = 1
+records_dir = "{records}"
+phrase_cache_mb = 0
+[providers.telnyx]
+api_key = "test-telnyx-key"
+public_key = "{public_key}"
+base_url = "{telnyx}"
+codec = "L16"
+[providers.fake]
+default_reply = "We open at nine in the morning, and close at five."
+first_token_ms = 250
+tokens_per_second = 40
+"""
+CALLER_LINE = "What time do you open tomorrow?"
+LOCAL_TTFA_SLACK_MS = 500  # a local call may answer this much later under load
 
 # Where each turn's time went, from the server's own records: the emulated providers'
 # steps (endpoint: the STT's end-of-turn; tts: the first audio) and the fake LLM's first
@@ -169,14 +210,16 @@ async def one_call(
     ttfa: list[float],
     start_delay: float,
     durations: list[float],
+    speech: tuple[AudioFormat, bytes],
 ) -> None:
     await anyio.sleep(start_delay)
     call: SimulatedCall
     started = time.perf_counter()
-    async with phone.call() as call:
+    fmt, audio = speech
+    async with phone.call(fmt=fmt) as call:
         await call.wait(0.5)
         for _ in range(turns):
-            report = await call.say(voice(600, ULAW_8K))
+            report = await call.say(audio)
             with anyio.move_on_after(10):
                 while report.agent_started_at is None:  # noqa: ASYNC110
                     await anyio.sleep(0.02)
@@ -193,13 +236,16 @@ async def run_level(
     ramp_s: float,
     phone: PhoneSimulator,
     server_pid: int,
-    providers_pid: int,
+    providers_pid: int | None,
+    speech: tuple[AudioFormat, bytes],
 ) -> dict[str, float]:
     gaps: list[float] = []
     ttfa: list[float] = []
     durations: list[float] = []
     rss_before = proc_rss_mb(server_pid)
-    pids = {"server": server_pid, "providers": providers_pid, "simulator": os.getpid()}
+    pids = {"server": server_pid, "simulator": os.getpid()}
+    if providers_pid is not None:
+        pids["providers"] = providers_pid
     cpu_start = {name: proc_cpu_s(pid) for name, pid in pids.items()}
     t0 = time.perf_counter()
     peak_rss = rss_before
@@ -214,7 +260,9 @@ async def run_level(
         tg.start_soon(sample)
         async with anyio.create_task_group() as calls:
             for i in range(n):
-                calls.start_soon(one_call, phone, turns, gaps, ttfa, i * ramp_s / n, durations)
+                calls.start_soon(
+                    one_call, phone, turns, gaps, ttfa, i * ramp_s / n, durations, speech
+                )
         tg.cancel_scope.cancel()
     elapsed = time.perf_counter() - t0
     used = {name: proc_cpu_s(pid) - cpu_start[name] for name, pid in pids.items()}
@@ -263,14 +311,19 @@ def capacity_line(
     levels: list[int],
     results: dict[int, dict[str, float]],
     steps_by_n: dict[int, dict[str, list[float]]],
+    local: bool = False,
 ) -> str:
-    """The largest N meeting the target, with the first level as the TTFA reference."""
+    """The largest N meeting the target, with the first level as the TTFA reference.
+
+    Local speech engines share the CPU, so their TTFA grows with load by design: for
+    them the target is audio without gaps (no underrun, gap p99 <= 40 ms) and an answer
+    at most half a second later than a lone call's."""
     reference = results[levels[0]]["ttfa_p95"]
     met = [
         n
         for n in levels[1:]
         if results[n]["gap_p99"] <= 40
-        and results[n]["ttfa_p95"] <= reference + 20
+        and results[n]["ttfa_p95"] <= reference + (LOCAL_TTFA_SLACK_MS if local else 20)
         and sum(steps_by_n[n]["underruns"]) == 0
         and results[n]["answered"] >= 1.0
     ]
@@ -282,6 +335,14 @@ def capacity_line(
         capacity = n
     loaded = [results[n]["us_per_call_s"] for n in levels[1:]]
     per_call = statistics.median(loaded) if loaded else results[levels[0]]["us_per_call_s"]
+    if local:
+        growth = results[capacity]["ttfa_p95"] - reference if capacity else 0.0
+        return (
+            f"\nlocal capacity: {capacity} concurrent calls with no underrun, gap p99 <= 40 ms "
+            f"and TTFA p95 within {LOCAL_TTFA_SLACK_MS} ms of one call's ({growth:+.0f} ms); "
+            "server CPU "
+            f"{per_call:.0f} us per call-second"
+        )
     return (
         f"\ncapacity: {capacity} calls (gap p99 <= 40 ms, TTFA p95 <= {reference:.0f} + 20 ms, "
         f"no underrun); server CPU {per_call:.0f} us per call-second (median over N > 1)"
@@ -300,12 +361,24 @@ async def wait_healthy(port: int) -> None:
                 await anyio.sleep(0.2)
 
 
-async def main(levels: list[int], turns: int, ramp_s: float, pin: bool) -> None:
+async def caller_speech(local: bool) -> tuple[AudioFormat, bytes]:
+    if not local:
+        return ULAW_8K, voice(600, ULAW_8K)
+    from voicekit_local.speak import speak
+
+    return PCM_16K, await speak(CALLER_LINE, PCM_16K)
+
+
+async def main(levels: list[int], turns: int, ramp_s: float, pin: bool, local: bool) -> None:
     server_cpus, load_cpus = cpu_split(pin)
     if load_cpus is not None:
         os.sched_setaffinity(0, load_cpus)
     print(f"CPUs: server {server_cpus or 'any'}, load generator {load_cpus or 'any'}")
-    providers, urls = await anyio.to_thread.run_sync(start_providers, load_cpus)
+    speech = await caller_speech(local)
+    providers: subprocess.Popen[str] | None = None
+    urls: dict[str, str] = {}
+    if not local:
+        providers, urls = await anyio.to_thread.run_sync(start_providers, load_cpus)
     port = free_port()
     workdir = Path(tempfile.mkdtemp())
     records = workdir / "records"
@@ -315,7 +388,7 @@ async def main(levels: list[int], turns: int, ramp_s: float, pin: bool) -> None:
     ):
         config = workdir / "voicekit.toml"
         await anyio.Path(config).write_text(
-            CONFIG.format(
+            (CONFIG_LOCAL if local else CONFIG).format(
                 port=port, public_key=phone.public_key, telnyx=telnyx.url, records=records, **urls
             )
         )
@@ -334,14 +407,22 @@ async def main(levels: list[int], turns: int, ramp_s: float, pin: bool) -> None:
             )
             results: dict[int, dict[str, float]] = {}
             for n in levels:
-                r = await run_level(n, turns, ramp_s, phone, server.pid, providers.pid)
+                r = await run_level(
+                    n,
+                    turns,
+                    ramp_s,
+                    phone,
+                    server.pid,
+                    providers.pid if providers else None,
+                    speech,
+                )
                 results[n] = r
                 print(
                     f"{n:>5}{r['gap_p99']:>9.1f}{r['gap_max']:>9.1f}{r['ttfa_median']:>10.0f}"
                     f"{r['ttfa_p95']:>10.0f}{r['answered']:>9.0%}{r['cpu_pct_per_call']:>10.2f}"
                     f"{r['us_per_call_s']:>10.0f}"
                     f"{r['mb_per_call']:>8.2f}{r['rss_mb']:>7.0f}   {r['cpu_server']:.0f} / "
-                    f"{r['cpu_providers']:.0f} / {r['cpu_simulator']:.0f}",
+                    f"{r.get('cpu_providers', 0):.0f} / {r['cpu_simulator']:.0f}",
                     flush=True,
                 )
                 await anyio.sleep(2)  # the last records are written as the calls end
@@ -367,27 +448,33 @@ async def main(levels: list[int], turns: int, ramp_s: float, pin: bool) -> None:
                     f"{statistics.median(late):>6.0f} /{pct(late, 0.99):>5.0f}" if late else "-"
                 )
                 print(f"{n:>5}" + "".join(cells) + f"{sum(steps['underruns']):>11.0f}")
-            print(capacity_line(levels, results, steps_by_n))
+            print(capacity_line(levels, results, steps_by_n, local))
         finally:
             server.terminate()
-            providers.stdin.close()  # type: ignore[union-attr]
             await anyio.to_thread.run_sync(server.wait, 30)
-            await anyio.to_thread.run_sync(providers.wait, 10)
+            if providers is not None:
+                providers.stdin.close()  # type: ignore[union-attr]
+                await anyio.to_thread.run_sync(providers.wait, 10)
             print(f"server log: {workdir / 'server.log'}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="concurrent calls against one server")
-    parser.add_argument("--calls", default="1,50,100,150,200,250,300,350")
+    parser.add_argument(
+        "--calls", default=None, help="levels (default 1,50,...,350; local 1,2,...)"
+    )
+    parser.add_argument("--local", action="store_true", help="the offline providers")
     parser.add_argument("--turns", type=int, default=2)
     parser.add_argument("--ramp", type=float, default=5.0, help="seconds over which calls arrive")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin CPUs")
     args = parser.parse_args()
+    levels = args.calls or ("1,2,3,4,6,8" if args.local else "1,50,100,150,200,250,300,350")
     anyio.run(
         main,
-        [int(n) for n in args.calls.split(",")],
+        [int(n) for n in levels.split(",")],
         args.turns,
         args.ramp,
         args.pin,
+        args.local,
         backend_options={"use_uvloop": True},
     )

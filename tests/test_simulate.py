@@ -71,3 +71,30 @@ def test_simulate_runs_a_whole_call_offline_with_a_transcript_waterfall_and_reco
     caller, agent_side = samples[0::2], samples[1::2]
     assert voiced_seconds(caller, fmt.sample_rate) > 1.5  # two spoken lines
     assert voiced_seconds(agent_side, fmt.sample_rate) > 10  # greeting, hours, goodbye
+
+
+def test_simulate_emulate_runs_a_cloud_config_with_no_key(tmp_path: Path) -> None:
+    (tmp_path / "voicekit.toml").write_text(
+        '[agent]\ninstructions = "You are a test agent."\ngreeting = "Hi there."\n'
+        '[stt]\nprovider = "soniox"\n[llm]\nprovider = "openai"\n[tts]\nprovider = "elevenlabs"\n'
+    )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            "--config",
+            "voicekit.toml",
+            "--emulate",
+            "--say",
+            "Is anyone there?",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "stt=soniox llm=openai tts=elevenlabs" in result.stderr
+    record = json.loads(result.stdout)
+    said = [(e["role"], e["text"]) for e in record["transcript"]]
+    assert said[0] == ("agent", "Hi there.")
+    assert ("user", "Is anyone there?") in said  # the Soniox emulator's scripted line
+    assert any(role == "agent" and "emulated model" in text for role, text in said)
+    assert record["end_reason"] == "caller_hangup"

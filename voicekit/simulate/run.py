@@ -40,12 +40,13 @@ __all__ = ["DEFAULT_LINES", "SimulationResult", "simulate"]
 logger = logging.getLogger(__name__)
 
 # The caller's side of a walk through the built-in front desk flow.
+# (Chosen so the offline recognizer hears them: it takes "Tuesday" for "to state".)
 DEFAULT_LINES = [
     "What are your opening hours?",
-    "And where are you located?",
+    "Where is your office?",
     "I would like to book an appointment.",
-    "Tuesday, please.",
-    "No thanks, goodbye.",
+    "Friday, please.",
+    "Thank you, goodbye.",
 ]
 CALLER_VOICE = "local"  # the TTS that speaks the caller's lines
 AGENT_FIRST_AUDIO_S = 20.0  # how long the caller waits for the agent to say anything

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+
+from voicekit_local.sphinx import SphinxDecoder
 
 __all__ = ["acquire", "release"]
 
@@ -18,22 +19,15 @@ logger = logging.getLogger(__name__)
 
 MAX_IDLE = 8  # decoders kept for reuse; more are released when their calls end
 
-_idle: list[Any] = []
+_idle: list[SphinxDecoder] = []
 _lock = threading.Lock()
-_quiet = False
 
 
-def _new() -> Any:
-    global _quiet
-    import pocketsphinx
-
-    if not _quiet:
-        pocketsphinx.set_loglevel("FATAL")  # it logs every utterance to stderr otherwise
-        _quiet = True
-    return pocketsphinx.Decoder(samprate=16000, loglevel="FATAL")
+def _new() -> SphinxDecoder:
+    return SphinxDecoder()
 
 
-def acquire() -> Any:
+def acquire() -> SphinxDecoder:
     """A decoder ready for ``start_utt``: a reused one, or a new one."""
     with _lock:
         if _idle:
@@ -41,7 +35,7 @@ def acquire() -> Any:
     return _new()
 
 
-def release(decoder: Any) -> None:
+def release(decoder: SphinxDecoder) -> None:
     """Give back a decoder whose utterance has ended."""
     with _lock:
         if len(_idle) < MAX_IDLE:

@@ -133,8 +133,7 @@ class _Recognizer:
         if self.position_ms - self.last_partial_ms < self.partial_interval_ms:
             return
         self.last_partial_ms = self.position_ms
-        hyp = self.decoder.hyp()
-        text = hyp.hypstr.strip() if hyp is not None else ""
+        text = self.decoder.hyp()
         if text and text != self.last_partial:
             self.last_partial = text
             events.append(Transcript(text, is_final=False))
@@ -142,8 +141,7 @@ class _Recognizer:
     def _end(self, events: list[STTEvent]) -> None:
         self.decoder.end_utt()
         self.in_utterance = False
-        hyp = self.decoder.hyp()
-        text = hyp.hypstr.strip() if hyp is not None else ""
+        text = self.decoder.hyp()
         if text:
             events.append(Transcript(text, is_final=True, end_ms=self.last_voice_ms))
         events.append(EndOfTurn(end_ms=self.last_voice_ms))
@@ -166,7 +164,7 @@ class LocalSTTStream(STTStream):
         self._batch_bytes = PCM_16K.bytes_for_ms(MAX_BATCH_MS)
 
     async def __aenter__(self) -> LocalSTTStream:
-        await run_cpu(self._recognizer.open)
+        await run_cpu(self._recognizer.open, engine="stt")
         self._tasks = await self.own(BackgroundTasks(f"local stt {self._call_id}")).__aenter__()
         self._tasks.start(self._decode_loop)
         return self
@@ -185,7 +183,7 @@ class LocalSTTStream(STTStream):
                 batch = bytes(self._audio[: self._batch_bytes])
                 del self._audio[: self._batch_bytes]
                 async with self._busy:
-                    events = await run_cpu(self._recognizer.feed, batch)
+                    events = await run_cpu(self._recognizer.feed, batch, engine="stt")
                 for event in events:
                     self._events_in.send_nowait(event)
 
@@ -194,7 +192,7 @@ class LocalSTTStream(STTStream):
             return "not_connected"
         async with self._busy:
             pending, self._audio = bytes(self._audio), bytearray()
-            events = await run_cpu(self._feed_then_finish, pending)
+            events = await run_cpu(self._feed_then_finish, pending, engine="stt")
         for event in events:
             self._events_in.send_nowait(event)
         return "finalized"
@@ -213,8 +211,8 @@ class LocalSTTStream(STTStream):
         await self.stop_owned_tasks()
         with anyio.CancelScope(shield=True):
             async with self._busy:
-                events = await run_cpu(self._recognizer.finish)
-                await run_cpu(self._recognizer.close)
+                events = await run_cpu(self._recognizer.finish, engine="stt")
+                await run_cpu(self._recognizer.close, engine="stt")
         for event in events:
             self._events_in.send_nowait(event)
         self._events_in.close()
@@ -237,7 +235,7 @@ class LocalSTT(STT[LocalSTTSettings]):
 
     async def prepare(self) -> None:
         """Load a decoder now, so the first call does not wait a quarter second for it."""
-        decoder = await run_cpu(decoders.acquire)
+        decoder = await run_cpu(decoders.acquire, engine="stt")
         decoders.release(decoder)
 
     def describe(self) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """The process's worker threads for speech engines: CPU work never runs on the event loop.
 
-Piper's synthesis and pocketsphinx's decoding are CPU-bound C and ONNX code. Each call
-to them runs in a worker thread, and one capacity limiter per process bounds how many
-run at once (one per core by default), so two busy calls share the machine instead of
-oversubscribing it, and the event loop keeps pacing audio for every call.
+Piper's synthesis and pocketsphinx's decoding are CPU-bound C and ONNX code (run with
+the GIL released). Each call to them runs in a worker thread; a capacity limiter per
+engine bounds how many run at once (one per core by default), so busy calls share the
+machine instead of oversubscribing it, and the event loop keeps pacing audio for every
+call. Recognition has limiters of its own: its jobs are short and decide when the caller
+has finished, so they never wait behind a sentence being synthesised.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ __all__ = ["run_cpu", "set_cpu_threads"]
 
 T = TypeVar("T")
 
-# One limiter per running event loop (a limiter belongs to its loop).
-_limiter: RunVar[anyio.CapacityLimiter] = RunVar("voicekit_local_cpu")
+# One limiter per engine per running event loop (a limiter belongs to its loop).
+_limiters: RunVar[dict[str, anyio.CapacityLimiter]] = RunVar("voicekit_local_cpu")
 _threads = max(1, os.cpu_count() or 1)
 
 
@@ -31,15 +33,17 @@ def set_cpu_threads(count: int) -> None:
     _threads = max(1, count)
 
 
-def _get_limiter() -> anyio.CapacityLimiter:
+def _get_limiter(engine: str) -> anyio.CapacityLimiter:
     try:
-        return _limiter.get()
+        limiters = _limiters.get()
     except LookupError:
-        limiter = anyio.CapacityLimiter(_threads)
-        _limiter.set(limiter)
-        return limiter
+        limiters = {}
+        _limiters.set(limiters)
+    if engine not in limiters:
+        limiters[engine] = anyio.CapacityLimiter(_threads)
+    return limiters[engine]
 
 
-async def run_cpu(func: Callable[..., T], *args: object) -> T:
-    """``func(*args)`` in a worker thread, within the process's CPU limit."""
-    return await anyio.to_thread.run_sync(func, *args, limiter=_get_limiter())
+async def run_cpu(func: Callable[..., T], *args: object, engine: str = "tts") -> T:
+    """``func(*args)`` in a worker thread, within ``engine``'s CPU limit."""
+    return await anyio.to_thread.run_sync(func, *args, limiter=_get_limiter(engine))

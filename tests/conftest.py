@@ -58,3 +58,9 @@ def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plu
     yield make
     for mod in created_modules:
         sys.modules.pop(mod, None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long real-time tests first: a worker starts one at once while the others share
+    the rest, instead of one arriving last and adding its whole length to the run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -64,6 +64,7 @@ def test_first_party_provider_options_are_documented() -> None:
     from voicekit_anthropic.settings import AnthropicSettings
     from voicekit_elevenlabs.settings import ElevenLabsSettings
     from voicekit_grok.settings import GrokSettings
+    from voicekit_local.settings import LocalSTTSettings, LocalTTSSettings
     from voicekit_openai.settings import OpenAISettings
     from voicekit_soniox.settings import SonioxSettings
     from voicekit_telnyx.settings import TelnyxSettings
@@ -76,6 +77,8 @@ def test_first_party_provider_options_are_documented() -> None:
         ("openai", OpenAISettings),
         ("grok", GrokSettings),
         ("anthropic", AnthropicSettings),
+        ("local", LocalTTSSettings),
+        ("local", LocalSTTSettings),
     ]:
         section = text.split(f"#### `[providers.{name}]`", 1)[1].split("####", 1)[0]
         for option in cls.model_fields:

@@ -44,6 +44,7 @@ def test_step_2_the_copied_flow_checks(tmp_path: Path) -> None:
     assert "the agent is the built-in front desk flow" not in check.stderr  # it is the copy
 
 
+@pytest.mark.slow
 def test_step_3_the_cloud_config_checks_and_simulates_against_the_emulators(
     tmp_path: Path,
 ) -> None:

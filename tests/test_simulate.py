@@ -33,6 +33,7 @@ def voiced_seconds(channel: np.ndarray, rate: int) -> float:
     return float((rms > 500).sum() * 0.02)
 
 
+@pytest.mark.slow
 def test_simulate_runs_a_whole_call_offline_with_a_transcript_waterfall_and_recording(
     tmp_path: Path,
 ) -> None:
@@ -73,6 +74,7 @@ def test_simulate_runs_a_whole_call_offline_with_a_transcript_waterfall_and_reco
     assert voiced_seconds(agent_side, fmt.sample_rate) > 10  # greeting, hours, goodbye
 
 
+@pytest.mark.slow
 def test_simulate_emulate_runs_a_cloud_config_with_no_key(tmp_path: Path) -> None:
     (tmp_path / "voicekit.toml").write_text(
         '[agent]\ninstructions = "You are a test agent."\ngreeting = "Hi there."\n'

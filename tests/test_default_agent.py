@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from voicekit.config import load_settings
 from voicekit.flows.builtin import BUILTIN_DESK, BUILTIN_FLOW, uses_builtin_flow, with_builtin_flow
 from voicekit.simulate import DEFAULT_LINES
+
+pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,3 +51,22 @@ def test_the_default_caller_lines_walk_the_flow_to_goodbye_with_no_llm() -> None
     assert "Which day" in agent[3]  # booking
     assert "noted friday" in agent[4].lower()  # the day, taken from the caller's words
     assert agent[5] == "agent: Thanks for calling Harbor View Dental. Goodbye!"
+
+
+async def test_with_an_llm_the_same_agent_answers_what_its_keywords_do_not_cover() -> None:
+    from tests.flow_helpers import ScriptedSpeech, engine
+    from voicekit.flows.load import load_flow
+
+    flow = load_flow(BUILTIN_FLOW, transfer_allowlist=[BUILTIN_DESK])
+    e = engine(flow)
+    opening = e.opening()
+    assert opening is not None
+    await opening(ScriptedSpeech(llm=False))
+    speech = ScriptedSpeech(answers=[("Yes, we accept most dental plans.", [])])
+    await e.reply_to("do you take my insurance")(speech)
+    assert speech.said == ["Yes, we accept most dental plans."]
+    assert "Harbor View Dental" in speech.asked[0][0]  # the flow's instructions reach it
+    assert e.state()["node"] == "greeting"
+    without = ScriptedSpeech(llm=False)
+    await e.reply_to("do you take my insurance")(without)
+    assert without.said == [flow.node("greeting").script]  # no LLM: the question again

@@ -159,3 +159,63 @@ async def test_voicemail_can_leave_a_message_first() -> None:
     assert record.end_reason == "voicemail"
     assert [u.text for u in call.tts.all_utterances] == ["This is Acme, call us. "]
     assert call.hangups[0] >= max(t for t, _ in call.media.marks_reached)
+
+
+@pytest.mark.parametrize("said", ["uh huh", "yeah okay", "Mm-hmm, right."])
+async def test_a_backchannel_neither_interrupts_nor_gets_an_answer(said: str) -> None:
+    call = make_call(utterances=["what are your hours", said], replies=[LONG_REPLY, "Unused."])
+
+    async def caller(c: Call) -> None:
+        await c.say(800, then_silence_ms=400)
+        await until(lambda: c.media.sent_frames)
+        await anyio.sleep(1.5)
+        await c.say(600, then_silence_ms=500)  # over the agent, then silence: a whole turn
+        await until(
+            lambda: c.session.record.turns and c.session.record.turns[0].status != "pending"
+        )
+        await anyio.sleep(1.0)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert len(record.turns) == 1 and record.turns[0].status == "played"
+    assert not record.turns[0].interrupted and call.media.clears == []
+    assert len(call.llm.requests) == 1  # nothing answered the backchannel
+    heard = [e for e in record.transcript if e.role == "user"]
+    assert [(e.text, e.backchannel) for e in heard] == [
+        ("what are your hours", False),
+        (said, True),
+    ]
+    assert all(m.content != said for m in call.session.history.messages())
+
+
+async def test_a_backchannel_word_with_more_words_still_interrupts() -> None:
+    call = make_call(
+        utterances=["what are your hours", "yeah but on sunday"],
+        replies=[LONG_REPLY, "Closed on Sundays."],
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(800, then_silence_ms=400)
+        await until(lambda: c.media.sent_frames)
+        await anyio.sleep(1.5)
+        await c.say(900, then_silence_ms=500)
+        await until(lambda: len(c.session.record.turns) >= 2)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert record.turns[0].interrupted and len(call.media.clears) == 1
+    assert record.turns[1].user_text == "yeah but on sunday"
+
+
+async def test_okay_when_the_agent_is_silent_is_a_turn() -> None:
+    call = make_call(utterances=["okay"], replies=["Great, what can I do for you?"])
+
+    async def caller(c: Call) -> None:
+        await c.say(500, then_silence_ms=500)
+        await until(
+            lambda: c.session.record.turns and c.session.record.turns[0].status != "pending"
+        )
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert record.turns[0].user_text == "okay" and len(call.llm.requests) == 1

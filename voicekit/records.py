@@ -108,6 +108,8 @@ class TranscriptEntry:
     text: str
     at: float
     interrupted: bool = False
+    # A caller's "uh-huh" while the agent spoke: heard, not a turn (no answer to it).
+    backchannel: bool = False
 
 
 @dataclass(slots=True)

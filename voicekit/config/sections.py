@@ -108,6 +108,25 @@ class TurnSettings(_Section):
         default=True,
         description="Ignore caller partials that repeat the agent's own recent words.",
     )
+    backchannels: list[str] = Field(
+        default_factory=lambda: [
+            "yeah",
+            "yep",
+            "uh-huh",
+            "mm-hmm",
+            "mhm",
+            "okay",
+            "ok",
+            "right",
+            "sure",
+            "alright",
+            "i see",
+            "got it",
+        ],
+        description="Words and phrases that, said only by themselves while the agent "
+        "speaks, are listening, not a turn: they neither interrupt nor get an answer "
+        "(empty: off). Hyphens and spaces match each other.",
+    )
     playout_lead_ms: int = Field(
         default=120, ge=20, le=2000, description="Audio sent ahead of real-time playback."
     )

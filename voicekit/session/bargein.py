@@ -1,14 +1,16 @@
 """When a caller's words over the agent's speech count as an interruption.
 
-Two rules: enough words (one "uh" is not an interruption), and not an echo of the agent's
+Three rules: enough words (one "uh" is not an interruption), not only backchannel words
+("uh-huh", "yeah okay": a listener's signals, not a turn), and not an echo of the agent's
 own voice coming back through the caller's microphone or line.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-__all__ = ["is_echo", "is_interruption", "words"]
+__all__ = ["is_backchannel", "is_echo", "is_interruption", "words"]
 
 _WORD = re.compile(r"[\w']+")
 
@@ -27,9 +29,35 @@ def is_echo(caller_text: str, agent_text: str) -> bool:
     return any(spoken[i : i + n] == said for i in range(len(spoken) - n + 1))
 
 
+def _phrase_words(phrase: str) -> tuple[str, ...]:
+    return tuple(words(phrase.replace("-", " ")))
+
+
+def is_backchannel(caller_text: str, phrases: Sequence[str]) -> bool:
+    """True when ``caller_text`` is made only of backchannel ``phrases`` ("uh huh yeah")."""
+    said = words(caller_text.replace("-", " "))
+    known = sorted({_phrase_words(p) for p in phrases if p.strip()}, key=len, reverse=True)
+    if not said or not known:
+        return False
+    at = 0
+    while at < len(said):
+        match = next((p for p in known if tuple(said[at : at + len(p)]) == p), None)
+        if match is None:
+            return False
+        at += len(match)
+    return True
+
+
 def is_interruption(
-    caller_text: str, agent_text: str, *, min_words: int, echo_filter: bool
+    caller_text: str,
+    agent_text: str,
+    *,
+    min_words: int,
+    echo_filter: bool,
+    backchannels: Sequence[str] = (),
 ) -> bool:
     if len(words(caller_text)) < min_words:
+        return False
+    if is_backchannel(caller_text, backchannels):
         return False
     return not (echo_filter and is_echo(caller_text, agent_text))

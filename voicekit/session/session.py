@@ -33,7 +33,7 @@ from voicekit.plugins import PluginManager
 from voicekit.plugins.observers import Observers
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.session.actions import CallActions, Keypad
-from voicekit.session.bargein import is_interruption
+from voicekit.session.bargein import is_backchannel, is_interruption
 from voicekit.session.caller import CallerTurns
 from voicekit.session.closing import CallEnding, caller_ended
 from voicekit.session.history import ConversationHistory
@@ -303,6 +303,10 @@ class CallSession(CallEnding):
             if not self._ended.is_set():
                 await self._finish("stt_error")
 
+    def _agent_speaking(self) -> bool:
+        reply = self._current
+        return reply is not None and reply.started_playing and not reply.played.is_set()
+
     async def _maybe_barge_in(self) -> None:
         reply = self._current
         if reply is None or not reply.started_playing or reply.played.is_set():
@@ -315,6 +319,7 @@ class CallSession(CallEnding):
             recent,
             min_words=self.turn.min_interruption_words,
             echo_filter=self.turn.echo_filter,
+            backchannels=self.turn.backchannels,
         ):
             logger.info(
                 "call=%s: barge-in on reply %d: %r", self.call_id, reply.id, self._caller.text
@@ -338,6 +343,12 @@ class CallSession(CallEnding):
     async def _on_end_of_turn(self, event: EndOfTurn) -> None:
         text = self._caller.end_turn()
         if not text or self._closing:
+            return
+        if self._agent_speaking() and is_backchannel(text, self.turn.backchannels):
+            # "uh-huh" while the agent talks: the caller is listening; no turn, no answer.
+            logger.info("call=%s: backchannel while the agent speaks: %r", self.call_id, text)
+            entry = TranscriptEntry("user", text, time.time(), backchannel=True)
+            self.record.transcript.append(entry)
             return
         now = anyio.current_time()
         await self._caller_turn(text, self._clock.arrival(event.end_ms) or now, now)

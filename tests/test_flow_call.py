@@ -295,3 +295,35 @@ async def test_a_webhook_starts_with_the_decision_while_the_answer_still_plays()
     during = [t for t in frames if started <= t <= started + hooks.seconds]
     gaps = [b - a for a, b in itertools.pairwise(during)]
     assert during and max(gaps) <= 0.021
+
+
+async def test_a_caller_turn_during_a_transfer_reply_neither_cuts_it_nor_stops_the_transfer() -> (
+    None
+):
+    transfers: list[str] = []
+
+    async def transfer(to: str) -> None:
+        transfers.append(to)
+
+    call = make_call(
+        utterances=["can I speak to a person", "hello are you there still"],
+        agent={"transfer_allowlist": [DESK]},
+        transfer=transfer,
+        responder=runtime(),
+    )
+
+    async def caller(c: Call) -> None:
+        await until(lambda: len(c.session.record.turns) == 1)  # the greeting played
+        await c.say(800, then_silence_ms=600)
+        await until(lambda: c.session._current is not None and c.session._current.started_playing)
+        await c.say(900, then_silence_ms=600)  # a whole turn over the transfer script
+        await until(lambda: transfers)
+
+    record = await run_call(call, caller)
+    assert transfers == [DESK] and record.end_reason == "transferred"
+    closing = record.turns[-1]
+    assert closing.heard_text == "Of course, putting you through now."
+    assert not closing.interrupted and call.media.clears == []
+    assert [e.text for e in record.transcript if e.role == "user"][-1] == (
+        "hello are you there still"
+    )

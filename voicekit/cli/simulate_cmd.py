@@ -22,14 +22,16 @@ from voicekit.simulate.run import record_json
     "--say",
     "lines",
     multiple=True,
-    help="A caller line, spoken after each agent turn (repeatable).",
+    help="A caller line (repeatable): each is spoken once, in order, when the agent's "
+    "turn before it is over.",
 )
 @click.option(
     "--wav",
     "wavs",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A WAV file the caller plays, after the --say lines (repeatable).",
+    help="A WAV file the caller plays, after the --say lines (repeatable); of a stereo "
+    "file (a --record recording), the left channel.",
 )
 @click.option(
     "--record",
@@ -82,7 +84,7 @@ def simulate_command(
     for n, turn in enumerate(caller_turns):
         heard = result.heard_at[n] if n < len(result.heard_at) else None
         ttfa = f"{turn.ttfa_ms:.0f} ms" if turn.ttfa_ms is not None else "none"
-        echo(f"turn {n + 1}: {turn.user_text!r} -> TTFA {ttfa}")
+        echo(f"turn {turn.turn_index}: {turn.user_text!r} -> TTFA {ttfa}")
         for line in waterfall(turn, heard):
             echo(line)
     echo(f"\ncall ended: {record.end_reason}, {len(record.turns)} agent turns")

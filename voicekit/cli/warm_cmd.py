@@ -74,8 +74,9 @@ def flow_warm(
     directory: Path | None,
     verbose: bool,
 ) -> None:
-    """Synthesise the known texts of FILE (default: the config's [flow], or the built-in
-    front desk) with the configured TTS into the phrase cache.
+    """Synthesise the known texts of FILE (default: the config's [flow]; the built-in
+    front desk when neither [flow] nor [agent] instructions is set) with the configured
+    TTS into the phrase cache.
 
     Known texts are the flow's scripts, reprompts and apology that hold no caller or
     call detail, and [agent]'s apology, filler, farewell and [turn]'s idle prompts (and

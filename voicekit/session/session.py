@@ -215,6 +215,7 @@ class CallSession(CallEnding):
             logger.error("call=%s failed: %s: %s", self.call_id, type(exc).__name__, exc)
             self._end("error")
         finally:
+            self._tg = None  # its tasks are over: nothing more may be started
             for reply in list(self._replies.values()):
                 self._complete_reply(reply)
             self.playout.detach()
@@ -378,6 +379,14 @@ class CallSession(CallEnding):
                     else None,
                 )
                 return
+        current = self._current
+        if current is not None and (
+            current.after is not None or current.kind in ("farewell", "voicemail")
+        ):
+            # The agent is saying goodbye or handing the call over: that reply plays to
+            # its end and its hang-up or transfer happens; the words are kept, unanswered.
+            logger.info("call=%s: caller turn during a closing reply: not answered", self.call_id)
+            return
         await self._interrupt()  # a new turn replaces a reply in progress
         self.history.add_user(text)
         turn = self.responder.reply_to(text) if self.responder is not None else None

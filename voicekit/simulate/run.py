@@ -61,7 +61,8 @@ class SimulationResult:
 
 
 class _Transcript:
-    """Prints the call as it happens: what the STT heard, what the agent said, the node."""
+    """Prints the call as it happens: what the STT heard, what the agent said (when its
+    reply has played), the node. Times count from the command's start."""
 
     def __init__(self, out: Callable[[str], None]) -> None:
         self.out = out
@@ -108,7 +109,14 @@ async def _caller_audio(text: str, fmt: AudioFormat, voice: TTS) -> bytes:
 
 
 def _wav_audio(path: Path, fmt: AudioFormat) -> bytes:
+    """The caller's audio in ``path``, in the call's format. A stereo file is taken to be
+    a ``--record`` recording: its left channel (the caller) is played."""
     wav_fmt, audio = read_wav(path)
+    if wav_fmt.channels > 1:
+        width = wav_fmt.sample_width
+        frame = wav_fmt.block_size
+        audio = b"".join(audio[i : i + width] for i in range(0, len(audio), frame))
+        wav_fmt = AudioFormat(wav_fmt.encoding, wav_fmt.sample_rate)
     converter = AudioConverter(wav_fmt, fmt)
     return converter.process(audio) + converter.flush()
 
@@ -145,6 +153,9 @@ async def simulate(
     from voicekit.server import create_app
 
     settings = with_builtin_flow(settings)
+    if emulate:  # an emulator's audio must not land in a real phrase cache directory
+        server = settings.server.model_copy(update={"phrase_cache_dir": None})
+        settings = settings.model_copy(update={"server": server})
     manager = plugins or load_plugins()
     registry = manager.registry
     wavs = list(wavs or [])
@@ -159,10 +170,13 @@ async def simulate(
         if llm is None and settings.llm.provider != NO_LLM:
             llm = create_provider(settings, "llm", plugins=manager)
         fmt = PCM_16K if PCM_16K in stt.input_formats else ULAW_8K
-        voice = create_provider(_caller_settings(), "tts", plugins=manager)
-        out(f"synthesising {len(texts)} caller line(s) with the local voice...")
-        utterances = [await _caller_audio(t, fmt, voice) for t in texts]
-        utterances += [_wav_audio(w, fmt) for w in wavs]
+        recorded = [_wav_audio(w, fmt) for w in wavs]  # a bad file fails before the call
+        utterances = []
+        if texts:
+            voice = create_provider(_caller_settings(), "tts", plugins=manager)
+            out(f"synthesising {len(texts)} caller line(s) with the local voice...")
+            utterances = [await _caller_audio(t, fmt, voice) for t in texts]
+        utterances += recorded
 
         telnyx = await stack.enter_async_context(TelnyxEmulator())
         phone = await stack.enter_async_context(PhoneSimulator("http://placeholder", telnyx))

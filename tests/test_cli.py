@@ -307,3 +307,29 @@ def test_serve_without_telephony_points_to_simulate(
     result = CliRunner().invoke(cli, ["serve"])
     assert result.exit_code == 2
     assert "TELNYX_API_KEY" in result.output and "run `voicekit simulate`" in result.output
+
+
+def test_no_llm_with_prompt_nodes_is_refused_by_config_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flow.toml").write_text(
+        'start = "a"\n[[nodes]]\nid = "a"\nprompt = "Ask how we can help."\n'
+    )
+    (tmp_path / "voicekit.toml").write_text('[flow]\nfile = "flow.toml"\n')
+    result = CliRunner().invoke(cli, ["config", "check", "--config", "voicekit.toml"])
+    assert result.exit_code == 2
+    assert "node 'a': prompt: [llm] provider is \"none\"" in result.output
+    (tmp_path / "voicekit.toml").write_text('[agent]\ninstructions = "Be nice."\n')
+    alone = CliRunner().invoke(cli, ["config", "check", "--config", "voicekit.toml"])
+    assert alone.exit_code == 2 and "nothing would answer the caller" in alone.output
+
+
+def test_an_empty_telephony_key_in_the_environment_counts_as_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TELNYX_API_KEY", "")
+    monkeypatch.delenv("TELNYX_PUBLIC_KEY", raising=False)
+    result = CliRunner().invoke(cli, ["config", "check"])
+    assert result.exit_code == 2 and "TELNYX_PUBLIC_KEY" in result.output

@@ -317,3 +317,61 @@ async def test_the_stall_measure_sees_an_engine_that_holds_the_interpreter() -> 
         await anyio.to_thread.run_sync(load_with_the_bindings)
 
     assert await worst_loop_lag(work) > 50
+
+
+def test_a_missing_voice_is_a_config_error_naming_the_field(tmp_path: Any) -> None:
+    from voicekit.config import load_settings
+    from voicekit.config.resolve import create_provider
+    from voicekit.errors import ConfigError
+
+    settings = load_settings(providers={"local": {"tts": {"voice_model": str(tmp_path / "x")}}})
+    with pytest.raises(ConfigError, match=r"voice_model.*no piper voice at"):
+        create_provider(settings, "tts")
+
+
+async def test_a_voice_that_does_not_load_stops_the_server_from_starting(tmp_path: Any) -> None:
+    from voicekit.errors import ConfigError
+
+    model = tmp_path / "broken.onnx"
+    model.write_bytes(b"not a model")
+    (tmp_path / "broken.onnx.json").write_text('{"audio": {"sample_rate": 22050}}')
+    tts = LocalTTS(LocalTTS.Settings.model_validate({"voice_model": str(model)}))  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="cannot load the piper voice"):
+        await tts.prepare()
+
+
+def test_words_read_otherwise_and_pasted_tokens_are_estimated_and_quick(
+    engine: PiperEngine,
+) -> None:
+    import time
+
+    costs = engine.synthesize("It costs $5 - ok ", length_scale=None, volume=1.0)
+    assert costs.alignment is not None and costs.alignment.estimated
+    started = time.monotonic()
+    token = engine.synthesize("x" * 5000 + " ", length_scale=None, volume=1.0)
+    assert time.monotonic() - started < 10  # only the start of the token is said
+    assert token.alignment is not None and "".join(token.alignment.chars) == "x" * 5000 + " "
+
+
+async def test_a_cancel_waits_for_one_sentence_at_most() -> None:
+    tts = LocalTTS()
+    async with tts.session(tts.output_formats[0]) as session:
+        utterance = session.utterance()
+        await utterance.push_text("We are open from nine. " * 30)
+        await utterance.end()
+        audio = aiter(utterance)
+        await anext(audio)  # the first sentence
+        await utterance.cancel()
+        assert [chunk async for chunk in audio] == []
+
+
+async def test_streams_beyond_max_streams_are_refused_not_slowed() -> None:
+    from voicekit.errors import ProviderUnavailable
+
+    stt = LocalSTT(LocalSTT.Settings.model_validate({"max_streams": 1}))  # type: ignore[attr-defined]
+    async with stt.stream(PCM_16K):
+        with pytest.raises(ProviderUnavailable, match="max_streams"):
+            async with stt.stream(PCM_16K):
+                pass
+    async with stt.stream(PCM_16K):  # the first one's decoder came back
+        pass

@@ -100,3 +100,8 @@ def test_simulate_emulate_runs_a_cloud_config_with_no_key(tmp_path: Path) -> Non
     assert ("user", "Is anyone there?") in said  # the Soniox emulator's scripted line
     assert any(role == "agent" and "emulated model" in text for role, text in said)
     assert record["end_reason"] == "caller_hangup"
+
+
+def test_simulate_refuses_a_line_with_nothing_to_say() -> None:
+    result = CliRunner().invoke(cli, ["simulate", "--say", "?!"])
+    assert result.exit_code == 2 and "--say line 1 ('?!') has no word to say" in result.output

@@ -10,8 +10,10 @@ from voicekit.cli.main import cli, config_option, reports_errors
 from voicekit.config import load_settings, masked_settings, resolve_providers
 from voicekit.config.render import to_toml
 from voicekit.config.resolve import config_warnings, telephony_configured
+from voicekit.config.settings import NO_LLM
+from voicekit.errors import ConfigError
 from voicekit.flows.builtin import BUILTIN_FLOW, uses_builtin_flow, with_builtin_flow
-from voicekit.flows.runtime import flow_from_settings
+from voicekit.flows.runtime import answering_problems, flow_from_settings
 from voicekit.plugins import load_plugins
 
 
@@ -35,7 +37,10 @@ def config_check(config_path: str | None, as_json: bool) -> None:
     registry = manager.registry
     for warning in config_warnings(settings, registry, plugins=manager.plugins):
         click.echo(f"warning: {warning}", err=True)
-    flow_from_settings(settings)  # a broken flow is a broken config: every problem named
+    flow = flow_from_settings(settings)  # a broken flow is a broken config: every problem
+    problems = answering_problems(flow, has_llm=settings.llm.provider != NO_LLM)
+    if problems:
+        raise ConfigError("\n".join(problems))
     notes = []
     if uses_builtin_flow(load_settings(config_path)):
         notes.append(

@@ -92,18 +92,25 @@ def resolve_providers(
 
 def telephony_configured(settings: VoiceKitSettings, registry: ProviderRegistry) -> bool:
     """Whether anything of the telephony is set up: a chosen provider, its table, one
-    of its credentials in the environment, or ``[server] public_url``. A fresh install
-    has none of these, and runs calls only through ``voicekit simulate``."""
+    of its credential variables in the environment (even empty), or a ``[server]``
+    setting that only a serving server has (``public_url``, ``host``, ``port``,
+    ``media_auth_secret``, ``max_calls``). A fresh install has none of these, and runs
+    calls only through ``voicekit simulate``."""
     name = settings.telephony.provider
     if "telephony" in settings.model_fields_set or name in settings.providers:
         return True
-    if settings.server.public_url is not None:
+    if settings.server.model_fields_set & _SERVING:
         return True
     try:
         env_vars = credential_env_vars(registry.get("telephony", name).Settings)
     except ProviderNotFoundError:
         return True
-    return any(os.environ.get(var) for var in env_vars.values())
+    return any(var in os.environ for var in env_vars.values())  # set, even if empty
+
+
+# [server] settings only a server that answers calls sets: with any of them, the
+# telephony is expected to be complete.
+_SERVING = {"public_url", "host", "port", "media_auth_secret", "max_calls"}
 
 
 NO_LLM_CONFIGURED = (

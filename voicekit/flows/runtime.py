@@ -6,11 +6,11 @@ from __future__ import annotations
 from voicekit.config.settings import VoiceKitSettings
 from voicekit.flows.engine import DEFAULT_APOLOGY, DecisionCache, FlowEngine
 from voicekit.flows.load import load_flow, parse_flow
-from voicekit.flows.model import Flow
+from voicekit.flows.model import ConversationNode, Flow
 from voicekit.flows.webhooks import WebhookRunner
 from voicekit.telephony import CallInfo
 
-__all__ = ["FlowRuntime", "flow_from_settings"]
+__all__ = ["FlowRuntime", "answering_problems", "flow_from_settings"]
 
 
 def flow_from_settings(settings: VoiceKitSettings) -> Flow | None:
@@ -24,6 +24,24 @@ def flow_from_settings(settings: VoiceKitSettings) -> Flow | None:
             settings.flow.inline, source="[flow] inline", transfer_allowlist=allowlist
         )
     return None
+
+
+def answering_problems(flow: Flow | None, *, has_llm: bool) -> list[str]:
+    """With no LLM, what would leave a caller unanswered: no flow at all, or prompt
+    nodes (which only an LLM can follow)."""
+    if has_llm:
+        return []
+    if flow is None:
+        return [
+            '[llm] provider is "none" and there is no [flow]: nothing would answer the '
+            "caller; set [llm] provider and its key, or [flow] file"
+        ]
+    return [
+        f'node {node.id!r}: prompt: [llm] provider is "none", and only an LLM can follow a '
+        "prompt; give the node a script, or set [llm] provider"
+        for node in flow.nodes
+        if isinstance(node, ConversationNode) and node.prompt is not None
+    ]
 
 
 class FlowRuntime:

@@ -30,7 +30,7 @@ from voicekit.config.resolve import (
 from voicekit.config.settings import NO_LLM, VoiceKitSettings
 from voicekit.errors import ConfigError
 from voicekit.flows.builtin import with_builtin_flow
-from voicekit.flows.runtime import FlowRuntime, flow_from_settings
+from voicekit.flows.runtime import FlowRuntime, answering_problems, flow_from_settings
 from voicekit.llm import LLM
 from voicekit.plugins import PluginManager, load_plugins
 from voicekit.plugins.observers import Observers
@@ -117,11 +117,9 @@ def create_app(
         raise ConfigError(str(exc)) from None
     flow = flow_from_settings(settings)
     runtime = FlowRuntime(flow, apology=settings.agent.apology) if flow is not None else None
-    if llm_p is None and runtime is None:
-        raise ConfigError(
-            '[llm] provider is "none" and there is no [flow]: nothing would answer the '
-            "caller; set [llm] provider and its key, or [flow] file"
-        )
+    problems = answering_problems(flow, has_llm=llm_p is not None)
+    if problems:
+        raise ConfigError("\n".join(problems))
     calls = CallManager(
         settings,
         stt=stt_p,
@@ -142,6 +140,8 @@ def create_app(
         for provider in providers:
             try:
                 await provider.prepare()
+            except ConfigError:
+                raise  # every call would fail: do not start
             except Exception as exc:  # the first call pays for it instead
                 logger.warning("preparing %s failed: %s", provider.name, exc)
         logger.info(

@@ -23,6 +23,7 @@ import anyio
 from voicekit.audio import PCM_16K, ULAW_8K, AudioConverter, AudioFormat, read_wav
 from voicekit.config.resolve import create_provider
 from voicekit.config.settings import NO_LLM, VoiceKitSettings
+from voicekit.errors import ConfigError
 from voicekit.flows.builtin import with_builtin_flow
 from voicekit.hookspecs import hookimpl
 from voicekit.phrases import PhraseCache
@@ -160,6 +161,9 @@ async def simulate(
     registry = manager.registry
     wavs = list(wavs or [])
     texts = list(lines) if lines else ([] if wavs else list(DEFAULT_LINES))
+    for n, text in enumerate(texts, 1):
+        if not any(ch.isalnum() for ch in text):
+            raise ConfigError(f"--say line {n} ({text!r}) has no word to say")
     transcript = _Transcript(out)
     manager.register(transcript, name="voicekit-simulate")
     async with AsyncExitStack() as stack:

@@ -300,9 +300,13 @@ class SimulatedCall:
     # -- the caller's side -------------------------------------------------------------------
 
     async def say(self, audio: bytes) -> UtteranceReport:
-        """Speak ``audio`` (in the call's format); returns when the last frame was sent."""
-        self._queue.extend(audio)
+        """Speak ``audio`` (in the call's format); returns when the last frame was sent,
+        or at once when the line is gone."""
         report = UtteranceReport(ended_at=0.0)
+        if not audio or self._hung_up or self.closed_code is not None:
+            report.ended_at = anyio.current_time()
+            return report
+        self._queue.extend(audio)
         self._drained = anyio.Event()
         with anyio.fail_after(len(audio) / self.format.bytes_per_second / self.speed + 10):
             await self._drained.wait()
@@ -429,6 +433,8 @@ class SimulatedCall:
         try:
             await send_message(self.ws, text)
         except (websockets.ConnectionClosed, OSError):
+            self._queue.clear()  # the line is gone: nothing more will be said
+            self._drained.set()
             return False
         self._frames_sent = n + 1
         return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from voicekit.errors import ProviderUnavailable
 from voicekit_local.sphinx import SphinxDecoder
 
 __all__ = ["acquire", "release"]
@@ -21,22 +22,37 @@ MAX_IDLE = 8  # decoders kept for reuse; more are released when their calls end
 
 _idle: list[SphinxDecoder] = []
 _lock = threading.Lock()
+_in_use = 0
 
 
-def _new() -> SphinxDecoder:
-    return SphinxDecoder()
-
-
-def acquire() -> SphinxDecoder:
-    """A decoder ready for ``start_utt``: a reused one, or a new one."""
+def acquire(limit: int) -> SphinxDecoder:
+    """A decoder ready for ``start_utt``: a reused one, or a new one; ProviderUnavailable
+    when ``limit`` decoders are already in use."""
+    global _in_use
     with _lock:
+        if _in_use >= limit:
+            raise ProviderUnavailable(
+                f"the local STT already serves {limit} streams ([providers.local.stt] "
+                "max_streams); a call beyond that would slow every call",
+                provider="local",
+            )
+        _in_use += 1
         if _idle:
             return _idle.pop()
-    return _new()
+    try:
+        return SphinxDecoder()
+    except BaseException:
+        with _lock:
+            _in_use -= 1
+        raise
 
 
 def release(decoder: SphinxDecoder) -> None:
     """Give back a decoder whose utterance has ended."""
+    global _in_use
     with _lock:
+        _in_use -= 1
         if len(_idle) < MAX_IDLE:
             _idle.append(decoder)
+            return
+    decoder.close()

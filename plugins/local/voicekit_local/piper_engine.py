@@ -7,15 +7,18 @@ threads of :mod:`voicekit_local.workers`, one per core.
 
 Word timings come from the phoneme durations: espeak separates words with a space
 phoneme, so when the piece has as many words as the phonemes do, each word's characters
-get its measured span. Otherwise (numbers read out as several words, for example) the
-piece's duration is spread evenly over its characters and the alignment is marked
-estimated.
+get its measured span. Otherwise, or when a word holds digits or no letter at all (read
+out as other words: "$5", "10:30", "-"), the piece's duration is spread evenly over its
+characters and the alignment is marked estimated. Of a "word" longer than
+``MAX_WORD_CHARS`` (a pasted token, not speech) only the start is said, so no synthesis
+runs for long.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,20 @@ logger = logging.getLogger(__name__)
 _engines: dict[Path, PiperEngine] = {}
 _loading = threading.Lock()
 _WORD_BREAKS = {" ", "^", "$"}  # space, BOS and EOS phonemes: no word is being spoken
+MAX_WORD_CHARS = 40
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_LONG_WORD = re.compile(rf"\S{{{MAX_WORD_CHARS + 1},}}")
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` cut after each sentence end, each part keeping its trailing space."""
+    parts, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        parts.append(text[start : match.end()])
+        start = match.end()
+    if text[start:].strip():
+        parts.append(text[start:])
+    return parts
 
 
 def default_voice_model() -> Path:
@@ -70,11 +87,14 @@ class PiperEngine:
         if not variation:  # no sampling noise: the same text gives the same audio
             config.noise_scale = 0.0
             config.noise_w_scale = 0.0
+        spoken = _LONG_WORD.sub(lambda m: _cut(m.group(0)), text)
         pieces: list[np.ndarray] = []
         words: list[tuple[int, int]] = []  # (start, end) sample of each spoken word
-        measured = True
+        measured = spoken == text and not any(
+            _read_otherwise(text[a:b]) for a, b in _token_positions(text)
+        )
         offset = 0
-        for chunk in self.voice.synthesize(text, syn_config=config, include_alignments=True):
+        for chunk in self.voice.synthesize(spoken, syn_config=config, include_alignments=True):
             audio = chunk.audio_int16_array
             pieces.append(audio)
             if chunk.phoneme_alignments is None:
@@ -116,6 +136,17 @@ class PiperEngine:
             (round(per_char),) * len(text),
             estimated=True,
         )
+
+
+def _cut(word: str) -> str:
+    """Only the start of a word no one would say (a pasted token): a caller hears that
+    something was there without minutes of letters being spelled out."""
+    return word[:MAX_WORD_CHARS]
+
+
+def _read_otherwise(token: str) -> bool:
+    """A written word espeak reads as other words: digits, or symbols with no letter."""
+    return any(ch.isdigit() for ch in token) or not any(ch.isalpha() for ch in token)
 
 
 def _word_spans(alignments: Any, offset: int) -> list[tuple[int, int]]:

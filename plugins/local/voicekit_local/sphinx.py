@@ -56,11 +56,14 @@ def _library() -> ctypes.CDLL:
 
 class SphinxDecoder:
     """One decoder with the bundled US English model at 16 kHz. Every method blocks
-    (with the GIL released): call them from a worker thread, one thread at a time."""
+    (with the GIL released): call them from a worker thread. A lock serialises them, so
+    closing while another thread decodes waits instead of freeing memory in use."""
 
     def __init__(self) -> None:
         from pocketsphinx import get_model_path
 
+        self._lock = threading.Lock()
+        self._ps: int | None = None
         lib = self._lib = _library()
         model = Path(get_model_path()) / "en-us"
         config = lib.ps_config_init(None)
@@ -81,28 +84,38 @@ class SphinxDecoder:
         if not self._ps:
             raise RuntimeError(f"pocketsphinx: cannot load the model in {model}")
 
+    def _decoder(self) -> int:
+        if not self._ps:
+            raise RuntimeError("pocketsphinx: the decoder is closed")
+        return self._ps
+
     def start_utt(self) -> None:
-        if self._lib.ps_start_utt(self._ps) < 0:
-            raise RuntimeError("pocketsphinx: cannot start an utterance")
+        with self._lock:
+            if self._lib.ps_start_utt(self._decoder()) < 0:
+                raise RuntimeError("pocketsphinx: cannot start an utterance")
 
     def process_raw(self, audio: bytes) -> None:
         """Decode 16-bit little-endian PCM (whole samples)."""
-        if self._lib.ps_process_raw(self._ps, audio, len(audio) // 2, 0, 0) < 0:
-            raise RuntimeError("pocketsphinx: decoding failed")
+        with self._lock:
+            if self._lib.ps_process_raw(self._decoder(), audio, len(audio) // 2, 0, 0) < 0:
+                raise RuntimeError("pocketsphinx: decoding failed")
 
     def end_utt(self) -> None:
-        self._lib.ps_end_utt(self._ps)
+        with self._lock:
+            self._lib.ps_end_utt(self._decoder())
 
     def hyp(self) -> str:
         """The best hypothesis so far (lower case words)."""
-        score = ctypes.c_int32()
-        text = self._lib.ps_get_hyp(self._ps, ctypes.byref(score))
-        return text.decode("utf-8", "replace").strip() if text else ""
+        with self._lock:
+            score = ctypes.c_int32()
+            text = self._lib.ps_get_hyp(self._decoder(), ctypes.byref(score))
+            return text.decode("utf-8", "replace").strip() if text else ""
 
     def close(self) -> None:
-        if self._ps:
-            self._lib.ps_free(self._ps)
-            self._ps = None
+        with self._lock:
+            if self._ps:
+                self._lib.ps_free(self._ps)
+                self._ps = None
 
     def __del__(self) -> None:
         self.close()

@@ -43,6 +43,7 @@ __all__ = ["LocalSTT", "LocalSTTStream"]
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_MS = 200  # audio per worker-thread job
+MAX_BEHIND_S = 10  # audio waiting for recognition beyond this is dropped, oldest first
 
 
 FRAME_MS = 30  # the voice-activity detector's frame
@@ -63,6 +64,8 @@ class _Recognizer:
     end_silence_s: float
     vad_mode: int
     partial_interval_ms: int
+    max_utterance_s: float = 60.0
+    started_ms: float = 0.0
     decoder: Any = None
     vad: Any = None
     in_utterance: bool = False
@@ -73,10 +76,10 @@ class _Recognizer:
     recent: deque[tuple[bytes, bool]] = field(default_factory=lambda: deque(maxlen=LEAD_IN_FRAMES))
     buffer: bytearray = field(default_factory=bytearray)
 
-    def open(self) -> None:
+    def open(self, max_streams: int) -> None:
         from pocketsphinx import Vad
 
-        self.decoder = decoders.acquire()
+        self.decoder = decoders.acquire(max_streams)
         self.vad = Vad(self.vad_mode, 16000, FRAME_MS / 1000)
 
     def feed(self, audio: bytes) -> list[STTEvent]:
@@ -92,7 +95,9 @@ class _Recognizer:
                 self.last_voice_ms = self.position_ms
             if self.in_utterance:
                 self.decoder.process_raw(frame)
-                if self.position_ms - self.last_voice_ms >= self.end_silence_s * 1000:
+                silent_ms = self.position_ms - self.last_voice_ms
+                too_long = self.position_ms - self.started_ms >= self.max_utterance_s * 1000
+                if silent_ms >= self.end_silence_s * 1000 or too_long:
                     self._end(events)
                 else:
                     self._partial(events)
@@ -122,6 +127,7 @@ class _Recognizer:
         first_voiced = next(i for i, (_, v) in enumerate(window) if v)
         start_ms = self.position_ms - (len(window) - first_voiced) * FRAME_MS
         self.decoder.start_utt()
+        self.started_ms = start_ms
         for frame, _ in self.recent:
             self.decoder.process_raw(frame)
         self.recent.clear()
@@ -150,8 +156,12 @@ class _Recognizer:
 class LocalSTTStream(STTStream):
     def __init__(self, settings: LocalSTTSettings, call_id: str | None) -> None:
         self._call_id = call_id
+        self._max_streams = settings.max_streams
         self._recognizer = _Recognizer(
-            settings.end_silence_ms / 1000, settings.vad_mode, settings.partial_interval_ms
+            settings.end_silence_ms / 1000,
+            settings.vad_mode,
+            settings.partial_interval_ms,
+            max_utterance_s=settings.max_utterance_s,
         )
         send, recv = anyio.create_memory_object_stream[STTEvent](math.inf)
         self._events_in: MemoryObjectSendStream[STTEvent] = send
@@ -162,9 +172,11 @@ class LocalSTTStream(STTStream):
         self._tasks: BackgroundTasks | None = None
         self._busy = anyio.Lock()  # one recognizer job at a time, in order
         self._batch_bytes = PCM_16K.bytes_for_ms(MAX_BATCH_MS)
+        self._max_buffered = PCM_16K.bytes_for_ms(MAX_BEHIND_S * 1000)
+        self._dropped_ms = 0.0
 
     async def __aenter__(self) -> LocalSTTStream:
-        await run_cpu(self._recognizer.open, engine="stt")
+        await run_cpu(self._recognizer.open, self._max_streams, engine="stt")
         self._tasks = await self.own(BackgroundTasks(f"local stt {self._call_id}")).__aenter__()
         self._tasks.start(self._decode_loop)
         return self
@@ -173,6 +185,18 @@ class LocalSTTStream(STTStream):
         if self._closing:
             return
         self._audio += data  # a sample split across two sends is joined in the buffer
+        excess = len(self._audio) - self._max_buffered
+        if excess > 0:  # recognition fell far behind (an overloaded machine): catch up
+            excess += excess % 2
+            del self._audio[:excess]
+            first = self._dropped_ms == 0
+            self._dropped_ms += PCM_16K.duration_ms(excess)
+            if first:
+                logger.warning(
+                    "call=%s: local STT is %d s behind; dropping the oldest audio",
+                    self._call_id,
+                    MAX_BEHIND_S,
+                )
         self._audio_ready.set()
 
     async def _decode_loop(self) -> None:
@@ -180,9 +204,9 @@ class LocalSTTStream(STTStream):
             await self._audio_ready.wait()
             self._audio_ready = anyio.Event()
             while self._audio:
-                batch = bytes(self._audio[: self._batch_bytes])
-                del self._audio[: self._batch_bytes]
-                async with self._busy:
+                async with self._busy:  # the batch is taken under the lock: finalize
+                    batch = bytes(self._audio[: self._batch_bytes])  # sees it or not at all
+                    del self._audio[: self._batch_bytes]
                     events = await run_cpu(self._recognizer.feed, batch, engine="stt")
                 for event in events:
                     self._events_in.send_nowait(event)
@@ -235,7 +259,7 @@ class LocalSTT(STT[LocalSTTSettings]):
 
     async def prepare(self) -> None:
         """Load a decoder now, so the first call does not wait a quarter second for it."""
-        decoder = await run_cpu(decoders.acquire, engine="stt")
+        decoder = await run_cpu(decoders.acquire, self.settings.max_streams, engine="stt")
         decoders.release(decoder)
 
     def describe(self) -> dict[str, Any]:

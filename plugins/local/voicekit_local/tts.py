@@ -18,13 +18,14 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from voicekit.audio import AudioFormat
-from voicekit.errors import AudioFormatError
+from voicekit.errors import AudioFormatError, ConfigError
 from voicekit.provider import ProviderSettings
 from voicekit.tts import TTS, AudioChunk, TTSSession, Utterance
 from voicekit_local.piper_engine import (
     PiperEngine,
     default_voice_model,
     load_engine,
+    sentences,
     voice_sample_rate,
 )
 from voicekit_local.settings import LocalTTSSettings
@@ -63,22 +64,25 @@ class LocalUtterance(Utterance):
     async def __aiter__(self) -> AsyncIterator[AudioChunk]:
         settings = self._session.settings
         async with self._recv:
-            async for text in self._recv:
-                if self.cancelled:
-                    return
-                engine = await self._session.engine()
-                synthesize = functools.partial(
-                    engine.synthesize,
-                    text,
-                    length_scale=settings.length_scale,
-                    volume=settings.volume,
-                    variation=settings.variation,
-                )
-                result = await run_cpu(synthesize)
-                if self.cancelled:
-                    return
-                if result.pcm:
-                    yield AudioChunk(result.pcm, result.alignment)
+            async for piece in self._recv:
+                # Sentence by sentence: a long piece's first sentence plays while the
+                # next is made, and a cancel waits for one sentence at most.
+                for text in sentences(piece):
+                    if self.cancelled:
+                        return
+                    engine = await self._session.engine()
+                    synthesize = functools.partial(
+                        engine.synthesize,
+                        text,
+                        length_scale=settings.length_scale,
+                        volume=settings.volume,
+                        variation=settings.variation,
+                    )
+                    result = await run_cpu(synthesize)
+                    if self.cancelled:
+                        return
+                    if result.pcm:
+                        yield AudioChunk(result.pcm, result.alignment)
 
 
 class LocalTTSSession(TTSSession):
@@ -133,5 +137,12 @@ class LocalTTS(TTS[LocalTTSSettings]):
         }
 
     async def prepare(self) -> None:
-        """Load the voice now (about a second), so the first call does not wait for it."""
-        await run_cpu(load_engine, self.settings.voice_model)
+        """Load the voice now (about a second), so the first call does not wait for it;
+        a voice that does not load is a configuration error (the server does not start)."""
+        try:
+            await run_cpu(load_engine, self.settings.voice_model)
+        except Exception as exc:
+            raise ConfigError(
+                f"[providers.local.tts] voice_model: cannot load the piper voice "
+                f"{self.model_path}: {type(exc).__name__}: {exc}"
+            ) from None

@@ -217,6 +217,24 @@ async def recognise_pieces(pieces: list[bytes]) -> list[STTEvent]:
 # -- off the event loop ---------------------------------------------------------------------------
 
 
+async def two_calls_speak_and_listen(audio: bytes) -> None:
+    """Two calls at once, each synthesising a reply while recognising ``audio``."""
+
+    async def one_call() -> None:
+        tts = LocalTTS()
+        async with tts.session(tts.output_formats[0]) as session:
+            utterance = session.utterance()
+            await utterance.push_text("We are open nine to five on weekdays. ")
+            await utterance.end()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(recognise, audio)
+                assert [c async for c in utterance]
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one_call)
+        tg.start_soon(one_call)
+
+
 @pytest.fixture
 def engine_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The thread every synthesis and decoding call ran in."""
@@ -242,20 +260,7 @@ async def test_two_calls_synthesise_and_decode_off_the_event_loop(
     audio = await caller_says("what are your opening hours", after_ms=800)
     engine_threads.clear()
     loop_thread = threading.current_thread().name
-
-    async def one_call() -> None:
-        tts = LocalTTS()
-        async with tts.session(tts.output_formats[0]) as session:
-            utterance = session.utterance()
-            await utterance.push_text("We are open nine to five on weekdays. ")
-            await utterance.end()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(recognise, audio)
-                assert [c async for c in utterance]
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(one_call)
-        tg.start_soon(one_call)
+    await two_calls_speak_and_listen(audio)
     assert len(engine_threads) > 10
     assert loop_thread not in engine_threads
 
@@ -285,19 +290,7 @@ async def test_no_event_loop_stall_while_two_calls_synthesise_and_decode() -> No
     await LocalTTS().prepare()
 
     async def two_calls() -> None:
-        async def one_call() -> None:
-            tts = LocalTTS()
-            async with tts.session(tts.output_formats[0]) as session:
-                utterance = session.utterance()
-                await utterance.push_text("We are open nine to five on weekdays. ")
-                await utterance.end()
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(recognise, audio)
-                    assert [c async for c in utterance]
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(one_call)
-            tg.start_soon(one_call)
+        await two_calls_speak_and_listen(audio)
 
     # The best of three: a stall the engines cause shows in every run; a busy machine
     # (other test workers) delaying this process now and then does not.

@@ -67,9 +67,9 @@ async def test_two_turn_call(tmp_path: Path) -> None:
     assert first.latency_ms >= 550 and second.latency_ms >= 550
     # The caller got exactly the agent's audio, framed in 20 ms.
     assert bytes(call.agent_audio).startswith(bytes(next(iter(r.elevenlabs.audio_sent.values()))))
-    saved = json.loads(
-        (tmp_path / "records" / f"{call.call_id.replace('/', '_')}.json").read_text()
-    )
+    path = tmp_path / "records" / f"{call.call_id.replace('/', '_')}.json"
+    await until(path.exists)  # written in a worker thread once the call is over
+    saved = json.loads(path.read_text())
     assert saved["end_reason"].startswith("hangup") or saved["end_reason"] == "caller_hangup"
 
 

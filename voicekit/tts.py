@@ -18,7 +18,7 @@ from voicekit._resource import AsyncResource
 from voicekit.audio.formats import AudioFormat
 from voicekit.provider import Provider, ProviderKind, ProviderSettings, SettingsT
 
-__all__ = ["TTS", "Alignment", "AudioChunk", "TTSSession", "Utterance"]
+__all__ = ["TTS", "Alignment", "AudioChunk", "TTSSession", "Utterance", "speak"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +116,20 @@ class TTS(Provider[SettingsT], ABC):
             if name not in base and not isinstance(getattr(self.settings, name), SecretStr)
         ]
         return self.settings.model_dump(mode="json", include=set(names))
+
+
+async def speak(tts: TTS[Any], text: str, fmt: AudioFormat) -> bytes:
+    """``text`` spoken by ``tts`` in its preferred format, converted to ``fmt``: for a
+    file, a simulated caller's line, a test; calls use the streaming interface."""
+    from voicekit.audio.convert import AudioConverter
+
+    native = tts.output_formats[0]
+    audio = bytearray()
+    async with tts.session(native, call_id="speak") as session:
+        utterance = session.utterance()
+        await utterance.push_text(text.strip() + " ")
+        await utterance.end()
+        async for chunk in utterance:
+            audio += chunk.data
+    converter = AudioConverter(native, fmt)
+    return converter.process(bytes(audio)) + converter.flush()

@@ -34,7 +34,7 @@ from voicekit.telephony import Telephony
 from voicekit.testing.emulators import LoopbackServer, TelnyxEmulator
 from voicekit.testing.phone import PhoneSimulator, SimulatedCall
 from voicekit.testing.recording import LineRecording
-from voicekit.tts import TTS
+from voicekit.tts import TTS, speak
 
 __all__ = ["DEFAULT_LINES", "SimulationResult", "simulate"]
 
@@ -94,19 +94,6 @@ class _Transcript:
     def call_ended(self, call: Any, record: CallRecord) -> None:
         self.record = record
         self.ended.set()
-
-
-async def _caller_audio(text: str, fmt: AudioFormat, voice: TTS) -> bytes:
-    native = voice.output_formats[0]
-    audio = bytearray()
-    async with voice.session(native, call_id="caller") as session:
-        utterance = session.utterance()
-        await utterance.push_text(text.strip() + " ")
-        await utterance.end()
-        async for chunk in utterance:
-            audio += chunk.data
-    converter = AudioConverter(native, fmt)
-    return converter.process(bytes(audio)) + converter.flush()
 
 
 def _wav_audio(path: Path, fmt: AudioFormat) -> bytes:
@@ -179,7 +166,7 @@ async def simulate(
         if texts:
             voice = create_provider(_caller_settings(), "tts", plugins=manager)
             out(f"synthesising {len(texts)} caller line(s) with the local voice...")
-            utterances = [await _caller_audio(t, fmt, voice) for t in texts]
+            utterances = [await speak(voice, t, fmt) for t in texts]
         utterances += recorded
 
         telnyx = await stack.enter_async_context(TelnyxEmulator())

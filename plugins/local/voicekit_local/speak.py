@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from voicekit.audio import AudioConverter, AudioFormat
+from voicekit.audio import AudioFormat
+from voicekit.tts import speak as speak_with
 from voicekit_local.tts import LocalTTS
 
 __all__ = ["speak"]
 
 
 async def speak(text: str, fmt: AudioFormat, tts: LocalTTS | None = None) -> bytes:
-    """``text`` spoken by the local voice, converted to ``fmt``."""
-    tts = tts or LocalTTS()
-    native = tts.output_formats[0]
-    audio = bytearray()
-    async with tts.session(native, call_id="speak") as session:
-        utterance = session.utterance()
-        await utterance.push_text(text.strip() + " ")
-        await utterance.end()
-        async for chunk in utterance:
-            audio += chunk.data
-    converter = AudioConverter(native, fmt)
-    return converter.process(bytes(audio)) + converter.flush()
+    """``text`` spoken by the local voice (or ``tts``), converted to ``fmt``."""
+    return await speak_with(tts or LocalTTS(), text, fmt)

@@ -36,7 +36,7 @@ import anyio
 from voicekit.audio import ULAW_8K
 from voicekit.config.sections import AgentSettings, TurnSettings
 from voicekit.flows import DecisionCache, FlowEngine, parse_flow
-from voicekit.flows.engine import SAVE_TOOL
+from voicekit.flows.decisions import SAVE_TOOL, flow_tools
 from voicekit.flows.model import ConversationNode
 from voicekit.phrases import PhraseCache
 from voicekit.records import TurnMetrics
@@ -135,7 +135,7 @@ class SequentialEngine(FlowEngine):
         assert isinstance(node, ConversationNode)
         unfilled = [f for f in node.extract if f.name not in self.variables]
         if unfilled:
-            tools, targets = self._tools(unfilled, [])
+            tools, targets = flow_tools(unfilled, [])
             for call in await speech.decide(
                 instructions="Extract.", text=text, tools=tools, timeout_s=30
             ):
@@ -143,7 +143,7 @@ class SequentialEngine(FlowEngine):
         chosen: list[str] = []
         if node.transitions:
             worded = [t.model_copy(update={"when": t.when or "it fits"}) for t in node.transitions]
-            tools, targets = self._tools([], worded)
+            tools, targets = flow_tools([], worded)
             for call in await speech.decide(
                 instructions="Route.", text=text, tools=tools, timeout_s=30
             ):

@@ -22,13 +22,20 @@ import functools
 import json
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import anyio
 
+from voicekit.flows.decisions import (
+    SAVE_TOOL,
+    Decision,
+    DecisionCache,
+    DecisionKey,
+    flow_tools,
+    keyword_hit,
+)
 from voicekit.flows.model import (
     BUILTIN_VARIABLES,
     ConversationNode,
@@ -41,19 +48,17 @@ from voicekit.flows.model import (
 )
 from voicekit.flows.phrases import constant_names, is_known_text
 from voicekit.flows.templates import render_text
-from voicekit.flows.values import coerce, json_schema, normalize_utterance
+from voicekit.flows.values import coerce, normalize_utterance
 from voicekit.flows.webhooks import WebhookRunner
 from voicekit.llm import Tool, ToolCall
 from voicekit.session.responder import Speech, Turn
 from voicekit.telephony import CallInfo
 
-__all__ = ["DecisionCache", "FlowEngine", "FlowStep"]
+__all__ = ["SAVE_TOOL", "DecisionCache", "FlowEngine", "FlowStep"]
 
 logger = logging.getLogger(__name__)
 
 Reason = Literal["start", "keyword", "regex", "llm", "always", "next", "error"]
-SAVE_TOOL = "save_variables"
-GO_TOOL_PREFIX = "go_to_"
 MAX_HOPS = 16  # nodes entered in one reply (function chains); validation forbids loops
 DEFAULT_APOLOGY = "I'm sorry, something went wrong on our side."
 
@@ -67,44 +72,6 @@ class FlowStep:
     target: str
     reason: Reason
     detail: str = ""
-
-
-Decision = tuple[str | None]  # the chosen node (None: none holds), boxed so a miss is None
-DecisionKey = tuple[str, str, tuple[str, ...]]  # node, normalized words, rendered request
-
-
-class DecisionCache:
-    """Decisions of script nodes, by node, normalized utterance and unfilled variables;
-    shared by every call of a flow (callers say "yes" a lot), least recently used out."""
-
-    def __init__(self, size: int = 2048) -> None:
-        self._size = size
-        self._entries: OrderedDict[DecisionKey, Decision] = OrderedDict()
-        self.hits = 0
-
-    def get(self, key: DecisionKey) -> Decision | None:
-        found = self._entries.get(key)
-        if found is not None:
-            self._entries.move_to_end(key)
-            self.hits += 1
-        return found
-
-    def __contains__(self, key: DecisionKey) -> bool:
-        return key in self._entries
-
-    def put(self, key: DecisionKey, decision: Decision) -> None:
-        self._entries[key] = decision
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-
-
-def _keyword_hit(transition: Transition, text: str) -> str | None:
-    lowered = text.lower()
-    for keyword in transition.keywords:
-        if re.search(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)", lowered):
-            return keyword
-    return None
 
 
 class FlowEngine:
@@ -220,7 +187,7 @@ class FlowEngine:
 
     def _match(self, node: ConversationNode, text: str) -> tuple[Transition, Reason, str] | None:
         for transition in node.transitions:
-            keyword = _keyword_hit(transition, text)
+            keyword = keyword_hit(transition, text)
             if keyword is not None:
                 return transition, "keyword", keyword
             if transition.regex is not None and re.search(transition.regex, text, re.IGNORECASE):
@@ -242,33 +209,6 @@ class FlowEngine:
         return True
 
     # -- the LLM, when words must be understood -----------------------------------------
-
-    def _tools(
-        self, unfilled: Sequence[ExtractField], worded: Sequence[Transition]
-    ) -> tuple[list[Tool], dict[str, str]]:
-        tools: list[Tool] = []
-        if unfilled:
-            tools.append(
-                Tool(
-                    SAVE_TOOL,
-                    "Save what the caller told you. Call it as soon as the caller gives any "
-                    "of these values; include only the values they gave.",
-                    {
-                        "type": "object",
-                        "properties": {f.name: json_schema(f) for f in unfilled},
-                        "additionalProperties": False,
-                    },
-                )
-            )
-        targets: dict[str, str] = {}
-        conditions: dict[str, list[str]] = {}
-        for t in worded:
-            conditions.setdefault(t.to, []).append(t.when or "")
-        for target, whens in conditions.items():
-            name = GO_TOOL_PREFIX + target.replace("-", "_")
-            targets[name] = target
-            tools.append(Tool(name, "Move the call on when " + " or when ".join(whens) + "."))
-        return tools, targets
 
     def _claim(
         self,
@@ -319,7 +259,7 @@ class FlowEngine:
         worded: Sequence[Transition],
         speech: Speech,
     ) -> tuple[str, str | None]:
-        tools, targets = self._tools(unfilled, worded)
+        tools, targets = flow_tools(unfilled, worded)
         chosen: list[str] = []
         spoke = await speech.answer(
             instructions=self._step_instructions(node, tools),
@@ -336,7 +276,7 @@ class FlowEngine:
         worded: Sequence[Transition],
     ) -> tuple[str, list[Tool], dict[str, str], DecisionKey]:
         """The decision request's instructions, tools, tool targets and cache key."""
-        tools, targets = self._tools(unfilled, worded)
+        tools, targets = flow_tools(unfilled, worded)
         instructions = "\n".join(
             line
             for line in (

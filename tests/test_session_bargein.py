@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from tests.session_helpers import Call, anyio_backend, make_call, run_call, until, words_heard  # noqa: F401
-from voicekit.stt import Transcript
+from voicekit.stt import EndOfTurn, SpeechStarted, Transcript
 
 pytestmark = pytest.mark.anyio
 
@@ -219,3 +219,57 @@ async def test_okay_when_the_agent_is_silent_is_a_turn() -> None:
 
     record = await run_call(call, caller)
     assert record.turns[0].user_text == "okay" and len(call.llm.requests) == 1
+
+
+async def noise_barges_in(c: Call, *, final: str = "") -> None:
+    """Partial words over the agent (noise the STT takes for "the the"), then the turn
+    ends with ``final`` words (none: the STT took them back)."""
+    stream = c.stt.streams[0]
+    stream.emit(SpeechStarted())
+    stream.emit(Transcript("the the", is_final=False))
+    await anyio.sleep(0.4)
+    if final:
+        stream.emit(Transcript(final, is_final=True))
+    stream.emit(EndOfTurn())
+
+
+@pytest.mark.parametrize("final", ["", "uh huh"])
+async def test_after_a_false_barge_in_the_agent_goes_on_from_the_first_unheard_word(
+    final: str,
+) -> None:
+    call = make_call(utterances=["what are your hours"], replies=[LONG_REPLY])
+
+    async def caller(c: Call) -> None:
+        await c.say(800, then_silence_ms=400)
+        await until(lambda: c.media.sent_frames)
+        await anyio.sleep(2.0)  # the LLM has written it all; part of it has played
+        await noise_barges_in(c, final=final)
+        await until(lambda: len(c.session.record.turns) >= 2)
+        await until(lambda: c.session.record.turns[-1].status != "pending")
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    cut, resumed = record.turns[0], record.turns[1]
+    assert cut.interrupted and cut.heard_text and cut.heard_text != LONG_REPLY
+    assert resumed.status == "played" and len(call.llm.requests) == 1  # no new request
+    # Together, the caller heard the whole reply: no word lost, none said twice.
+    assert f"{cut.heard_text} {resumed.heard_text}".split() == LONG_REPLY.split()
+    heard = [e for e in record.transcript if e.role == "user"]
+    assert [e.text for e in heard] == ["what are your hours", *([final] if final else [])]
+
+
+async def test_a_real_turn_after_a_barge_in_is_answered_not_resumed() -> None:
+    call = make_call(utterances=["what are your hours"], replies=[LONG_REPLY, "Sure."])
+
+    async def caller(c: Call) -> None:
+        await c.say(800, then_silence_ms=400)
+        await until(lambda: c.media.sent_frames)
+        await anyio.sleep(2.0)
+        await noise_barges_in(c, final="what about sundays")
+        await until(lambda: len(c.session.record.turns) >= 2)
+        await until(lambda: c.session.record.turns[-1].status != "pending")
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert record.turns[1].user_text == "what about sundays"
+    assert record.turns[1].heard_text == "Sure." and len(call.llm.requests) == 2

@@ -127,6 +127,11 @@ class TurnSettings(_Section):
         "speaks, are listening, not a turn: they neither interrupt nor get an answer "
         "(empty: off). Hyphens and spaces match each other.",
     )
+    resume_after_false_barge_in: bool = Field(
+        default=True,
+        description="When a barge-in turns out to be noise or only a backchannel, go on "
+        "from the first word the caller did not hear.",
+    )
     playout_lead_ms: int = Field(
         default=120, ge=20, le=2000, description="Audio sent ahead of real-time playback."
     )

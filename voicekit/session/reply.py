@@ -38,7 +38,7 @@ __all__ = ["LLMRequest", "Reply", "ReplyKind", "ReplyPipeline"]
 
 logger = logging.getLogger(__name__)
 
-ReplyKind = Literal["answer", "greeting", "prompt", "farewell", "apology", "voicemail"]
+ReplyKind = Literal["answer", "greeting", "prompt", "farewell", "apology", "voicemail", "resume"]
 FRAME_MS = 20.0
 MAX_TOOL_ROUNDS = 5  # rounds of tool calls one reply may run before the model must answer
 MAX_TOOL_CALLS_PER_REPLY = 10  # tool calls one reply may run, over all its rounds
@@ -80,6 +80,7 @@ class Reply:
     tool_calls_run: int = 0
     filler_used: bool = False
     turn: Turn | None = None  # a responder's turn decides the words (else LLM or fixed text)
+    text_complete: bool = False  # every piece of the reply's text was written
     after: PendingAction | None = None  # what the responder asked for once the reply is over
 
     @property
@@ -219,8 +220,8 @@ class ReplyPipeline:
         )
 
     async def _feed_text(self, reply: Reply, audio: ReplyAudio) -> None:
-        if reply.fixed_text is not None:  # configured text: known before the call
-            await self.say(reply, audio, reply.fixed_text, cache=True)
+        if reply.fixed_text is not None:  # configured text (cached), or a resumed answer
+            await self.say(reply, audio, reply.fixed_text, cache=reply.kind != "resume")
         else:
             try:
                 if reply.turn is not None:
@@ -242,6 +243,7 @@ class ReplyPipeline:
                     len(reply.pieces),
                     exc,
                 )
+        reply.text_complete = reply.error is None
         await audio.end()
 
     async def say(self, reply: Reply, audio: ReplyAudio, text: str, *, cache: bool = False) -> None:

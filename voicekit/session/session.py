@@ -42,6 +42,7 @@ from voicekit.session.negotiate import choose_format
 from voicekit.session.playout import Playout
 from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
 from voicekit.session.responder import Responder, ResponderFactory, Turn
+from voicekit.session.resume import CutReply
 from voicekit.session.tool_runner import ToolRunner
 from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
@@ -144,6 +145,7 @@ class CallSession(CallEnding):
         self._last_activity = 0.0
         self._clock = InboundClock()
         self._machine_pending = False
+        self._cut: CutReply | None = None  # a reply a barge-in cut, until the turn is known
         self._close_reason: str | None = None
         self._stop_reason = "unknown"  # what stopped the call, before _close_reason
 
@@ -326,6 +328,8 @@ class CallSession(CallEnding):
                 "call=%s: barge-in on reply %d: %r", self.call_id, reply.id, self._caller.text
             )
             await self._interrupt()
+            if self.turn.resume_after_false_barge_in:
+                self._cut = CutReply.of(reply)
 
     async def _interrupt(self) -> Reply | None:
         """Barge-in as one step; see the module docstring."""
@@ -342,8 +346,22 @@ class CallSession(CallEnding):
         return reply
 
     async def _on_end_of_turn(self, event: EndOfTurn) -> None:
+        final = " ".join(self._caller.finals).strip()  # words the STT stood by
         text = self._caller.end_turn()
-        if not text or self._closing:
+        cut, self._cut = self._cut, None
+        if self._closing:
+            return
+        if cut is not None and (not final or is_backchannel(final, self.turn.backchannels)):
+            # The barge-in was noise (no final words) or "uh-huh": go on where the
+            # caller stopped hearing, instead of leaving them in silence.
+            logger.info("call=%s: false barge-in (%r): resuming", self.call_id, text)
+            if final:
+                self.record.transcript.append(
+                    TranscriptEntry("user", final, time.time(), backchannel=True)
+                )
+            self._start_reply("resume", cut.remainder)
+            return
+        if not text:
             return
         if self._agent_speaking() and is_backchannel(text, self.turn.backchannels):
             # "uh-huh" while the agent talks: the caller is listening; no turn, no answer.

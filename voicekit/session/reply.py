@@ -57,6 +57,22 @@ class LLMRequest:
     hold: Callable[[], Awaitable[None]] | None = None
 
 
+# Where a reply's audio is in its life. Every change goes through Reply.advance, which
+# allows only these moves; the rest of a reply's bookkeeping (its text, its error, whether
+# the session has recorded it) is data, not state.
+#   pending -> speaking      its first frame went to the line
+#   speaking -> played       the far end confirmed its last frame (or stopped answering)
+#   pending|speaking -> interrupted   a barge-in, or a new turn, cut it
+#   pending -> played        a reply with no audio at all
+PlaybackState = Literal["pending", "speaking", "played", "interrupted"]
+_MOVES: dict[PlaybackState, frozenset[PlaybackState]] = {
+    "pending": frozenset({"speaking", "played", "interrupted"}),
+    "speaking": frozenset({"played", "interrupted"}),
+    "played": frozenset(),
+    "interrupted": frozenset(),
+}
+
+
 @dataclass(eq=False)
 class Reply:
     """State of one reply, shared by the pipeline and the session."""
@@ -69,12 +85,11 @@ class Reply:
     spoken: SpokenText = field(default_factory=SpokenText)
     pieces: list[str] = field(default_factory=list)
     heard_ms: float = 0.0
-    started_playing: bool = False
-    audio_done: bool = False
-    played: anyio.Event = field(default_factory=anyio.Event)  # final mark reached
+    state: PlaybackState = "pending"
+    audio_done: bool = False  # the pipeline queued all of its audio
+    played: anyio.Event = field(default_factory=anyio.Event)  # set on entering "played"
     done: anyio.Event = field(default_factory=anyio.Event)  # recorded by the session
-    interrupted: bool = False
-    finished: bool = False
+    finished: bool = False  # the session has recorded it (set first, so once only)
     error: BaseException | None = None
     tool_steps: list[ToolStep] = field(default_factory=list)
     tool_calls_run: int = 0
@@ -82,6 +97,29 @@ class Reply:
     turn: Turn | None = None  # a responder's turn decides the words (else LLM or fixed text)
     text_complete: bool = False  # every piece of the reply's text was written
     after: PendingAction | None = None  # what the responder asked for once the reply is over
+
+    def advance(self, to: PlaybackState) -> bool:
+        """Move to ``to`` if the reply's life allows it from where it is; False (and no
+        change) otherwise: a mark after a barge-in, a second final mark."""
+        if to not in _MOVES[self.state]:
+            return False
+        self.state = to
+        if to == "played":
+            self.played.set()
+        return True
+
+    @property
+    def interrupted(self) -> bool:
+        return self.state == "interrupted"
+
+    @property
+    def started_playing(self) -> bool:
+        """Whether any of its audio went to the line (whatever happened since)."""
+        return self.metrics.first_frame_sent is not None
+
+    @property
+    def playing(self) -> bool:
+        return self.state == "speaking"
 
     @property
     def text(self) -> str:
@@ -92,9 +130,9 @@ class Reply:
 
     def outcome(self, *, caller_gone: bool) -> ReplyStatus:
         """How the reply ended, for its turn's record."""
-        if self.played.is_set() and not self.interrupted and self.error is None:
+        if self.state == "played" and self.error is None:
             return "played"
-        if self.interrupted:
+        if self.state == "interrupted":
             return "interrupted"
         if self.error is not None:
             return "failed"
@@ -478,7 +516,7 @@ class ReplyPipeline:
         reply.heard_ms = max(reply.heard_ms, position)
         if final:
             reply.heard_ms = max(reply.heard_ms, reply.spoken.audio_ms)
-            reply.played.set()
+            reply.advance("played")
 
     async def _wait_played(self, reply: Reply) -> None:
         """Wait for the final mark; give up (and say so) if the far end never echoes it."""
@@ -493,4 +531,4 @@ class ReplyPipeline:
             budget,
         )
         reply.heard_ms = max(reply.heard_ms, reply.spoken.audio_ms)
-        reply.played.set()
+        reply.advance("played")

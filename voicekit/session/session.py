@@ -282,8 +282,7 @@ class CallSession(CallEnding):
         reply = self._replies.get(reply_id)
         if reply is None:
             return
-        if not reply.started_playing:
-            reply.started_playing = True
+        if reply.advance("speaking"):
             stamp(reply.metrics, "first_frame_sent")
         frame_sent(reply.metrics, late_s, self.playout.lead)
 
@@ -308,11 +307,11 @@ class CallSession(CallEnding):
 
     def _agent_speaking(self) -> bool:
         reply = self._current
-        return reply is not None and reply.started_playing and not reply.played.is_set()
+        return reply is not None and reply.playing
 
     async def _maybe_barge_in(self) -> None:
         reply = self._current
-        if reply is None or not reply.started_playing or reply.played.is_set():
+        if reply is None or not reply.playing:
             return
         if reply.kind in ("farewell", "voicemail") or reply.after is not None:
             return  # a goodbye, or a reply that ends in a hang-up or a transfer
@@ -336,7 +335,7 @@ class CallSession(CallEnding):
         reply = self._current
         if reply is None:
             return None
-        reply.interrupted = True
+        reply.advance("interrupted")
         self._current = None
         self.playout.drop_queued()
         reply.scope.cancel()

@@ -152,3 +152,23 @@ def test_turn_metrics_steps_and_ttfa() -> None:
         "llm_first_token->first_frame_sent",
     ]
     assert steps["stt_end_of_turn->llm_first_token"] == pytest.approx(250.0)
+
+
+@pytest.mark.anyio
+async def test_a_replys_playback_moves_only_forward_through_its_life() -> None:
+    from voicekit.records import TurnMetrics
+    from voicekit.session.reply import Reply
+
+    reply = Reply(id=1, kind="answer", metrics=TurnMetrics(turn_index=1))
+    assert reply.state == "pending" and not reply.started_playing
+    assert reply.advance("speaking") and not reply.advance("speaking")  # once
+    assert reply.playing and not reply.played.is_set()
+    assert reply.advance("played") and reply.played.is_set()
+    assert not reply.advance("interrupted")  # a reply that played was not cut
+    assert reply.outcome(caller_gone=False) == "played"
+    cut = Reply(id=2, kind="answer", metrics=TurnMetrics(turn_index=2))
+    assert cut.advance("speaking") and cut.advance("interrupted")
+    assert not cut.advance("played") and not cut.played.is_set()  # a late final mark
+    assert cut.interrupted and cut.outcome(caller_gone=False) == "interrupted"
+    silent = Reply(id=3, kind="answer", metrics=TurnMetrics(turn_index=3))
+    assert silent.advance("played")  # no audio at all: nothing to wait for

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from pydantic import SecretStr
 
 from voicekit._resource import AsyncResource
+from voicekit.audio.convert import AudioConverter
 from voicekit.audio.formats import AudioFormat
 from voicekit.provider import Provider, ProviderKind, ProviderSettings, SettingsT
 
@@ -121,8 +122,6 @@ class TTS(Provider[SettingsT], ABC):
 async def speak(tts: TTS[Any], text: str, fmt: AudioFormat) -> bytes:
     """``text`` spoken by ``tts`` in its preferred format, converted to ``fmt``: for a
     file, a simulated caller's line, a test; calls use the streaming interface."""
-    from voicekit.audio.convert import AudioConverter
-
     native = tts.output_formats[0]
     audio = bytearray()
     async with tts.session(native, call_id="speak") as session:

@@ -12,8 +12,8 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
@@ -21,24 +21,20 @@ from voicekit.audio import AudioConverter, AudioFormat, Framer
 from voicekit.llm import LLM, Message, TextDelta, Tool, ToolCall, Usage
 from voicekit.metrics import stamp
 from voicekit.phrases import VoicePhrases
-from voicekit.records import ReplyStatus, TurnMetrics
 from voicekit.retry import RetryPolicy
-from voicekit.session.actions import PendingAction
 from voicekit.session.history import ToolStep
 from voicekit.session.playout import Playout
 from voicekit.session.reply_audio import ReplyAudio
-from voicekit.session.responder import Turn
-from voicekit.session.spoken import SpokenText
+from voicekit.session.reply_state import PlaybackState, Reply, ReplyKind
 from voicekit.session.tool_runner import ToolRunner
 from voicekit.tasks import spawn
 from voicekit.text import SentenceSegmenter
 from voicekit.tts import TTSSession, Utterance
 
-__all__ = ["LLMRequest", "Reply", "ReplyKind", "ReplyPipeline"]
+__all__ = ["LLMRequest", "PlaybackState", "Reply", "ReplyKind", "ReplyPipeline"]
 
 logger = logging.getLogger(__name__)
 
-ReplyKind = Literal["answer", "greeting", "prompt", "farewell", "apology", "voicemail", "resume"]
 FRAME_MS = 20.0
 MAX_TOOL_ROUNDS = 5  # rounds of tool calls one reply may run before the model must answer
 MAX_TOOL_CALLS_PER_REPLY = 10  # tool calls one reply may run, over all its rounds
@@ -55,110 +51,6 @@ class LLMRequest:
     tools: Sequence[Tool] = ()
     on_call: Callable[[ToolCall], bool] | None = None
     hold: Callable[[], Awaitable[None]] | None = None
-
-
-# Where a reply's audio is in its life. Every change goes through Reply.advance, which
-# allows only these moves; the rest of a reply's bookkeeping (its text, its error, whether
-# the session has recorded it) is data, not state.
-#   pending -> speaking      its first frame went to the line
-#   speaking -> played       the far end confirmed its last frame (or stopped answering)
-#   pending|speaking -> interrupted   a barge-in, or a new turn, cut it
-#   pending -> played        a reply with no audio at all
-PlaybackState = Literal["pending", "speaking", "played", "interrupted"]
-_MOVES: dict[PlaybackState, frozenset[PlaybackState]] = {
-    "pending": frozenset({"speaking", "played", "interrupted"}),
-    "speaking": frozenset({"played", "interrupted"}),
-    "played": frozenset(),
-    "interrupted": frozenset(),
-}
-
-
-@dataclass(eq=False)
-class Reply:
-    """State of one reply, shared by the pipeline and the session."""
-
-    id: int
-    kind: ReplyKind
-    metrics: TurnMetrics
-    fixed_text: str | None = None
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    spoken: SpokenText = field(default_factory=SpokenText)
-    pieces: list[str] = field(default_factory=list)
-    heard_ms: float = 0.0
-    state: PlaybackState = "pending"
-    audio_done: bool = False  # the pipeline queued all of its audio
-    played: anyio.Event = field(default_factory=anyio.Event)  # set on entering "played"
-    done: anyio.Event = field(default_factory=anyio.Event)  # recorded by the session
-    finished: bool = False  # the session has recorded it (set first, so once only)
-    error: BaseException | None = None
-    tool_steps: list[ToolStep] = field(default_factory=list)
-    tool_calls_run: int = 0
-    filler_used: bool = False
-    turn: Turn | None = None  # a responder's turn decides the words (else LLM or fixed text)
-    text_complete: bool = False  # every piece of the reply's text was written
-    after: PendingAction | None = None  # what the responder asked for once the reply is over
-
-    def advance(self, to: PlaybackState) -> bool:
-        """Move to ``to`` if the reply's life allows it from where it is; False (and no
-        change) otherwise: a mark after a barge-in, a second final mark."""
-        if to not in _MOVES[self.state]:
-            return False
-        self.state = to
-        if to == "played":
-            self.played.set()
-        return True
-
-    @property
-    def interrupted(self) -> bool:
-        return self.state == "interrupted"
-
-    @property
-    def started_playing(self) -> bool:
-        """Whether any of its audio went to the line (whatever happened since)."""
-        return self.metrics.first_frame_sent is not None
-
-    @property
-    def playing(self) -> bool:
-        return self.state == "speaking"
-
-    @property
-    def text(self) -> str:
-        return " ".join(self.pieces)
-
-    def heard_text(self) -> str:
-        return self.spoken.heard(self.heard_ms)
-
-    def outcome(self, *, caller_gone: bool) -> ReplyStatus:
-        """How the reply ended, for its turn's record."""
-        if self.state == "played" and self.error is None:
-            return "played"
-        if self.state == "interrupted":
-            return "interrupted"
-        if self.error is not None:
-            return "failed"
-        return "hung_up" if caller_gone else "cut_off"
-
-    def segments(self) -> list[tuple[str, ToolStep | None]]:
-        """The reply's text cut where the model called tools: each piece of text with the
-        step that followed it, then the text after the last step."""
-        parts: list[tuple[str, ToolStep | None]] = []
-        start = 0
-        for step in self.tool_steps:
-            parts.append((" ".join(self.pieces[start : step.pieces_before]), step))
-            start = step.pieces_before
-        parts.append((" ".join(self.pieces[start:]), None))
-        return parts
-
-    def step_messages(self) -> list[Message]:
-        """This reply's tool calls and results so far, for its next LLM request."""
-        return [m for text, step in self.segments() if step for m in step.messages(text)]
-
-    def add_usage(self, usage: Usage) -> None:
-        m = self.metrics
-        for name in ("input_tokens", "output_tokens", "cached_input_tokens"):
-            value = getattr(usage, name)
-            if value is not None:
-                setattr(m, name, (getattr(m, name) or 0) + value)
 
 
 def _results_by_call(steps: list[ToolStep]) -> dict[tuple[str, str], str]:

@@ -228,6 +228,7 @@ async def noise_barges_in(c: Call, *, final: str = "") -> None:
     stream.emit(SpeechStarted())
     stream.emit(Transcript("the the", is_final=False))
     await anyio.sleep(0.4)
+    stream.emit(Transcript("", is_final=False))  # the STT takes the words back
     if final:
         stream.emit(Transcript(final, is_final=True))
     stream.emit(EndOfTurn())
@@ -273,3 +274,42 @@ async def test_a_real_turn_after_a_barge_in_is_answered_not_resumed() -> None:
     record = await run_call(call, caller)
     assert record.turns[1].user_text == "what about sundays"
     assert record.turns[1].heard_text == "Sure." and len(call.llm.requests) == 2
+
+
+async def test_a_question_left_as_a_partial_after_a_barge_in_is_answered_not_resumed() -> None:
+    call = make_call(utterances=["what are your hours"], replies=[LONG_REPLY, "On Sundays too."])
+
+    async def caller(c: Call) -> None:
+        await c.say(800, then_silence_ms=400)
+        await until(lambda: c.media.sent_frames)
+        await anyio.sleep(2.0)
+        stream = c.stt.streams[0]
+        stream.emit(SpeechStarted())
+        stream.emit(Transcript("what about sundays", is_final=False))  # never made final
+        await anyio.sleep(0.4)
+        stream.emit(EndOfTurn())
+        await until(lambda: len(c.session.record.turns) >= 2)
+        await until(lambda: c.session.record.turns[-1].status != "pending")
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert record.turns[1].user_text == "what about sundays"
+    assert record.turns[1].heard_text == "On Sundays too."
+
+
+async def test_okay_after_the_agent_asked_a_question_is_an_answer() -> None:
+    question = "Shall I book it? You will get a text message to confirm the time and the day."
+    call = make_call(utterances=["book me in", "okay"], replies=[question, "Done."])
+
+    async def caller(c: Call) -> None:
+        await c.say(800, then_silence_ms=400)
+        await until(
+            lambda: c.session._current is not None and "?" in c.session._current.heard_text()
+        )
+        await c.say(500, then_silence_ms=500)  # while the agent goes on after the question
+        await until(lambda: len(c.session.record.turns) >= 2)
+        await until(lambda: c.session.record.turns[-1].status != "pending")
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert record.turns[1].user_text == "okay" and record.turns[1].heard_text == "Done."

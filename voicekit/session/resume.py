@@ -42,5 +42,7 @@ class CutReply:
     def of(cls, reply: Reply) -> CutReply | None:
         if reply.kind not in RESUMABLE_KINDS or not reply.text_complete:
             return None
+        if reply.kind == "resume" and not reply.heard_text():
+            return None  # cut again before a word was heard: no endless restarts
         remainder = unheard_text(reply)
         return cls(reply.id, remainder) if remainder else None

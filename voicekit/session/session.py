@@ -309,6 +309,12 @@ class CallSession(CallEnding):
         reply = self._current
         return reply is not None and reply.playing
 
+    def _agent_asked(self) -> bool:
+        """Whether the caller has heard the playing reply ask a question: a "sure" or
+        "right" after it may be the answer, not a backchannel."""
+        reply = self._current
+        return reply is not None and "?" in reply.heard_text()
+
     async def _maybe_barge_in(self) -> None:
         reply = self._current
         if reply is None or not reply.playing:
@@ -326,9 +332,11 @@ class CallSession(CallEnding):
             logger.info(
                 "call=%s: barge-in on reply %d: %r", self.call_id, reply.id, self._caller.text
             )
+            # A reply that asked for a hang-up or transfer (a tool) is not resumed: its
+            # action goes with it; the caller's turn is answered instead.
+            resumable = self.turn.resume_after_false_barge_in and self.actions.pending is None
             await self._interrupt()
-            if self.turn.resume_after_false_barge_in:
-                self._cut = CutReply.of(reply)
+            self._cut = CutReply.of(reply) if resumable else None
 
     async def _interrupt(self) -> Reply | None:
         """Barge-in as one step; see the module docstring."""
@@ -345,24 +353,24 @@ class CallSession(CallEnding):
         return reply
 
     async def _on_end_of_turn(self, event: EndOfTurn) -> None:
-        final = " ".join(self._caller.finals).strip()  # words the STT stood by
         text = self._caller.end_turn()
         cut, self._cut = self._cut, None
         if self._closing:
             return
-        if cut is not None and (not final or is_backchannel(final, self.turn.backchannels)):
-            # The barge-in was noise (no final words) or "uh-huh": go on where the
-            # caller stopped hearing, instead of leaving them in silence.
+        backchannel = bool(text) and is_backchannel(text, self.turn.backchannels)
+        if cut is not None and (not text or backchannel) and self._current is None:
+            # The barge-in was noise (no words left) or "uh-huh": go on where the caller
+            # stopped hearing, instead of leaving them in silence.
             logger.info("call=%s: false barge-in (%r): resuming", self.call_id, text)
-            if final:
+            if text:
                 self.record.transcript.append(
-                    TranscriptEntry("user", final, time.time(), backchannel=True)
+                    TranscriptEntry("user", text, time.time(), backchannel=True)
                 )
             self._start_reply("resume", cut.remainder)
             return
         if not text:
             return
-        if self._agent_speaking() and is_backchannel(text, self.turn.backchannels):
+        if backchannel and self._agent_speaking() and not self._agent_asked():
             # "uh-huh" while the agent talks: the caller is listening; no turn, no answer.
             logger.info("call=%s: backchannel while the agent speaks: %r", self.call_id, text)
             entry = TranscriptEntry("user", text, time.time(), backchannel=True)

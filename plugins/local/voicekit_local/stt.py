@@ -261,6 +261,3 @@ class LocalSTT(STT[LocalSTTSettings]):
         """Load a decoder now, so the first call does not wait a quarter second for it."""
         decoder = await run_cpu(decoders.acquire, self.settings.max_streams, engine="stt")
         decoders.release(decoder)
-
-    def describe(self) -> dict[str, Any]:
-        return {"engine": "pocketsphinx", "language": "en-US", "rate": 16000}

@@ -438,11 +438,10 @@ async def test_phrases_warmed_ahead_of_time_play_in_a_call_after_a_restart(
 ) -> None:
     from voicekit.phrases.warm import warm_phrases
     from voicekit.session.negotiate import choose_format
-    from voicekit.text import SentenceSegmenter
 
     tts = FakeTTS.with_options()
     fmt = choose_format(ULAW_8K, tts.output_formats)  # what a PCMU call negotiates
-    report = await warm_phrases(tts, fmt, [GREETING], PhraseCache(tmp_path), SentenceSegmenter)
+    report = await warm_phrases(tts, fmt, [GREETING], PhraseCache(tmp_path))
     assert (report.synthesised, report.already, report.failed) == (1, 0, [])
 
     call = greeting_call(PhraseCache(tmp_path))  # a new process: memory is empty

@@ -22,7 +22,6 @@ from voicekit.phrases.warm import warm_phrases
 from voicekit.plugins import load_plugins
 from voicekit.session.negotiate import choose_format
 from voicekit.telephony import Telephony
-from voicekit.text import SentenceSegmenter
 
 # The telephone stream formats a call can use (Telnyx's codecs), by the name --format takes.
 CALL_FORMATS: dict[str, AudioFormat] = {
@@ -102,13 +101,6 @@ def flow_warm(
     texts = call_phrases(settings, flow)
     tts = create_provider(settings, "tts")
     cache = PhraseCache(directory)
-    turn = settings.turn
-
-    def segmenter() -> SentenceSegmenter:
-        return SentenceSegmenter(
-            first_clause_min_chars=turn.first_clause_min_chars, max_chars=turn.max_segment_chars
-        )
-
     failed = 0
 
     async def run() -> None:
@@ -116,7 +108,7 @@ def flow_warm(
         async with tts:
             for name in [f.lower() for f in formats] or _configured_formats(settings):
                 fmt = choose_format(CALL_FORMATS[name], tts.output_formats)
-                report = await warm_phrases(tts, fmt, texts, cache, segmenter)
+                report = await warm_phrases(tts, fmt, texts, cache, settings.turn)
                 click.echo(
                     f"{name} calls ({tts.name} audio in {fmt}): {len(texts)} phrases, "
                     f"{report.synthesised} synthesised ({report.audio_ms / 1000:.1f} s of "

@@ -9,10 +9,11 @@ one is reported and the rest go on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from voicekit.audio import AudioFormat
+from voicekit.config.sections import TurnSettings
 from voicekit.phrases.cache import PhraseCache, VoicePhrases
 from voicekit.text import SentenceSegmenter
 from voicekit.tts import TTS, AudioChunk, TTSSession
@@ -41,12 +42,19 @@ async def _synthesise(
     return tuple([chunk async for chunk in utterance])
 
 
+def _segmenter(turn: TurnSettings) -> SentenceSegmenter:
+    """The segmenter a reply uses under ``turn`` (so pieces, and flushes, match)."""
+    return SentenceSegmenter(
+        first_clause_min_chars=turn.first_clause_min_chars, max_chars=turn.max_segment_chars
+    )
+
+
 async def warm_phrases(
     tts: TTS,
     fmt: AudioFormat,
     texts: Sequence[str],
     cache: PhraseCache,
-    segmenter: Callable[[], SentenceSegmenter],
+    turn: TurnSettings | None = None,
 ) -> WarmReport:
     """Synthesise every text of ``texts`` not yet in ``cache`` for ``tts`` in ``fmt``."""
     phrases = VoicePhrases(cache, provider=tts.name, voice=tts.voice_identity(), fmt=fmt)
@@ -57,7 +65,7 @@ async def warm_phrases(
                 report.already += 1
                 continue
             try:
-                chunks = await _synthesise(session, text, segmenter())
+                chunks = await _synthesise(session, text, _segmenter(turn or TurnSettings()))
             except Exception as exc:
                 logger.warning("phrase cache: cannot synthesise a phrase: %s", exc)
                 report.failed.append((text, f"{type(exc).__name__}: {exc}"))

@@ -7,6 +7,7 @@ own voice coming back through the caller's microphone or line.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -29,14 +30,18 @@ def is_echo(caller_text: str, agent_text: str) -> bool:
     return any(spoken[i : i + n] == said for i in range(len(spoken) - n + 1))
 
 
-def _phrase_words(phrase: str) -> tuple[str, ...]:
-    return tuple(words(phrase.replace("-", " ")))
+@functools.lru_cache(maxsize=8)
+def _phrase_words(phrases: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The phrases as word tuples, longest first (built once per list: every partial
+    transcript over the agent is checked)."""
+    split = {tuple(words(p.replace("-", " "))) for p in phrases if p.strip()}
+    return tuple(sorted(split, key=len, reverse=True))
 
 
 def is_backchannel(caller_text: str, phrases: Sequence[str]) -> bool:
     """True when ``caller_text`` is made only of backchannel ``phrases`` ("uh huh yeah")."""
     said = words(caller_text.replace("-", " "))
-    known = sorted({_phrase_words(p) for p in phrases if p.strip()}, key=len, reverse=True)
+    known = _phrase_words(tuple(phrases))
     if not said or not known:
         return False
     at = 0

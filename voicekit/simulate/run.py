@@ -241,19 +241,10 @@ async def _warm(
     from voicekit.flows.runtime import flow_from_settings
     from voicekit.phrases.warm import warm_phrases
     from voicekit.session.negotiate import choose_format
-    from voicekit.text import SentenceSegmenter
 
     texts = call_phrases(settings, flow_from_settings(settings))
-    turn = settings.turn
-
-    def segmenter() -> SentenceSegmenter:
-        return SentenceSegmenter(
-            first_clause_min_chars=turn.first_clause_min_chars, max_chars=turn.max_segment_chars
-        )
-
-    report = await warm_phrases(
-        tts, choose_format(fmt, tts.output_formats), texts, cache, segmenter
-    )
+    tts_fmt = choose_format(fmt, tts.output_formats)
+    report = await warm_phrases(tts, tts_fmt, texts, cache, settings.turn)
     out(
         f"phrase cache: {report.synthesised + report.already} of {len(texts)} known phrases "
         "ready (scripts play with no TTS round-trip)"

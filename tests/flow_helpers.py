@@ -82,6 +82,9 @@ class ScriptedSpeech:
         self.decided.append((text, [t.name for t in tools]))
         return self.decisions.pop(0) if self.decisions else []
 
+    async def confirmed(self) -> None:
+        """Every turn here is typed, so it is known to be over."""
+
     def end_call(self) -> None:
         self.after = ("end", None)
 

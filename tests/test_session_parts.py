@@ -160,7 +160,7 @@ async def test_a_replys_playback_moves_only_forward_through_its_life() -> None:
     from voicekit.session.reply import Reply
 
     reply = Reply(id=1, kind="answer", metrics=TurnMetrics(turn_index=1))
-    assert reply.state == "pending" and not reply.started_playing
+    assert reply.state == "confirmed" and not reply.started_playing
     assert reply.advance("speaking") and not reply.advance("speaking")  # once
     assert reply.playing and not reply.played.is_set()
     assert reply.advance("played") and reply.played.is_set()
@@ -172,3 +172,11 @@ async def test_a_replys_playback_moves_only_forward_through_its_life() -> None:
     assert cut.interrupted and cut.outcome(caller_gone=False) == "interrupted"
     silent = Reply(id=3, kind="answer", metrics=TurnMetrics(turn_index=3))
     assert silent.advance("played")  # no audio at all: nothing to wait for
+    guess = Reply(id=4, kind="answer", metrics=TurnMetrics(0), state="speculative")
+    assert guess.speculative and not guess.confirmed.is_set() and guess.held == []
+    assert not guess.advance("speaking") and not guess.advance("interrupted")  # unheard yet
+    assert guess.advance("confirmed") and guess.confirmed.is_set()
+    assert not guess.advance("discarded")  # once heard, it is the reply
+    dropped = Reply(id=5, kind="answer", metrics=TurnMetrics(0), state="speculative")
+    assert dropped.advance("discarded") and dropped.discarded
+    assert not dropped.advance("confirmed") and not dropped.confirmed.is_set()

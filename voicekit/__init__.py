@@ -41,7 +41,7 @@ from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.server import create_app
 from voicekit.session import CallSession
 from voicekit.session.responder import Responder, Speech
-from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
+from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript, TurnLikelyOver
 from voicekit.telephony import (
     CallInfo,
     Dtmf,
@@ -109,6 +109,7 @@ __all__ = [
     "ToolContext",
     "Transcript",
     "TranscriptEntry",
+    "TurnLikelyOver",
     "TurnMetrics",
     "Usage",
     "Utterance",

@@ -30,11 +30,15 @@ def format_turn(call_id: str, turn: TurnMetrics) -> str:
         for name in TIMELINE_FIELDS:
             value = getattr(turn, name)
             if value is not None and name != "user_speech_end":
-                parts.append(f"{name}=+{(value - origin) * 1000:.0f}")
+                parts.append(f"{name}={(value - origin) * 1000:+.0f}")
     if turn.max_frame_late_ms >= 1:
         parts.append(f"frame_late_max={turn.max_frame_late_ms:.0f}ms")
     if turn.underruns:
         parts.append(f"underruns={turn.underruns}")
+    if turn.speculation is not None:
+        parts.append(f"speculation={turn.speculation}/{turn.speculations}")
+    if turn.discarded_output_tokens:
+        parts.append(f"discarded_tokens={turn.discarded_output_tokens}")
     if turn.interrupted:
         parts.append("interrupted")
     if turn.error:

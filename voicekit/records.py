@@ -16,11 +16,13 @@ __all__ = ["CallRecord", "ReplyStatus", "ToolRun", "TranscriptEntry", "TurnMetri
 
 ReplyStatus = Literal["pending", "played", "interrupted", "failed", "hung_up", "cut_off"]
 
-# The timeline of one turn, in the order the events happen. Each is seconds on the
-# session's monotonic clock, or None when the step did not happen (e.g. a greeting turn
-# has no user speech end).
+# The timeline of one turn, in the order the events usually happen. Each is seconds on
+# the session's monotonic clock, or None when the step did not happen (e.g. a greeting
+# turn has no user speech end). A speculative reply's LLM and TTS steps come before the
+# STT's end of turn: that is the time it saved.
 TIMELINE_FIELDS: tuple[str, ...] = (
     "user_speech_end",
+    "turn_likely_over",
     "stt_end_of_turn",
     "llm_request",
     "llm_first_token",
@@ -51,6 +53,7 @@ class TurnMetrics:
     heard_text: str = ""
     interrupted: bool = False
     user_speech_end: float | None = None
+    turn_likely_over: float | None = None  # the speculation this turn's reply came from
     stt_end_of_turn: float | None = None
     llm_request: float | None = None
     llm_first_token: float | None = None
@@ -76,6 +79,14 @@ class TurnMetrics:
     tools: list[ToolRun] = field(default_factory=list)
     # Phrases this turn played from the phrase cache, with no TTS round-trip.
     cached_phrases: int = 0
+    # Speculative replies started for this turn before its end was known; "promoted"
+    # when the reply is one of them, "discarded" when every one was dropped unheard (None:
+    # none was started). The tokens the dropped ones cost: as the provider reported them,
+    # or estimated at 4 characters a token for a request cancelled before it reported.
+    speculations: int = 0
+    speculation: Literal["promoted", "discarded"] | None = None
+    discarded_input_tokens: int = 0
+    discarded_output_tokens: int = 0
     # The call flow's state after this turn (node, variables, path), with a flow.
     flow: dict[str, Any] | None = None
 
@@ -95,8 +106,9 @@ class TurnMetrics:
         return (self.first_frame_sent - start) * 1000.0
 
     def steps_ms(self) -> dict[str, float]:
-        """Milliseconds between consecutive recorded timeline points."""
+        """Milliseconds between consecutive recorded timeline points, in time order."""
         points = [(n, getattr(self, n)) for n in TIMELINE_FIELDS if getattr(self, n) is not None]
+        points.sort(key=lambda point: point[1])
         return {f"{a}->{b}": (tb - ta) * 1000.0 for (a, ta), (b, tb) in pairwise(points)}
 
 
@@ -126,11 +138,24 @@ class CallRecord:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    # Speculative replies over the whole call: started, promoted (heard), discarded, and
+    # the LLM tokens the discarded ones cost (set when the call ends).
+    speculations: int = 0
+    speculations_promoted: int = 0
+    speculations_discarded: int = 0
+    discarded_input_tokens: int = 0
+    discarded_output_tokens: int = 0
     # The call flow's state at the end (node, variables, path with reasons), with a flow.
     flow: dict[str, Any] | None = None
 
     def total_usage(self) -> None:
-        """Sum the turns' token counts into the call's."""
+        """Sum the turns' token counts and speculations into the call's (speculations
+        dropped when no turn followed, e.g. the caller hung up, are added by the session)."""
         self.input_tokens = sum(t.input_tokens or 0 for t in self.turns)
         self.output_tokens = sum(t.output_tokens or 0 for t in self.turns)
         self.cached_input_tokens = sum(t.cached_input_tokens or 0 for t in self.turns)
+        self.speculations = sum(t.speculations for t in self.turns)
+        self.speculations_promoted = sum(t.speculation == "promoted" for t in self.turns)
+        self.speculations_discarded = self.speculations - self.speculations_promoted
+        self.discarded_input_tokens = sum(t.discarded_input_tokens for t in self.turns)
+        self.discarded_output_tokens = sum(t.discarded_output_tokens for t in self.turns)

@@ -2,7 +2,9 @@
 
 Audio goes in with :meth:`STTStream.send_audio` in the format the stream was opened with;
 events come out by async iteration. ``EndOfTurn`` is the provider's endpoint ("the caller
-stopped"), which is what starts a reply.
+stopped"), which is what starts a reply. ``TurnLikelyOver`` is optional and earlier: the
+provider believes the turn is over but has not decided; a reply may be written on it,
+and is only heard if ``EndOfTurn`` follows with the same words.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "STTStream",
     "SpeechStarted",
     "Transcript",
+    "TurnLikelyOver",
 ]
 
 
@@ -49,13 +52,24 @@ class EndOfTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnLikelyOver:
+    """The caller's turn is probably over: every word so far is final (``text``, the
+    turn's words) and the audio since has been quiet, but the provider has not yet
+    decided on its endpoint. Emit it at most once per final text; ``EndOfTurn`` still
+    follows (or more speech, if the caller goes on)."""
+
+    text: str = ""
+    end_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechStarted:
     """The provider heard the caller begin to speak (voice activity)."""
 
     start_ms: float | None = None
 
 
-STTEvent = Transcript | EndOfTurn | SpeechStarted
+STTEvent = Transcript | EndOfTurn | SpeechStarted | TurnLikelyOver
 
 # What :meth:`STTStream.finalize` achieved: every pending word is final now ("finalized");
 # the provider did not confirm in time ("timed_out"); nothing was asked because the

@@ -136,6 +136,26 @@ class TurnSettings(_Section):
         description="When a barge-in turns out to be noise or only a backchannel, go on "
         "from the first word the caller did not hear.",
     )
+    speculative: bool = Field(
+        default=True,
+        description="Start the reply when the caller's turn is probably over (the STT's "
+        "likely-over signal, or a final transcript and then quiet), with its audio held "
+        "until the end of turn confirms the words; discarded unheard otherwise. Costs "
+        "LLM tokens on discarded guesses; see docs/latency.md.",
+    )
+    speculation_quiet_ms: int = Field(
+        default=150,
+        ge=20,
+        le=2000,
+        description="For an STT with no likely-over signal of its own: how long after a "
+        "final transcript, with no new words, the turn counts as probably over.",
+    )
+    max_speculations: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="Speculative replies started at most per caller turn.",
+    )
     playout_lead_ms: int = Field(
         default=120, ge=20, le=2000, description="Audio sent ahead of real-time playback."
     )

@@ -85,6 +85,9 @@ class TextSpeech:
             label="flow chat",
         )
 
+    async def confirmed(self) -> None:
+        """Every turn here is typed, so it is known to be over."""
+
     def end_call(self) -> None:
         self.after = "[the agent hangs up]"
 

@@ -17,6 +17,7 @@ speaks through the :class:`~voicekit.session.responder.Speech` of the reply it r
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import json
@@ -113,6 +114,19 @@ class FlowEngine:
 
     def reply_to(self, text: str) -> Turn:
         return functools.partial(self._turn, text)
+
+    def speculate(self, text: str) -> tuple[Turn, FlowEngine] | None:
+        """The reply to ``text`` on a copy of this engine (see
+        :class:`~voicekit.session.speculation.SpeculativeResponder`). None when a keyword
+        or pattern decides the turn: no LLM is waited for, so there is nothing to gain."""
+        node = self.flow.node(self._listening)
+        assert isinstance(node, ConversationNode)
+        if self._match(node, text) is not None:
+            return None
+        fork = copy.copy(self)
+        fork.variables = dict(self.variables)
+        fork.path = list(self.path)
+        return functools.partial(fork._turn, text), fork
 
     def state(self) -> Mapping[str, Any]:
         return {
@@ -436,6 +450,7 @@ class FlowEngine:
         was, after the apology)."""
         if self._webhooks is None:
             raise RuntimeError("this flow has function nodes but the engine has no webhooks")
+        await speech.confirmed()  # a webhook has side effects: never on a guess
         # Shielded: a barge-in must not leave a request half-done and the flow unsure
         # whether it happened; the timeout bounds the wait.
         with anyio.CancelScope(shield=True):

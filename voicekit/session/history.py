@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -63,6 +64,10 @@ class ConversationHistory:
         self.system = system
         self.window = window
         self._messages: list[Message | _StepEntry] = []
+        self.revision = 0  # changes with every change of the messages
+
+    def _changed(self) -> None:
+        self.revision += 1
 
     @classmethod
     def for_agent(cls, agent: AgentSettings) -> ConversationHistory:
@@ -75,15 +80,13 @@ class ConversationHistory:
 
     def add_user(self, text: str) -> None:
         """Add what the caller said; consecutive caller turns merge into one message."""
-        last = self._messages[-1] if self._messages else None
-        if isinstance(last, Message) and last.role == "user":
-            self._messages[-1] = Message("user", f"{last.content} {text}".strip())
-        else:
-            self._messages.append(Message("user", text))
+        _add_user(self._messages, text)
+        self._changed()
 
     def add_assistant(self, text: str) -> int:
         """Add an agent message; returns its index for later truncation."""
         self._messages.append(Message("assistant", text))
+        self._changed()
         return len(self._messages) - 1
 
     def add_reply(self, segments: Sequence[tuple[str, ToolStep | None]], heard: str) -> None:
@@ -103,6 +106,7 @@ class ConversationHistory:
     def add_tool_step(self, content: str, step: ToolStep) -> None:
         """The model's text before some tool calls (as heard), the calls, their results."""
         self._messages.append(_StepEntry(content, step))
+        self._changed()
 
     def set_assistant(self, index: int, text: str) -> None:
         """Replace an agent message (barge-in truncation); an empty one is removed."""
@@ -115,6 +119,7 @@ class ConversationHistory:
             self._messages[index] = Message("assistant", text.strip())
         else:
             del self._messages[index]
+        self._changed()
 
     async def settled(self, limit_s: float) -> None:
         """Wait (at most ``limit_s``) until every tool in the history has a result."""
@@ -123,9 +128,14 @@ class ConversationHistory:
                 if isinstance(entry, _StepEntry):
                     await entry.step.done.wait()
 
-    def messages(self) -> list[Message]:
-        """System message, then the last ``window`` turns (a turn starts at a user message)."""
+    def messages(self, user: str | None = None) -> list[Message]:
+        """System message, then the last ``window`` turns (a turn starts at a user message).
+
+        With ``user``: the messages as they will be once the caller's words ``user`` are
+        added (what a speculative reply asks with, before the turn is confirmed)."""
         flat = self._flat()
+        if user is not None:
+            _add_user(flat, user)
         starts = [i for i, m in enumerate(flat) if m.role == "user"]
         first = starts[-self.window] if len(starts) > self.window else 0
         return [Message("system", self.system), *flat[first:]]
@@ -135,7 +145,7 @@ class ConversationHistory:
         """Every message so far, without the system message and without windowing."""
         return self._flat()
 
-    def _flat(self) -> list[Message]:
+    def _flat(self) -> list[Message]:  # a new list: callers may extend it
         flat: list[Message] = []
         for entry in self._messages:
             if isinstance(entry, _StepEntry):
@@ -143,3 +153,12 @@ class ConversationHistory:
             else:
                 flat.append(entry)
         return flat
+
+
+def _add_user(messages: list[Any], text: str) -> None:
+    """Append the caller's ``text`` to ``messages`` (history entries or plain messages)."""
+    last = messages[-1] if messages else None
+    if isinstance(last, Message) and last.role == "user":
+        messages[-1] = Message("user", f"{last.content} {text}".strip())
+    else:
+        messages.append(Message("user", text))

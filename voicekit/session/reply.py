@@ -4,6 +4,11 @@ Each audio chunk is converted (only if the formats differ), cut into frames and 
 the moment it arrives; no sentence of audio is ever held back. Marks go after the frame
 where each word ends and after each chunk, so the far end confirms word by word what
 the caller has heard.
+
+A speculative reply (written before the caller's turn is known to be over) runs the same
+way, except that its frames and marks wait in the reply instead of the playout queue,
+and its tool calls wait too: :meth:`ReplyPipeline.release` sends what it holds when the
+session confirms it; a discarded one is cancelled and what it held is dropped.
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ class ReplyPipeline:
         tts_session: TTSSession,
         tts_format: AudioFormat,
         playout: Playout,
-        messages: Callable[[], Sequence[Message]],
+        messages: Callable[[str | None], Sequence[Message]],
         max_tokens: int | None,
         temperature: float | None,
         first_clause_min_chars: int,
@@ -119,6 +124,7 @@ class ReplyPipeline:
                 async with anyio.create_task_group() as tg:
                     spawn(tg, self._pump_audio, reply, audio)
                     await self._feed_text(reply, audio)
+                await reply.confirmed.wait()  # a speculation: until the caller's turn is known
                 await self._wait_played(reply)
             except Exception as exc:
                 reply.error = _first_error(exc)
@@ -256,8 +262,10 @@ class ReplyPipeline:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def request(self, reply: Reply, extra: LLMRequest | None) -> tuple[list[Message], list[Tool]]:
-        """The messages and tools of the reply's next LLM request."""
-        messages = [*self._messages(), *reply.step_messages()]
+        """The messages and tools of the reply's next LLM request (a speculation's: the
+        history as it will be once its caller's words are confirmed)."""
+        unconfirmed = reply.user_text if reply.speculative else None
+        messages = [*self._messages(unconfirmed), *reply.step_messages()]
         tools = list(self.tools.specs) if self.tools else []
         if extra is not None:
             if extra.instructions and messages and messages[0].role == "system":
@@ -276,6 +284,7 @@ class ReplyPipeline:
         messages, tools = self.request(reply, extra)
         on_call = extra.on_call if extra is not None else None
         hold = extra.hold if extra is not None else None
+        reply.llm_chars_in += sum(len(m.content) for m in messages)
         events: AsyncIterator[Any] = self.llm.stream(
             messages,
             tools=tools or None,
@@ -287,6 +296,7 @@ class ReplyPipeline:
                 if isinstance(event, TextDelta):
                     if event.text:
                         stamp(reply.metrics, "llm_first_token")
+                        reply.llm_chars_out += len(event.text)
                         for piece in segmenter.push(event.text):
                             if hold is not None:
                                 await hold()
@@ -323,6 +333,7 @@ class ReplyPipeline:
             else:
                 reply.tool_calls_run += 1
                 to_run.append(call)
+        await reply.confirmed.wait()  # no side effect on a guess: a speculation's wait here
         self.tools.start(step, reply.metrics.tools, to_run)
         if self.filler and not reply.filler_used:
             with anyio.move_on_after(self.filler_after_s):
@@ -351,10 +362,32 @@ class ReplyPipeline:
     # -- audio out ------------------------------------------------------------------------
 
     def _mark(self, reply: Reply, position_ms: float, final: bool = False) -> None:
+        if reply.discarded:
+            return
         self._mark_seq += 1
         name = f"r{reply.id}.{self._mark_seq}"
         self._marks[name] = (reply, position_ms, final)
-        self.playout.enqueue_mark(reply.id, name)
+        if reply.held is not None:
+            reply.held.append((None, name))
+        else:
+            self.playout.enqueue_mark(reply.id, name)
+
+    def release(self, reply: Reply) -> None:
+        """Send a confirmed speculation's held frames and marks to playout, in order, and
+        let the rest of its audio go straight there (synchronous: no frame of another
+        reply can come between)."""
+        held, reply.held = reply.held, None
+        for frame, mark in held or ():
+            if frame is not None:
+                self.playout.enqueue_frame(reply.id, frame)
+            elif mark is not None:
+                self.playout.enqueue_mark(reply.id, mark)
+
+    def drop(self, reply: Reply) -> None:
+        """Forget a discarded speculation's held audio and its marks."""
+        reply.held = None
+        for name in [n for n, entry in self._marks.items() if entry[0] is reply]:
+            del self._marks[name]
 
     async def _pump_audio(self, reply: Reply, audio: ReplyAudio) -> None:
         out_fmt = self.playout.format
@@ -368,7 +401,10 @@ class ReplyPipeline:
         def queue_frames(frames: list[bytes]) -> None:
             nonlocal position, marked
             for frame in frames:
-                self.playout.enqueue_frame(reply.id, frame)
+                if reply.held is not None:
+                    reply.held.append((frame, None))
+                elif not reply.discarded:
+                    self.playout.enqueue_frame(reply.id, frame)
                 position += frame_ms
                 if word_ends and word_ends[0] <= position:
                     while word_ends and word_ends[0] <= position:

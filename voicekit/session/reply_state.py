@@ -1,5 +1,5 @@
-"""One reply's state: its words, what of it was heard, and where its audio is in its
-life (:data:`PlaybackState`, changed only through :meth:`Reply.advance`)."""
+"""One reply's state: its words, what of it was heard, and where it is in its life
+(:data:`PlaybackState`, changed only through :meth:`Reply.advance`)."""
 
 from __future__ import annotations
 
@@ -15,24 +15,34 @@ from voicekit.session.history import ToolStep
 from voicekit.session.responder import Turn
 from voicekit.session.spoken import SpokenText
 
-__all__ = ["PlaybackState", "Reply", "ReplyKind"]
+__all__ = ["HeldItem", "PlaybackState", "Reply", "ReplyKind"]
 
 ReplyKind = Literal["answer", "greeting", "prompt", "farewell", "apology", "voicemail", "resume"]
 
-# Where a reply's audio is in its life. Every change goes through Reply.advance, which
-# allows only these moves; the rest of a reply's bookkeeping (its text, its error, whether
-# the session has recorded it) is data, not state.
-#   pending -> speaking      its first frame went to the line
-#   speaking -> played       the far end confirmed its last frame (or stopped answering)
-#   pending|speaking -> interrupted   a barge-in, or a new turn, cut it
-#   pending -> played        a reply with no audio at all
-PlaybackState = Literal["pending", "speaking", "played", "interrupted"]
+# Where a reply is in its life. Every change goes through Reply.advance, which allows only
+# these moves; the rest of a reply's bookkeeping (its text, its error, whether the session
+# has recorded it) is data, not state.
+#   speculative -> confirmed    the caller's turn ended with the words it answered
+#   speculative -> discarded    it did not (other words, more speech, the call ended):
+#                               its held audio and its text are dropped, never heard
+#   confirmed -> speaking       its first frame went to the line
+#   speaking -> played          the far end confirmed its last frame (or stopped answering)
+#   confirmed|speaking -> interrupted   a barge-in, or a new turn, cut it
+#   confirmed -> played         a reply with no audio at all
+# A reply that is not a speculation starts confirmed.
+PlaybackState = Literal[
+    "speculative", "confirmed", "speaking", "played", "interrupted", "discarded"
+]
 _MOVES: dict[PlaybackState, frozenset[PlaybackState]] = {
-    "pending": frozenset({"speaking", "played", "interrupted"}),
+    "speculative": frozenset({"confirmed", "discarded"}),
+    "confirmed": frozenset({"speaking", "played", "interrupted"}),
     "speaking": frozenset({"played", "interrupted"}),
     "played": frozenset(),
     "interrupted": frozenset(),
+    "discarded": frozenset(),
 }
+# What a held reply keeps until it is confirmed: a frame, or a mark's name.
+HeldItem = tuple[bytes | None, str | None]
 
 
 @dataclass(eq=False)
@@ -47,7 +57,7 @@ class Reply:
     spoken: SpokenText = field(default_factory=SpokenText)
     pieces: list[str] = field(default_factory=list)
     heard_ms: float = 0.0
-    state: PlaybackState = "pending"
+    state: PlaybackState = "confirmed"
     audio_done: bool = False  # the pipeline queued all of its audio
     played: anyio.Event = field(default_factory=anyio.Event)  # set on entering "played"
     done: anyio.Event = field(default_factory=anyio.Event)  # recorded by the session
@@ -59,6 +69,21 @@ class Reply:
     turn: Turn | None = None  # a responder's turn decides the words (else LLM or fixed text)
     text_complete: bool = False  # every piece of the reply's text was written
     after: PendingAction | None = None  # what the responder asked for once the reply is over
+    # A speculation: the caller's words it answers (not yet in the history), and its
+    # frames and marks, held back from playout until it is confirmed.
+    user_text: str | None = None
+    held: list[HeldItem] | None = None
+    confirmed: anyio.Event = field(default_factory=anyio.Event)  # set on leaving speculative
+    # Characters sent to and streamed from the LLM: the cost of a request cancelled
+    # before the provider reported its usage can still be estimated.
+    llm_chars_in: int = 0
+    llm_chars_out: int = 0
+
+    def __post_init__(self) -> None:
+        if self.state == "speculative":
+            self.held = []
+        else:
+            self.confirmed.set()
 
     def advance(self, to: PlaybackState) -> bool:
         """Move to ``to`` if the reply's life allows it from where it is; False (and no
@@ -68,7 +93,17 @@ class Reply:
         self.state = to
         if to == "played":
             self.played.set()
+        elif to == "confirmed":
+            self.confirmed.set()
         return True
+
+    @property
+    def speculative(self) -> bool:
+        return self.state == "speculative"
+
+    @property
+    def discarded(self) -> bool:
+        return self.state == "discarded"
 
     @property
     def interrupted(self) -> bool:

@@ -59,6 +59,13 @@ class Speech(Protocol):
         caller's ``text`` (none after ``timeout_s``, or when it fails)."""
         ...
 
+    async def confirmed(self) -> None:
+        """Return once this reply answers a turn the caller really ended. A speculative
+        reply (written before the turn was known to be over) waits here until it is
+        promoted, and is cancelled if it never is: await this before any side effect
+        (a webhook, a booking). Returns at once for every other reply."""
+        ...
+
     def end_call(self) -> None:
         """Hang up once this reply has played; from now on it cannot be interrupted."""
         ...

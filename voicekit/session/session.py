@@ -43,9 +43,15 @@ from voicekit.session.playout import Playout
 from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
 from voicekit.session.responder import Responder, ResponderFactory, Turn
 from voicekit.session.resume import CutReply
+from voicekit.session.speculation import (
+    SpeculationCost,
+    SpeculativeResponder,
+    Speculator,
+    same_turn,
+)
 from voicekit.session.tool_runner import ToolRunner
 from voicekit.session.voicemail import VoicemailDetector
-from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript
+from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript, TurnLikelyOver
 from voicekit.tasks import spawn
 from voicekit.telephony import Dtmf, InboundAudio, MarkReached, MediaStream, StreamStopped
 from voicekit.tools import FunctionTool, builtin_tools, unique_tools
@@ -148,6 +154,8 @@ class CallSession(CallEnding):
         self._cut: CutReply | None = None  # a reply a barge-in cut, until the turn is known
         self._close_reason: str | None = None
         self._stop_reason = "unknown"  # what stopped the call, before _close_reason
+        self._speculator = Speculator(self.turn.max_speculations)
+        self._heard_seq = 0  # STT events so far: "no new words since" for speculation
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -218,11 +226,13 @@ class CallSession(CallEnding):
             self._end("error")
         finally:
             self._tg = None  # its tasks are over: nothing more may be started
+            self._discard("the call ended", charge=True)
             for reply in list(self._replies.values()):
                 self._complete_reply(reply)
             self.playout.detach()
             self._keypad.detach()
             self.record.total_usage()
+            self._record_leftover(self._speculator.leftover())
             if self.responder is not None:
                 self.record.flow = dict(self.responder.state())
                 with anyio.CancelScope(shield=True):
@@ -292,11 +302,15 @@ class CallSession(CallEnding):
         try:
             async for event in stt_stream:
                 now = anyio.current_time()
+                self._heard_seq += 1
                 if isinstance(event, SpeechStarted | Transcript):
                     self._caller.hear(event)
                     self._last_activity = now
                     if isinstance(event, Transcript):
+                        self._heard_more(event)
                         await self._maybe_barge_in()
+                elif isinstance(event, TurnLikelyOver):
+                    self._speculate()
                 elif isinstance(event, EndOfTurn):
                     self._last_activity = now
                     await self._on_end_of_turn(event)
@@ -339,7 +353,8 @@ class CallSession(CallEnding):
             self._cut = CutReply.of(reply) if resumable else None
 
     async def _interrupt(self) -> Reply | None:
-        """Barge-in as one step; see the module docstring."""
+        """Barge-in as one step; see the module docstring. A speculation goes too."""
+        self._discard("the reply in progress was cut")
         reply = self._current
         if reply is None:
             return None
@@ -355,7 +370,11 @@ class CallSession(CallEnding):
     async def _on_end_of_turn(self, event: EndOfTurn) -> None:
         text = self._caller.end_turn()
         cut, self._cut = self._cut, None
+        if not self._speculator.matches(text, self.history.revision):
+            self._discard("the turn ended with other words")
         if self._closing:
+            self._discard("the call is closing")
+            self._speculator.end_turn(None)
             return
         backchannel = bool(text) and is_backchannel(text, self.turn.backchannels)
         if cut is not None and (not text or backchannel) and self._current is None:
@@ -366,15 +385,19 @@ class CallSession(CallEnding):
                 self.record.transcript.append(
                     TranscriptEntry("user", text, time.time(), backchannel=True)
                 )
+            self._speculator.end_turn(None)
             self._start_reply("resume", cut.remainder)
             return
         if not text:
+            self._speculator.end_turn(None)
             return
         if backchannel and self._agent_speaking() and not self._agent_asked():
             # "uh-huh" while the agent talks: the caller is listening; no turn, no answer.
             logger.info("call=%s: backchannel while the agent speaks: %r", self.call_id, text)
             entry = TranscriptEntry("user", text, time.time(), backchannel=True)
             self.record.transcript.append(entry)
+            self._discard("a backchannel")
+            self._speculator.end_turn(None)
             return
         now = anyio.current_time()
         await self._caller_turn(text, self._clock.arrival(event.end_ms) or now, now)
@@ -385,17 +408,18 @@ class CallSession(CallEnding):
             spawn(self._tg, self._caller_turn, f"[caller pressed {digits}]", now, now)
 
     async def _caller_turn(self, text: str, speech_end: float, now: float) -> None:
-        """A turn of the caller (words, or keys): replaces any reply, starts the answer."""
+        """A turn of the caller (words, or keys): replaces any reply, starts the answer
+        (or lets the speculation written for exactly these words be heard)."""
         self._turn_seq += 1
         self._idle_prompts_used = 0
-        metrics = TurnMetrics(turn_index=self._turn_seq, user_text=text)
-        stamp(metrics, "user_speech_end", speech_end)
-        stamp(metrics, "stt_end_of_turn", now)
+        if not (self._current is None and self._speculator.matches(text, self.history.revision)):
+            self._discard("the turn is not the one it answered")
         self.record.transcript.append(TranscriptEntry("user", text, time.time()))
         if self._caller.turns == 1 and self.turn.voicemail_action != "ignore":
             phrase = self._voicemail.matches(text)
             if phrase is not None:
                 logger.info("call=%s: voicemail detected (%r)", self.call_id, phrase)
+                self._speculator.end_turn(None)
                 self.history.add_user(text)
                 await self._finish(
                     "voicemail",
@@ -411,11 +435,123 @@ class CallSession(CallEnding):
             # The agent is saying goodbye or handing the call over: that reply plays to
             # its end and its hang-up or transfer happens; the words are kept, unanswered.
             logger.info("call=%s: caller turn during a closing reply: not answered", self.call_id)
+            self._speculator.end_turn(None)
+            return
+        speculation = self._speculator.reply
+        metrics = speculation.metrics if speculation is not None else TurnMetrics(0)
+        metrics.turn_index, metrics.user_text = self._turn_seq, text
+        stamp(metrics, "user_speech_end", speech_end)
+        stamp(metrics, "stt_end_of_turn", now)
+        self._speculator.end_turn(metrics, promoted=speculation is not None)
+        if speculation is not None:
+            self._promote(speculation, text)
             return
         await self._interrupt()  # a new turn replaces a reply in progress
         self.history.add_user(text)
         turn = self.responder.reply_to(text) if self.responder is not None else None
         self._start_reply("answer", metrics=metrics, turn=turn)
+
+    # -- speculation ------------------------------------------------------------------------
+
+    def _heard_more(self, event: Transcript) -> None:
+        """New words from the caller: a speculation on other words is dropped; a final
+        transcript with nothing pending may be the turn's last words."""
+        speculation = self._speculator.reply
+        if speculation is not None and not same_turn(
+            speculation.user_text or "", self._caller.text
+        ):
+            self._discard("the caller went on")
+        if (
+            event.is_final
+            and not self._caller.partial
+            and self.turn.speculative
+            and self._tg is not None
+        ):
+            spawn(self._tg, self._speculate_when_quiet, self._heard_seq)
+
+    async def _speculate_when_quiet(self, seq: int) -> None:
+        await anyio.sleep(self.turn.speculation_quiet_ms / 1000)
+        if seq == self._heard_seq:  # nothing new from the STT since the final words
+            self._speculate()
+
+    def _speculate(self) -> None:
+        """Start a reply to the turn's words so far, its audio held (see speculation.py)."""
+        text = self._caller.text
+        if not self._may_speculate(text):
+            return
+        turn, successor = None, None
+        if self.responder is not None:
+            if not isinstance(self.responder, SpeculativeResponder):
+                return
+            copy = self.responder.speculate(text)
+            if copy is None:
+                return
+            turn, successor = copy
+        self._discard("a newer guess")
+        metrics = TurnMetrics(0, user_text=text)
+        stamp(metrics, "turn_likely_over")
+        self._reply_seq += 1
+        reply = Reply(
+            id=self._reply_seq,
+            kind="answer",
+            metrics=metrics,
+            turn=turn,
+            state="speculative",
+            user_text=text,
+        )
+        self._speculator.start(reply, successor, self.history.revision)
+        logger.info("call=%s: speculative reply %d to %r", self.call_id, reply.id, text)
+        assert self._tg is not None
+        spawn(self._tg, self._run_reply, reply, self._speculator.cost)
+
+    def _may_speculate(self, text: str) -> bool:
+        return (
+            self.turn.speculative
+            and self.llm is not None  # with no LLM, every reply is already immediate
+            and self._tg is not None
+            and not self._closing
+            and self._current is None  # the history must be what the turn will see
+            and bool(text)
+            and not (self._cut is not None and is_backchannel(text, self.turn.backchannels))
+            and not (self._caller.turns == 0 and self._voicemail.matches(text) is not None)
+            and self._speculator.may_start(text)
+        )
+
+    def _promote(self, reply: Reply, text: str) -> None:
+        """The turn ended with the words ``reply`` answered: it becomes the reply, and
+        its held audio goes to playout, in one step."""
+        _, successor = self._speculator.take()
+        self.history.add_user(text)
+        if successor is not None:
+            self.responder = successor
+        reply.advance("confirmed")
+        self._replies[reply.id] = reply
+        self._current = reply
+        assert self._pipeline is not None
+        self._pipeline.release(reply)
+        logger.info("call=%s: speculative reply %d promoted", self.call_id, reply.id)
+
+    def _discard(self, why: str, *, charge: bool = False) -> None:
+        """Drop the running speculation unheard (``charge``: count its cost now, as its
+        task will not)."""
+        reply, _ = self._speculator.take()
+        if reply is None:
+            return
+        reply.advance("discarded")
+        reply.scope.cancel()
+        if self._pipeline is not None:
+            self._pipeline.drop(reply)
+        if charge:
+            self._speculator.cost.charge(reply)
+        logger.info("call=%s: speculative reply %d discarded: %s", self.call_id, reply.id, why)
+
+    def _record_leftover(self, costs: list[SpeculationCost]) -> None:
+        """Speculations no turn's metrics hold go straight into the call record."""
+        for cost in costs:
+            self.record.speculations += cost.started
+            self.record.speculations_discarded += cost.started
+            self.record.discarded_input_tokens += cost.discarded_input_tokens
+            self.record.discarded_output_tokens += cost.discarded_output_tokens
 
     # -- replies -------------------------------------------------------------------------
 
@@ -437,10 +573,19 @@ class CallSession(CallEnding):
         spawn(self._tg, self._run_reply, reply)
         return reply
 
-    async def _run_reply(self, reply: Reply) -> None:
+    async def _run_reply(self, reply: Reply, cost: SpeculationCost | None = None) -> None:
         assert self._pipeline is not None
-        await self._pipeline.run(reply)
-        self._complete_reply(reply)
+        try:
+            await self._pipeline.run(reply)
+            if reply.speculative:  # it failed before its turn was known: a fresh reply will do
+                if self._speculator.reply is reply:
+                    self._discard(f"it failed: {reply.error}")
+                reply.advance("discarded")
+        finally:
+            if reply.discarded and cost is not None:
+                cost.charge(reply)  # one left running when the call ends is charged there
+        if not reply.discarded:
+            self._complete_reply(reply)
 
     def _complete_reply(self, reply: Reply) -> None:
         """Record a finished, failed or interrupted reply exactly once."""

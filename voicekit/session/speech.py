@@ -103,6 +103,9 @@ class ReplySpeech:
             label=f"call={self._pipeline.call_id} reply {self._reply.id}",
         )
 
+    async def confirmed(self) -> None:
+        await self._reply.confirmed.wait()
+
     def end_call(self) -> None:
         self._reply.after = PendingAction("end")
 

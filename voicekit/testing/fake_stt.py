@@ -2,9 +2,11 @@
 
 Each burst of non-silent caller audio is taken to be the next scripted utterance: words
 appear as partial transcripts while the burst goes on, and a final transcript plus
-``EndOfTurn`` follow once ``endpoint_ms`` of silence has been received. Everything is
-tied to the audio position, so timing follows the caller's audio exactly, whatever the
-clock.
+``EndOfTurn`` follow once ``endpoint_ms`` of silence has been received. With
+``likely_over_ms``, the words so far become final with a ``TurnLikelyOver`` after that much
+silence; speech that resumes before ``endpoint_ms`` goes on with the same utterance.
+Everything is tied to the audio position, so timing follows the caller's audio exactly,
+whatever the clock.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from voicekit.stt import (
     STTEvent,
     STTStream,
     Transcript,
+    TurnLikelyOver,
 )
 
 __all__ = ["FakeSTT", "FakeSTTSettings", "FakeSTTStream"]
@@ -36,6 +39,9 @@ __all__ = ["FakeSTT", "FakeSTTSettings", "FakeSTTStream"]
 class FakeSTTSettings(ProviderSettings):
     utterances: list[str] = Field(default_factory=list, description="What the caller says.")
     endpoint_ms: float = Field(default=300.0, ge=0, description="Silence before end of turn.")
+    likely_over_ms: float | None = Field(
+        default=None, ge=0, description="Silence before TurnLikelyOver (None: never sent)."
+    )
     word_ms: float = Field(default=200.0, gt=0, description="Speech per revealed word.")
     energy_threshold: float = Field(default=300.0, ge=0, description="RMS of speech (PCM).")
 
@@ -58,6 +64,8 @@ class FakeSTTStream(STTStream):
         self._speech_end = 0.0
         self._speech_ms = 0.0
         self._revealed = 0
+        self._finalized = 0  # words already sent as final in this utterance
+        self._likely_over_sent = False
 
     def emit(self, event: STTEvent) -> None:
         """Inject an event directly (for tests that script the STT by hand)."""
@@ -85,8 +93,9 @@ class FakeSTTStream(STTStream):
             if self._speech_start is None:
                 self._speech_start = start
                 self._speech_ms = 0.0
-                self._revealed = 0
+                self._revealed = self._finalized = 0
                 self.emit(SpeechStarted(start_ms=start))
+            self._likely_over_sent = False
             self._speech_ms += dur
             self._speech_end = self.audio_ms
             words = self._current_words()
@@ -95,18 +104,40 @@ class FakeSTTStream(STTStream):
                 self._revealed = shown
                 self.emit(
                     Transcript(
-                        " ".join(words[:shown]),
+                        " ".join(words[self._finalized : shown]),
                         is_final=False,
                         start_ms=self._speech_start,
                         end_ms=self.audio_ms,
                     )
                 )
-        elif self._speech_start is not None and self.audio_ms - self._speech_end >= s.endpoint_ms:
-            self._end_turn()
+        elif self._speech_start is not None:
+            quiet = self.audio_ms - self._speech_end
+            if quiet >= s.endpoint_ms:
+                self._end_turn()
+            elif s.likely_over_ms is not None and quiet >= s.likely_over_ms:
+                self._likely_over()
+
+    def _likely_over(self) -> None:
+        if self._likely_over_sent or self._revealed == 0:
+            return
+        self._likely_over_sent = True
+        words = self._current_words()
+        if self._revealed > self._finalized:
+            self.emit(
+                Transcript(
+                    " ".join(words[self._finalized : self._revealed]),
+                    is_final=True,
+                    start_ms=self._speech_start,
+                    end_ms=self._speech_end,
+                    confidence=0.99,
+                )
+            )
+            self._finalized = self._revealed
+        self.emit(TurnLikelyOver(" ".join(words[: self._revealed]), end_ms=self._speech_end))
 
     def _end_turn(self) -> None:
         assert self._speech_start is not None
-        text = " ".join(self._current_words())
+        text = " ".join(self._current_words()[self._finalized :])
         self.stt.next_utterance += 1
         if text:
             self.emit(

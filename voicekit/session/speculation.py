@@ -1,0 +1,150 @@
+"""Speculative replies: the bookkeeping of answering before the caller's turn is over.
+
+When the STT says a turn is probably over (``TurnLikelyOver``, or a final transcript and
+then quiet), the session starts the reply at once, with its audio held. On ``EndOfTurn``
+the reply is promoted if the turn's words are the ones it answered, and dropped unheard
+otherwise; new words from the caller drop it at once. What counts as "the same words" is
+:func:`same_turn`: case, punctuation and filler words ("um", "uh") do not matter.
+
+This module holds what the session needs to decide and to account for it; the session
+does the starting, holding and releasing (it alone owns replies and audio).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from voicekit.records import TurnMetrics
+from voicekit.session.reply_state import Reply
+from voicekit.session.responder import Responder, Turn
+
+__all__ = [
+    "FILLER_WORDS",
+    "SpeculationCost",
+    "SpeculativeResponder",
+    "Speculator",
+    "same_turn",
+    "turn_words",
+]
+
+FILLER_WORDS = frozenset({"uh", "um", "umm", "uhm", "er", "erm", "ah", "eh", "hmm", "mm"})
+CHARS_PER_TOKEN = 4  # for a request cancelled before its provider reported usage
+_NOT_WORD = re.compile(r"[^\w\s']+")
+
+
+def turn_words(text: str) -> tuple[str, ...]:
+    """The words that decide whether two transcripts are the same turn."""
+    return tuple(w for w in _NOT_WORD.sub(" ", text.lower()).split() if w not in FILLER_WORDS)
+
+
+def same_turn(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` say the same words, ignoring case, punctuation, fillers."""
+    return turn_words(a) == turn_words(b)
+
+
+@runtime_checkable
+class SpeculativeResponder(Protocol):
+    """A responder that can answer a turn before it is confirmed.
+
+    A responder without this method is never speculated on: its replies start on
+    ``EndOfTurn`` as before."""
+
+    def speculate(self, text: str) -> tuple[Turn, Responder] | None:
+        """The reply to ``text``, run on a copy of this responder, and that copy: it
+        becomes the call's responder if the caller's turn turns out to be ``text``, and
+        is dropped otherwise, so a guess never changes the real state. None: not worth
+        a speculation (for example a keyword that leads to a cached script)."""
+        ...
+
+
+@dataclass(slots=True)
+class SpeculationCost:
+    """What the speculations of one caller turn cost; attached to the turn's metrics
+    once the turn is known (dropped speculations keep adding to it as they wind down)."""
+
+    started: int = 0
+    discarded_input_tokens: int = 0
+    discarded_output_tokens: int = 0
+    turn: TurnMetrics | None = None
+
+    def charge(self, reply: Reply) -> None:
+        """Add the LLM tokens of a dropped speculation: as reported by the provider, or
+        estimated from the characters sent and streamed when it was cut off first."""
+        m = reply.metrics
+        spent_in = m.input_tokens
+        spent_out = m.output_tokens
+        if spent_in is None:
+            spent_in = -(-reply.llm_chars_in // CHARS_PER_TOKEN)
+        if spent_out is None:
+            spent_out = -(-reply.llm_chars_out // CHARS_PER_TOKEN)
+        self.discarded_input_tokens += spent_in
+        self.discarded_output_tokens += spent_out
+        if self.turn is not None:
+            self.turn.discarded_input_tokens += spent_in
+            self.turn.discarded_output_tokens += spent_out
+
+    def attach(self, turn: TurnMetrics, *, promoted: bool) -> None:
+        self.turn = turn
+        turn.speculations = self.started
+        turn.discarded_input_tokens += self.discarded_input_tokens
+        turn.discarded_output_tokens += self.discarded_output_tokens
+        if self.started:
+            turn.speculation = "promoted" if promoted else "discarded"
+
+
+@dataclass
+class Speculator:
+    """One call's speculation state: at most one at a time, ``limit`` per caller turn."""
+
+    limit: int
+    reply: Reply | None = None
+    successor: Responder | None = None  # the responder copy the speculation runs on
+    history_revision: int = -1  # the history it was written against
+    cost: SpeculationCost = field(default_factory=SpeculationCost)
+    unattached: list[SpeculationCost] = field(default_factory=list)  # turns never taken
+
+    def may_start(self, text: str) -> bool:
+        """Whether a speculation on ``text`` may start now (none running on these words,
+        and the turn's limit not reached)."""
+        if self.reply is not None and same_turn(self.reply.user_text or "", text):
+            return False
+        return self.cost.started < self.limit
+
+    def start(self, reply: Reply, successor: Responder | None, history_revision: int) -> None:
+        self.reply, self.successor = reply, successor
+        self.history_revision = history_revision
+        self.cost.started += 1
+
+    def matches(self, text: str, history_revision: int) -> bool:
+        """Whether the running speculation answers the turn ``text`` as it will be asked:
+        the same words, and a history unchanged since it was written."""
+        reply = self.reply
+        return (
+            reply is not None
+            and reply.speculative
+            and reply.error is None
+            and history_revision == self.history_revision
+            and same_turn(reply.user_text or "", text)
+        )
+
+    def take(self) -> tuple[Reply | None, Responder | None]:
+        """The running speculation and its responder copy; none is running afterwards."""
+        taken = self.reply, self.successor
+        self.reply = self.successor = None
+        return taken
+
+    def end_turn(self, turn: TurnMetrics | None, *, promoted: bool = False) -> None:
+        """The caller's turn is over: its speculations' cost goes to ``turn`` (or, with
+        no turn to answer, to the call's unattached costs); the next turn starts afresh."""
+        if turn is not None:
+            self.cost.attach(turn, promoted=promoted)
+        elif self.cost.started:
+            self.unattached.append(self.cost)
+        self.cost = SpeculationCost()
+
+    def leftover(self) -> list[SpeculationCost]:
+        """Costs that no turn's metrics hold: turns with no answer, and the last turn."""
+        pending = [self.cost] if self.cost.started else []
+        return [*self.unattached, *pending]

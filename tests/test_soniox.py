@@ -14,7 +14,7 @@ from voicekit_soniox.tokens import MalformedResponse, TokenState
 
 from voicekit.audio import PCM_16K, ULAW_8K, AudioFormat
 from voicekit.errors import ProviderAuthError, ProviderError
-from voicekit.stt import EndOfTurn, SpeechStarted, STTEvent, Transcript
+from voicekit.stt import EndOfTurn, SpeechStarted, STTEvent, Transcript, TurnLikelyOver
 from voicekit.testing import silence, voice
 from voicekit.testing.emulators import Faults, SonioxEmulator
 
@@ -330,3 +330,44 @@ async def test_audio_sent_while_a_replay_is_under_way_goes_out_once_in_order(
     assert json.loads(second[0])["model"]  # the config first
     audio = [m for m in second[1:61] if isinstance(m, bytes)]
     assert audio == frames  # nothing final yet: all of it, once, in order
+
+
+async def test_words_final_before_the_endpoint_say_the_turn_is_likely_over() -> None:
+    """Soniox finalizes words before it decides on an endpoint: all final, then quiet
+    audio, is the likely-over signal; once per last word, and never without words."""
+    async with SonioxEmulator(
+        utterances=["what are your hours on sunday"], final_after_ms=60
+    ) as sx:
+        # "what are your hours", a pause of 300 ms (likely over), "on sunday", the endpoint
+        audio = voice(600, ULAW_8K) + silence(300, ULAW_8K) + turns(400)
+        events = await run(stt_for(sx, likely_over_ms=100), audio)
+    kinds = [type(e).__name__ for e in events]
+    likely = [e for e in events if isinstance(e, TurnLikelyOver)]
+    assert [e.text for e in likely] == ["what are your hours", "what are your hours on sunday"]
+    assert kinds.count("EndOfTurn") == 1 and kinds[-1] == "EndOfTurn"
+    # Every final word once: the early finals, then the rest.
+    assert finals(events) == ["what are your hours", "on sunday"]
+    assert likely[0].end_ms is not None and likely[0].end_ms <= 600
+
+
+def test_token_state_reports_likely_over_once_per_final_word() -> None:
+    state = TokenState(likely_over_ms=100)
+    word = {"text": "hi", "start_ms": 0, "end_ms": 300, "is_final": True}
+    assert [
+        type(e) for e in state.feed(json.dumps({"tokens": [word], "total_audio_proc_ms": 340}))
+    ] == [
+        SpeechStarted,
+        Transcript,
+    ]
+    quiet = json.dumps({"tokens": [], "total_audio_proc_ms": 420})
+    (event,) = state.feed(quiet)
+    assert event == TurnLikelyOver("hi", 300)
+    assert state.feed(quiet) == []  # once
+    pending = {"text": " there", "start_ms": 430, "end_ms": 500, "is_final": False}
+    assert not any(
+        isinstance(e, TurnLikelyOver)
+        for e in state.feed(json.dumps({"tokens": [pending], "total_audio_proc_ms": 900}))
+    )  # a word not yet final: not over
+    state.feed(json.dumps({"tokens": [{"text": "<end>", "is_final": True}]}))
+    assert state.turn_words == []
+    assert state.feed(json.dumps({"tokens": [], "total_audio_proc_ms": 2000})) == []

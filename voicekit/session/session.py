@@ -47,7 +47,6 @@ from voicekit.session.speculation import (
     SpeculationCost,
     SpeculativeResponder,
     Speculator,
-    same_turn,
 )
 from voicekit.session.tool_runner import ToolRunner
 from voicekit.session.voicemail import VoicemailDetector
@@ -65,7 +64,7 @@ Hangup = Callable[[], Awaitable[None]]
 Transfer = Callable[[str], Awaitable[None]]
 
 
-class CallSession(CallEnding):
+class CallSession:
     """Runs one call: ``record = await CallSession(media, stt=..., llm=..., tts=...).run()``."""
 
     def __init__(
@@ -96,8 +95,6 @@ class CallSession(CallEnding):
         self.call_id = media.call.call_id
         self.responder: Responder | None = responder(media.call) if responder else None
         self._hooks = hooks if hooks is None or isinstance(hooks, Observers) else Observers(hooks)
-        self._hangup = hangup
-        self._transfer = transfer
         self.actions = CallActions(self.call, self.agent.transfer_allowlist)
         builtins = list(self.agent.builtin_tools)
         if "transfer_call" in builtins and transfer is None:
@@ -137,31 +134,31 @@ class CallSession(CallEnding):
         )
         self._tg: TaskGroup | None = None
         self._pipeline: ReplyPipeline | None = None
-        self._ended = anyio.Event()
-        self.end_reason = "unknown"
+        self.ending = CallEnding(
+            _EndingHost(self),
+            agent=self.agent,
+            turn=self.turn,
+            actions=self.actions,
+            call_id=self.call_id,
+            hangup=hangup,
+            transfer=transfer,
+        )
         self._replies: dict[int, Reply] = {}
         self._current: Reply | None = None
         self._last_reply: Reply | None = None
         self._turn_seq = 0
         self._reply_seq = 0
         self._caller = CallerTurns()
-        self._idle_prompts_used = 0
-        self._closing = False
-        self._started = 0.0
-        self._last_activity = 0.0
         self._clock = InboundClock()
-        self._machine_pending = False
         self._cut: CutReply | None = None  # a reply a barge-in cut, until the turn is known
-        self._close_reason: str | None = None
-        self._stop_reason = "unknown"  # what stopped the call, before _close_reason
-        self._speculator = Speculator(self.turn.max_speculations)
+        self._speculator = Speculator(self.turn.max_speculations, self.call_id)
         self._heard_seq = 0  # STT events so far: "no new words since" for speculation
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def run(self) -> CallRecord:
         """Run the call to its end; always returns the call record."""
-        self._started = self._last_activity = anyio.current_time()
+        self.ending.begin(anyio.current_time())
         self._notify("call_started", call=self.call)
         logger.info(
             "call=%s started: stt %s, tts %s, transcoding %s",
@@ -203,36 +200,38 @@ class CallSession(CallEnding):
                     filler_after_s=self.agent.filler_after_s,
                     phrases=self.phrases,
                 )
+                self._speculator.drop = self._pipeline.drop
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    self.ending.attach(tg)
                     spawn(tg, self._pipeline.prewarm)
                     spawn(tg, self._media_loop, stt_stream)
                     spawn(tg, self._stt_loop, stt_stream)
                     spawn(tg, self.playout.run)
-                    spawn(tg, self._watchdog)
+                    spawn(tg, self.ending.watchdog)
                     opening = self.responder.opening() if self.responder else None
-                    if self._machine_pending:
-                        self.machine_answered()
+                    if self.ending.machine_pending:
+                        self.ending.machine_answered()
                     elif opening is not None:
                         self._start_reply("greeting", turn=opening)
                     elif self.responder is not None:
                         pass  # the responder lets the caller speak first
                     elif self.agent.first_speaker == "agent" and self.agent.greeting:
                         self._start_reply("greeting", self.agent.greeting)
-                    await self._ended.wait()
+                    await self.ending.ended.wait()
                     tg.cancel_scope.cancel()
         except Exception as exc:  # a provider that cannot open ends this call, not the server
             logger.error("call=%s failed: %s: %s", self.call_id, type(exc).__name__, exc)
-            self._end("error")
+            self.ending.end("error")
         finally:
             self._tg = None  # its tasks are over: nothing more may be started
-            self._discard("the call ended", charge=True)
+            self.ending.attach(None)
             for reply in list(self._replies.values()):
                 self._complete_reply(reply)
             self.playout.detach()
             self._keypad.detach()
             self.record.total_usage()
-            self._record_leftover(self._speculator.leftover())
+            self._speculator.settle(self.record)
             if self.responder is not None:
                 self.record.flow = dict(self.responder.state())
                 with anyio.CancelScope(shield=True):
@@ -242,6 +241,7 @@ class CallSession(CallEnding):
                         logger.warning("call=%s: responder close failed: %s", self.call_id, exc)
             self.record.ended_at = time.time()
             self.record.end_reason = self.end_reason
+            self.ending.detach()
             logger.info(
                 "call=%s ended: %s after %d turns",
                 self.call_id,
@@ -250,6 +250,26 @@ class CallSession(CallEnding):
             )
             self._notify("call_ended", call=self.call, record=self.record)
         return self.record
+
+    # -- control from outside (webhooks, the server) -------------------------------------------
+
+    @property
+    def end_reason(self) -> str:
+        """Why the call ended ("unknown" while it runs)."""
+        return self.ending.end_reason
+
+    def caller_hung_up(self, reason: str = "caller_hangup") -> None:
+        """The telephony provider says the call is over: stop now, no farewell."""
+        self.ending.caller_hung_up(reason)
+
+    def machine_answered(self) -> None:
+        """A machine answered (provider AMD): apply ``[turn] voicemail_action``. Called
+        before :meth:`run`, it takes effect as soon as the session starts."""
+        self.ending.machine_answered()
+
+    def shut_down(self) -> None:
+        """The server is shutting down and the grace period is over: say farewell, hang up."""
+        self.ending.shut_down()
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
         if self._hooks is not None:
@@ -279,14 +299,14 @@ class CallSession(CallEnding):
                     logger.debug("call=%s: the caller pressed a key", self.call_id)
                     self._keypad.press(event.digit, self._tg)
                 elif isinstance(event, StreamStopped):
-                    self._end("media_error" if event.failed else "caller_hangup")
+                    self.ending.end("media_error" if event.failed else "caller_hangup")
                     return
-            self._end("stream_closed")
+            self.ending.end("stream_closed")
         except Exception as exc:
             logger.error(
                 "call=%s: media stream failed: %s: %s", self.call_id, type(exc).__name__, exc
             )
-            self._end("media_error")
+            self.ending.end("media_error")
 
     def _on_frame_sent(self, reply_id: int, late_s: float) -> None:
         reply = self._replies.get(reply_id)
@@ -305,19 +325,19 @@ class CallSession(CallEnding):
                 self._heard_seq += 1
                 if isinstance(event, SpeechStarted | Transcript):
                     self._caller.hear(event)
-                    self._last_activity = now
+                    self.ending.last_activity = now
                     if isinstance(event, Transcript):
                         self._heard_more(event)
                         await self._maybe_barge_in()
                 elif isinstance(event, TurnLikelyOver):
                     self._speculate()
                 elif isinstance(event, EndOfTurn):
-                    self._last_activity = now
+                    self.ending.last_activity = now
                     await self._on_end_of_turn(event)
         except Exception as exc:
             logger.error("call=%s: STT failed: %s: %s", self.call_id, type(exc).__name__, exc)
-            if not self._ended.is_set():
-                await self._finish("stt_error")
+            if not self.ending.ended.is_set():
+                await self.ending.finish("stt_error")
 
     def _agent_speaking(self) -> bool:
         reply = self._current
@@ -354,7 +374,7 @@ class CallSession(CallEnding):
 
     async def _interrupt(self) -> Reply | None:
         """Barge-in as one step; see the module docstring. A speculation goes too."""
-        self._discard("the reply in progress was cut")
+        self._speculator.discard("the reply in progress was cut")
         reply = self._current
         if reply is None:
             return None
@@ -371,9 +391,9 @@ class CallSession(CallEnding):
         text = self._caller.end_turn()
         cut, self._cut = self._cut, None
         if not self._speculator.matches(text, self.history.revision):
-            self._discard("the turn ended with other words")
-        if self._closing:
-            self._discard("the call is closing")
+            self._speculator.discard("the turn ended with other words")
+        if self.ending.closing:
+            self._speculator.discard("the call is closing")
             self._speculator.end_turn(None)
             return
         backchannel = bool(text) and is_backchannel(text, self.turn.backchannels)
@@ -396,14 +416,14 @@ class CallSession(CallEnding):
             logger.info("call=%s: backchannel while the agent speaks: %r", self.call_id, text)
             entry = TranscriptEntry("user", text, time.time(), backchannel=True)
             self.record.transcript.append(entry)
-            self._discard("a backchannel")
+            self._speculator.discard("a backchannel")
             self._speculator.end_turn(None)
             return
         now = anyio.current_time()
         await self._caller_turn(text, self._clock.arrival(event.end_ms) or now, now)
 
     def _keys_done(self, digits: str) -> None:
-        if self._tg is not None and not self._closing:
+        if self._tg is not None and not self.ending.closing:
             now = anyio.current_time()
             spawn(self._tg, self._caller_turn, f"[caller pressed {digits}]", now, now)
 
@@ -411,9 +431,9 @@ class CallSession(CallEnding):
         """A turn of the caller (words, or keys): replaces any reply, starts the answer
         (or lets the speculation written for exactly these words be heard)."""
         self._turn_seq += 1
-        self._idle_prompts_used = 0
+        self.ending.idle_prompts_used = 0
         if not (self._current is None and self._speculator.matches(text, self.history.revision)):
-            self._discard("the turn is not the one it answered")
+            self._speculator.discard("the turn is not the one it answered")
         self.record.transcript.append(TranscriptEntry("user", text, time.time()))
         if self._caller.turns == 1 and self.turn.voicemail_action != "ignore":
             phrase = self._voicemail.matches(text)
@@ -421,7 +441,7 @@ class CallSession(CallEnding):
                 logger.info("call=%s: voicemail detected (%r)", self.call_id, phrase)
                 self._speculator.end_turn(None)
                 self.history.add_user(text)
-                await self._finish(
+                await self.ending.finish(
                     "voicemail",
                     say=self.turn.voicemail_message
                     if self.turn.voicemail_action == "leave_message"
@@ -456,17 +476,8 @@ class CallSession(CallEnding):
     def _heard_more(self, event: Transcript) -> None:
         """New words from the caller: a speculation on other words is dropped; a final
         transcript with nothing pending may be the turn's last words."""
-        speculation = self._speculator.reply
-        if speculation is not None and not same_turn(
-            speculation.user_text or "", self._caller.text
-        ):
-            self._discard("the caller went on")
-        if (
-            event.is_final
-            and not self._caller.partial
-            and self.turn.speculative
-            and self._tg is not None
-        ):
+        self._speculator.went_on(self._caller.text)
+        if event.is_final and not self._caller.partial and self.turn.speculative and self._tg:
             spawn(self._tg, self._speculate_when_quiet, self._heard_seq)
 
     async def _speculate_when_quiet(self, seq: int) -> None:
@@ -487,7 +498,7 @@ class CallSession(CallEnding):
             if copy is None:
                 return
             turn, successor = copy
-        self._discard("a newer guess")
+        self._speculator.discard("a newer guess")
         metrics = TurnMetrics(0, user_text=text)
         stamp(metrics, "turn_likely_over")
         self._reply_seq += 1
@@ -509,7 +520,7 @@ class CallSession(CallEnding):
             self.turn.speculative
             and self.llm is not None  # with no LLM, every reply is already immediate
             and self._tg is not None
-            and not self._closing
+            and not self.ending.closing
             and self._current is None  # the history must be what the turn will see
             and bool(text)
             and not (self._cut is not None and is_backchannel(text, self.turn.backchannels))
@@ -530,28 +541,6 @@ class CallSession(CallEnding):
         assert self._pipeline is not None
         self._pipeline.release(reply)
         logger.info("call=%s: speculative reply %d promoted", self.call_id, reply.id)
-
-    def _discard(self, why: str, *, charge: bool = False) -> None:
-        """Drop the running speculation unheard (``charge``: count its cost now, as its
-        task will not)."""
-        reply, _ = self._speculator.take()
-        if reply is None:
-            return
-        reply.advance("discarded")
-        reply.scope.cancel()
-        if self._pipeline is not None:
-            self._pipeline.drop(reply)
-        if charge:
-            self._speculator.cost.charge(reply)
-        logger.info("call=%s: speculative reply %d discarded: %s", self.call_id, reply.id, why)
-
-    def _record_leftover(self, costs: list[SpeculationCost]) -> None:
-        """Speculations no turn's metrics hold go straight into the call record."""
-        for cost in costs:
-            self.record.speculations += cost.started
-            self.record.speculations_discarded += cost.started
-            self.record.discarded_input_tokens += cost.discarded_input_tokens
-            self.record.discarded_output_tokens += cost.discarded_output_tokens
 
     # -- replies -------------------------------------------------------------------------
 
@@ -579,7 +568,7 @@ class CallSession(CallEnding):
             await self._pipeline.run(reply)
             if reply.speculative:  # it failed before its turn was known: a fresh reply will do
                 if self._speculator.reply is reply:
-                    self._discard(f"it failed: {reply.error}")
+                    self._speculator.discard(f"it failed: {reply.error}")
                 reply.advance("discarded")
         finally:
             if reply.discarded and cost is not None:
@@ -597,7 +586,7 @@ class CallSession(CallEnding):
             self._current = None
         self._last_reply = reply
         m = reply.metrics
-        m.status = reply.outcome(caller_gone=caller_ended(self.end_reason))
+        m.status = reply.outcome(caller_gone=caller_ended(self.ending.end_reason))
         # Only words the far end confirmed as played were heard: a reply cut short by a
         # barge-in, a failure or the end of the call keeps just those.
         heard = reply.text if m.status == "played" else reply.heard_text()
@@ -612,8 +601,25 @@ class CallSession(CallEnding):
         if self.responder is not None:
             m.flow = dict(self.responder.turn_state())
         self.record.turns.append(m)
-        self._last_activity = anyio.current_time()
+        self.ending.last_activity = anyio.current_time()
         logger.info(format_turn(self.call_id, m))
         self._notify("turn_completed", call=self.call, turn=m)
-        self._after_reply(reply)
+        self.ending.after_reply(reply)
         reply.done.set()
+
+
+class _EndingHost:
+    """The three things the call-ending rules may ask of a session (see closing.py)."""
+
+    def __init__(self, session: CallSession) -> None:
+        self._session = session
+
+    def say(self, kind: ReplyKind, text: str) -> Reply:
+        return self._session._start_reply(kind, text)
+
+    async def interrupt(self) -> object:
+        return await self._session._interrupt()
+
+    def busy(self) -> bool:
+        session = self._session
+        return session._current is not None or session._caller.speaking

@@ -12,11 +12,13 @@ does the starting, holding and releasing (it alone owns replies and audio).
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from voicekit.records import TurnMetrics
+from voicekit.records import CallRecord, TurnMetrics
 from voicekit.session.reply_state import Reply
 from voicekit.session.responder import Responder, Turn
 
@@ -28,6 +30,8 @@ __all__ = [
     "same_turn",
     "turn_words",
 ]
+
+logger = logging.getLogger(__name__)
 
 FILLER_WORDS = frozenset({"uh", "um", "umm", "uhm", "er", "erm", "ah", "eh", "hmm", "mm"})
 CHARS_PER_TOKEN = 4  # for a request cancelled before its provider reported usage
@@ -96,9 +100,13 @@ class SpeculationCost:
 
 @dataclass
 class Speculator:
-    """One call's speculation state: at most one at a time, ``limit`` per caller turn."""
+    """One call's speculation state: at most one at a time, ``limit`` per caller turn.
+
+    ``drop`` forgets a dropped speculation's held audio (the reply pipeline's)."""
 
     limit: int
+    call_id: str = "-"
+    drop: Callable[[Reply], None] | None = None
     reply: Reply | None = None
     successor: Responder | None = None  # the responder copy the speculation runs on
     history_revision: int = -1  # the history it was written against
@@ -129,6 +137,25 @@ class Speculator:
             and same_turn(reply.user_text or "", text)
         )
 
+    def went_on(self, text: str) -> None:
+        """The caller's turn so far is now ``text``: a guess on other words is dropped."""
+        if self.reply is not None and not same_turn(self.reply.user_text or "", text):
+            self.discard("the caller went on")
+
+    def discard(self, why: str, *, charge: bool = False) -> None:
+        """Drop the running speculation unheard: cancel it, forget its held audio
+        (``charge``: count its cost now, when its own task will not)."""
+        reply, _ = self.take()
+        if reply is None:
+            return
+        reply.advance("discarded")
+        reply.scope.cancel()
+        if self.drop is not None:
+            self.drop(reply)
+        if charge:
+            self.cost.charge(reply)
+        logger.info("call=%s: speculative reply %d discarded: %s", self.call_id, reply.id, why)
+
     def take(self) -> tuple[Reply | None, Responder | None]:
         """The running speculation and its responder copy; none is running afterwards."""
         taken = self.reply, self.successor
@@ -144,7 +171,13 @@ class Speculator:
             self.unattached.append(self.cost)
         self.cost = SpeculationCost()
 
-    def leftover(self) -> list[SpeculationCost]:
-        """Costs that no turn's metrics hold: turns with no answer, and the last turn."""
+    def settle(self, record: CallRecord) -> None:
+        """The call is over: the running guess is dropped (and charged), and the costs no
+        turn's metrics hold (turns with no answer, the last turn) go into ``record``."""
+        self.discard("the call ended", charge=True)
         pending = [self.cost] if self.cost.started else []
-        return [*self.unattached, *pending]
+        for cost in [*self.unattached, *pending]:
+            record.speculations += cost.started
+            record.speculations_discarded += cost.started
+            record.discarded_input_tokens += cost.discarded_input_tokens
+            record.discarded_output_tokens += cost.discarded_output_tokens

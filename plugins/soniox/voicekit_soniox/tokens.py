@@ -8,7 +8,7 @@ from typing import Any
 
 from voicekit.errors import ProviderError
 from voicekit.provider_errors import status_error
-from voicekit.stt import EndOfTurn, SpeechStarted, STTEvent, Transcript
+from voicekit.stt import EndOfTurn, SpeechStarted, STTEvent, Transcript, TurnLikelyOver
 
 __all__ = ["MalformedResponse", "TokenState", "soniox_error"]
 
@@ -38,7 +38,13 @@ class TokenState:
 
     ``offset_ms`` is added to token times: after a reconnect the new stream's clock starts
     at zero, but its first audio is the replayed audio from ``offset_ms`` on.
+
+    The turn is likely over (``TurnLikelyOver``) when a response shows every word of the
+    turn final (no non-final tokens) and the audio processed since the last final word
+    is at least ``likely_over_ms`` of silence; sent once per last final word.
     """
+
+    likely_over_ms: float | None = 100.0
 
     offset_ms: float = 0.0
     in_speech: bool = False
@@ -47,6 +53,8 @@ class TokenState:
     final_ms: float = 0.0  # audio position covered by final results
     fin: bool = False
     finished: bool = False
+    turn_words: list[str] = field(default_factory=list)  # final text since the last <end>
+    likely_over_sent: float | None = None  # the last final word's end it was sent for
     pending: list[STTEvent] = field(default_factory=list)
 
     def feed(self, raw: str | bytes) -> list[STTEvent]:
@@ -73,9 +81,10 @@ class TokenState:
         if words:
             confidences = [float(t["confidence"]) for t in words if "confidence" in t]
             self.last_final_end = self._time(words[-1].get("end_ms"))
+            final = "".join(str(t["text"]) for t in words).strip()
             events.append(
                 Transcript(
-                    "".join(str(t["text"]) for t in words).strip(),
+                    final,
                     is_final=True,
                     start_ms=self._time(words[0].get("start_ms")),
                     end_ms=self.last_final_end,
@@ -83,6 +92,7 @@ class TokenState:
                 )
             )
             self.partial = ""
+            self.turn_words.append(final)
         partial = "".join(str(t["text"]) for t in partials).strip()
         if partial and partial != self.partial:
             self.partial = partial
@@ -97,15 +107,34 @@ class TokenState:
         if isinstance(data.get("final_audio_proc_ms"), int | float):
             self.final_ms = max(self.final_ms, self.offset_ms + float(data["final_audio_proc_ms"]))
         markers = {t["text"] for t in finals} & {"<end>", "<fin>"}
+        if not partials and not markers and self._quiet_since_final(data):
+            self.likely_over_sent = self.last_final_end
+            events.append(TurnLikelyOver(" ".join(self.turn_words), self.last_final_end))
         if "<end>" in markers:
             events.append(EndOfTurn(self.last_final_end))
             self.in_speech = False
             self.partial = ""
+            self.turn_words.clear()
         if "<fin>" in markers:
             self.fin = True
         if data.get("finished") is True:
             self.finished = True
         return events
+
+    def _quiet_since_final(self, data: dict[str, Any]) -> bool:
+        """Whether the turn's words are all final and followed by enough processed audio
+        with no new word (not yet signalled for this last word)."""
+        total = data.get("total_audio_proc_ms")
+        if (
+            self.likely_over_ms is None
+            or not self.in_speech
+            or not self.turn_words
+            or self.last_final_end is None
+            or self.likely_over_sent == self.last_final_end
+            or not isinstance(total, int | float)
+        ):
+            return False
+        return self.offset_ms + float(total) - self.last_final_end >= self.likely_over_ms
 
     def _time(self, value: Any) -> float | None:
         return None if not isinstance(value, int | float) else self.offset_ms + float(value)

@@ -4,7 +4,10 @@
 binary audio, JSON control messages (``finalize``, ``keepalive``) and an empty frame to
 end. Each burst of caller audio with energy is heard as the next scripted utterance:
 non-final tokens while it lasts, final tokens plus ``<end>`` after ``endpoint_ms`` of
-silence. ``finalize`` makes pending words final and answers ``<fin>``; the end-of-stream
+silence. With ``final_after_ms``, the words become final sooner, after that much silence,
+and every silent frame until ``<end>`` gets a response with no tokens (the service's
+progress responses), as the real service finalizes words before it decides on an
+endpoint. ``finalize`` makes pending words final and answers ``<fin>``; the end-of-stream
 frame gets the remaining finals and ``finished: true``. With no audio or keepalive for
 ``idle_timeout_s`` the connection is closed (error 408).
 
@@ -62,6 +65,7 @@ class _Stream:
     speech_end: float = 0.0
     speech_ms: float = 0.0
     revealed: int = 0
+    finalized: int = 0  # words of the utterance already sent as final
     final_ms: float = 0.0
     controls: list[dict[str, Any]] = field(default_factory=list)
     last_input: float = 0.0
@@ -107,6 +111,7 @@ class SonioxEmulator(ServedEmulator):
         energy_threshold: float = 300.0,
         idle_timeout_s: float = 20.0,
         faults: Faults | None = None,
+        final_after_ms: float | None = None,
     ) -> None:
         self.utterances = list(utterances or [])
         # Scripts per call, chosen by the config's client_reference_id (the call id).
@@ -114,6 +119,7 @@ class SonioxEmulator(ServedEmulator):
         self._next: dict[str | None, int] = {}
         self.api_key = api_key
         self.endpoint_ms = endpoint_ms
+        self.final_after_ms = final_after_ms
         self.word_ms = word_ms
         self.energy_threshold = energy_threshold
         self.idle_timeout_s = idle_timeout_s
@@ -274,9 +280,13 @@ class SonioxEmulator(ServedEmulator):
         return script[n].split() if n < len(script) else []
 
     def _tokens(self, stream: _Stream, upto: int, final: bool) -> list[dict[str, Any]]:
+        """The words from the first not yet final up to ``upto`` (a final token is sent
+        once; non-final ones are re-sent and revised)."""
         assert stream.speech_start is not None
         tokens = []
-        for i, word in enumerate(self._words(stream)[:upto]):
+        words = self._words(stream)
+        for i in range(stream.finalized, min(upto, len(words))):
+            word = words[i]
             start = stream.speech_start + i * self.word_ms
             tokens.append(
                 {
@@ -318,6 +328,7 @@ class SonioxEmulator(ServedEmulator):
         if rms >= self.energy_threshold:
             if stream.speech_start is None:
                 stream.speech_start, stream.speech_ms, stream.revealed = start, 0.0, 0
+                stream.finalized = 0
             stream.speech_ms += duration
             stream.speech_end = stream.audio_ms
             shown = min(len(self._words(stream)), 1 + int(stream.speech_ms // self.word_ms))
@@ -330,6 +341,15 @@ class SonioxEmulator(ServedEmulator):
             await self._finalize(
                 stream, "<end>" if stream.config.get("enable_endpoint_detection") else None
             )
+        elif stream.speech_start is not None and self.final_after_ms is not None:
+            if stream.audio_ms - stream.speech_end >= self.final_after_ms:
+                if stream.finalized < stream.revealed:
+                    tokens = self._tokens(stream, stream.revealed, final=True)
+                    stream.finalized = stream.revealed
+                    stream.final_ms = stream.speech_end
+                    await self._respond(stream, tokens)
+                else:
+                    await self._respond(stream, [])
         elif stream.speech_start is None:
             stream.final_ms = stream.audio_ms
 
@@ -337,9 +357,8 @@ class SonioxEmulator(ServedEmulator):
         tokens: list[dict[str, Any]] = []
         in_speech = stream.speech_start is not None
         if in_speech:
-            tokens = self._tokens(
-                stream, max(stream.revealed, 1) if self._words(stream) else 0, final=True
-            )
+            upto = max(stream.revealed, 1) if self._words(stream) else 0
+            tokens = self._tokens(stream, upto, final=True)
         final_ms = stream.audio_ms if marker == "<fin>" else stream.speech_end
         if marker is not None:
             tokens.append({"text": marker, "is_final": True})

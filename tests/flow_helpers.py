@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voicekit.flows import Flow, FlowEngine, WebhookResult, load_flow
+from voicekit.flows import Flow, FlowEngine, WebhookResult, load_flow, parse_flow
 from voicekit.flows.model import FunctionNode
 from voicekit.llm import Tool, ToolCall
 from voicekit.telephony import CallInfo
@@ -20,6 +20,33 @@ DESK = "+15551230000"
 
 def example_flow() -> Flow:
     return load_flow(EXAMPLE, transfer_allowlist=[DESK])
+
+
+def booking_flow() -> Flow:
+    """Ask the caller's name (a prompt node), book through a webhook, read the reference."""
+    return parse_flow(
+        {
+            "start": "ask",
+            "first_speaker": "caller",
+            "nodes": [
+                {
+                    "id": "ask",
+                    "prompt": "Ask for the caller's name.",
+                    "extract": [{"name": "name", "mandatory": True, "reprompt": "Your name?"}],
+                    "transitions": [{"to": "book", "when": "the name is known"}],
+                },
+                {
+                    "id": "book",
+                    "type": "function",
+                    "url": "https://crm.example.com/bookings",
+                    "body": {"name": "{{name}}"},
+                    "save": {"ref": "id"},
+                    "next": "done",
+                },
+                {"id": "done", "type": "ending", "script": "Booked, reference {{ref}}."},
+            ],
+        }
+    )
 
 
 def call_of(name: str, **arguments: Any) -> ToolCall:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.flow_helpers import DESK, FakeWebhooks, example_flow
+from tests.flow_helpers import DESK, FakeWebhooks, booking_flow, example_flow
 from tests.session_helpers import Call, anyio_backend, make_call, run_call, until  # noqa: F401
 from voicekit.flows import FlowRuntime, WebhookResult, parse_flow
 from voicekit.records import CallRecord
@@ -247,29 +247,7 @@ class SlowWebhooks:
 
 
 async def test_a_webhook_starts_with_the_decision_while_the_answer_still_plays() -> None:
-    flow = parse_flow(
-        {
-            "start": "ask",
-            "first_speaker": "caller",
-            "nodes": [
-                {
-                    "id": "ask",
-                    "prompt": "Ask for the caller's name.",
-                    "extract": [{"name": "name", "mandatory": True, "reprompt": "Your name?"}],
-                    "transitions": [{"to": "book", "when": "the name is known"}],
-                },
-                {
-                    "id": "book",
-                    "type": "function",
-                    "url": "https://crm.example.com/bookings",
-                    "body": {"name": "{{name}}"},
-                    "save": {"ref": "id"},
-                    "next": "done",
-                },
-                {"id": "done", "type": "ending", "script": "Booked, reference {{ref}}."},
-            ],
-        }
-    )
+    flow = booking_flow()
     hooks = SlowWebhooks(1.0)
     call = make_call(
         utterances=["it's maria"],

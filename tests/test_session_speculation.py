@@ -3,14 +3,12 @@ heard only when the end of turn confirms the same words, dropped unheard otherwi
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
 
-from tests.flow_helpers import FakeWebhooks
+from tests.flow_helpers import FakeWebhooks, booking_flow
 from tests.session_helpers import CHAR_MS, Call, anyio_backend, make_call, run_call, until  # noqa: F401
-from voicekit.flows import FlowRuntime, WebhookResult, parse_flow
+from voicekit.flows import FlowRuntime, WebhookResult
 from voicekit.records import CallRecord
 from voicekit.session.speculation import same_turn
 from voicekit.stt import EndOfTurn, Transcript
@@ -230,32 +228,6 @@ async def test_speculation_can_be_turned_off() -> None:
     assert record.turns[0].llm_request >= record.turns[0].stt_end_of_turn  # type: ignore[operator]
 
 
-def name_flow() -> Any:
-    return parse_flow(
-        {
-            "start": "ask",
-            "first_speaker": "caller",
-            "nodes": [
-                {
-                    "id": "ask",
-                    "prompt": "Ask for the caller's name.",
-                    "extract": [{"name": "name", "mandatory": True, "reprompt": "Your name?"}],
-                    "transitions": [{"to": "book", "when": "the name is known"}],
-                },
-                {
-                    "id": "book",
-                    "type": "function",
-                    "url": "https://crm.example.com/bookings",
-                    "body": {"name": "{{name}}"},
-                    "save": {"ref": "id"},
-                    "next": "done",
-                },
-                {"id": "done", "type": "ending", "script": "Booked, reference {{ref}}."},
-            ],
-        }
-    )
-
-
 async def test_a_flows_speculation_carries_its_decision_and_its_webhook_waits() -> None:
     hooks = FakeWebhooks({"book": WebhookResult(ok=True, saved={"ref": "B-7"})})
     call = make_call(
@@ -263,7 +235,7 @@ async def test_a_flows_speculation_carries_its_decision_and_its_webhook_waits() 
         replies=['Thank you, Maria. [[save_variables {"name": "Maria"}]] [[go_to_book]]'],
         llm={"first_token_ms": 20},
         stt=LIKELY,
-        responder=FlowRuntime(name_flow(), webhooks=hooks),  # type: ignore[arg-type]
+        responder=FlowRuntime(booking_flow(), webhooks=hooks),  # type: ignore[arg-type]
     )
 
     async def caller(c: Call) -> None:
@@ -289,7 +261,7 @@ async def test_a_discarded_flow_speculation_changes_nothing_and_calls_no_webhook
         ],
         llm={"first_token_ms": 20},
         stt={**LIKELY, "endpoint_ms": 900},
-        responder=FlowRuntime(name_flow(), webhooks=hooks),  # type: ignore[arg-type]
+        responder=FlowRuntime(booking_flow(), webhooks=hooks),  # type: ignore[arg-type]
     )
 
     async def caller(c: Call) -> None:
@@ -323,3 +295,28 @@ async def test_a_keyword_turn_of_a_flow_is_not_speculated() -> None:
     record = await run_call(call, caller)
     assert record.speculations == 0 and call.llm.requests == []
     assert record.turns[1].heard_text == example_flow().node("hours").script
+
+
+def test_the_simulate_waterfall_shows_a_speculative_turn_in_time_order() -> None:
+    from voicekit.records import TurnMetrics
+    from voicekit.simulate.waterfall import waterfall
+
+    turn = TurnMetrics(
+        1,
+        user_speech_end=10.0,
+        turn_likely_over=10.1,
+        llm_request=10.1,
+        stt_end_of_turn=10.3,
+        llm_first_token=10.35,
+        first_segment=10.55,
+        tts_first_audio=10.7,
+        first_frame_sent=10.7,
+        speculations=2,
+        speculation="promoted",
+        discarded_input_tokens=120,
+        discarded_output_tokens=4,
+    )
+    lines = waterfall(turn)
+    labels = [line.split("  ")[1].strip() for line in lines[1:-1]]
+    assert labels[:3] == ["turn likely over (speculation)", "LLM request", "end of turn (STT)"]
+    assert lines[-1].strip() == "speculation: promoted (2 started; 124 LLM tokens on dropped ones)"

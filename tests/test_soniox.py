@@ -371,3 +371,24 @@ def test_token_state_reports_likely_over_once_per_final_word() -> None:
     state.feed(json.dumps({"tokens": [{"text": "<end>", "is_final": True}]}))
     assert state.turn_words == []
     assert state.feed(json.dumps({"tokens": [], "total_audio_proc_ms": 2000})) == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        {"text": "hi", "is_final": True, "confidence": "high"},
+        {"text": "hi", "is_final": True, "confidence": True},
+        {"text": ["hi"], "is_final": True},
+        {"text": {"a": 1}, "is_final": False},
+    ],
+)
+def test_a_token_of_the_wrong_type_is_a_malformed_response(token: dict[str, Any]) -> None:
+    with pytest.raises(MalformedResponse):
+        TokenState().feed(json.dumps({"tokens": [token]}))
+
+
+def test_a_null_confidence_is_no_confidence() -> None:
+    (_, final) = TokenState().feed(
+        json.dumps({"tokens": [{"text": "hi", "is_final": True, "confidence": None}]})
+    )
+    assert final == Transcript("hi", is_final=True, confidence=None)

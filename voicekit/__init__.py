@@ -41,6 +41,7 @@ from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.server import create_app
 from voicekit.session import CallSession
 from voicekit.session.responder import Responder, Speech
+from voicekit.session.speculation import SpeculativeResponder
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript, TurnLikelyOver
 from voicekit.telephony import (
     CallInfo,
@@ -98,6 +99,7 @@ __all__ = [
     "Responder",
     "STTStream",
     "SentenceSegmenter",
+    "SpeculativeResponder",
     "Speech",
     "SpeechStarted",
     "StreamStopped",

@@ -37,8 +37,10 @@ def format_turn(call_id: str, turn: TurnMetrics) -> str:
         parts.append(f"underruns={turn.underruns}")
     if turn.speculation is not None:
         parts.append(f"speculation={turn.speculation}/{turn.speculations}")
-    if turn.discarded_output_tokens:
-        parts.append(f"discarded_tokens={turn.discarded_output_tokens}")
+    if turn.discarded_input_tokens or turn.discarded_output_tokens:
+        parts.append(
+            f"discarded_tokens={turn.discarded_input_tokens}/{turn.discarded_output_tokens}"
+        )
     if turn.interrupted:
         parts.append("interrupted")
     if turn.error:

@@ -78,6 +78,7 @@ class CallEnding:
         self.ended = anyio.Event()  # set once: the session stops
         self.end_reason = "unknown"
         self.closing = False  # the agent is ending the call: no new turn is answered
+        self.transferring = False  # a transfer request is out
         self._close_reason: str | None = None
         self._stop_reason = "unknown"  # what stopped the call, before _close_reason
         self._machine_pending = False
@@ -171,9 +172,11 @@ class CallEnding:
         # The far end may drop our leg (a hang-up webhook, the stream stopping) before the
         # transfer request returns: the call still ended because it was transferred.
         self._close_reason = "transferred"
+        self.transferring = True
         try:
             await self._transfer(destination)
         except Exception as exc:
+            self.transferring = False
             self._close_reason = None
             logger.error("call=%s: transfer to %s failed: %s", self.call_id, destination, exc)
             if self.ended.is_set():  # the caller hung up meanwhile

@@ -30,7 +30,7 @@ from voicekit.retry import RetryPolicy
 from voicekit.session.history import ToolStep
 from voicekit.session.playout import Playout
 from voicekit.session.reply_audio import ReplyAudio
-from voicekit.session.reply_state import PlaybackState, Reply, ReplyKind
+from voicekit.session.reply_state import PlaybackState, Reply, ReplyKind, RequestMeter
 from voicekit.session.tool_runner import ToolRunner
 from voicekit.tasks import spawn
 from voicekit.text import SentenceSegmenter
@@ -284,28 +284,33 @@ class ReplyPipeline:
         messages, tools = self.request(reply, extra)
         on_call = extra.on_call if extra is not None else None
         hold = extra.hold if extra is not None else None
-        reply.llm_chars_in += sum(len(m.content) for m in messages)
+        meter = RequestMeter(reply, sum(len(m.content) for m in messages))
         events: AsyncIterator[Any] = self.llm.stream(
             messages,
             tools=tools or None,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
         )
-        async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
-            async for event in stream:
-                if isinstance(event, TextDelta):
-                    if event.text:
-                        stamp(reply.metrics, "llm_first_token")
-                        reply.llm_chars_out += len(event.text)
-                        for piece in segmenter.push(event.text):
-                            if hold is not None:
-                                await hold()
-                            await self._push_piece(reply, audio.live(), piece)
-                elif isinstance(event, ToolCall):
-                    if on_call is None or not on_call(event):
-                        calls.append(event)
-                elif isinstance(event, Usage):
-                    reply.add_usage(event)
+        try:
+            async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
+                async for event in stream:
+                    if isinstance(event, TextDelta):
+                        if event.text:
+                            stamp(reply.metrics, "llm_first_token")
+                            meter.received += len(event.text)
+                            for piece in segmenter.push(event.text):
+                                if hold is not None:
+                                    await hold()
+                                await self._push_piece(reply, audio.live(), piece)
+                    elif isinstance(event, ToolCall):
+                        meter.received += len(event.name) + len(event.arguments)
+                        if on_call is None or not on_call(event):
+                            calls.append(event)
+                    elif isinstance(event, Usage):
+                        meter.reported = True
+                        reply.add_usage(event)
+        finally:
+            meter.close()
         for piece in segmenter.flush():
             if hold is not None:
                 await hold()

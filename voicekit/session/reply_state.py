@@ -15,7 +15,7 @@ from voicekit.session.history import ToolStep
 from voicekit.session.responder import Turn
 from voicekit.session.spoken import SpokenText
 
-__all__ = ["HeldItem", "PlaybackState", "Reply", "ReplyKind"]
+__all__ = ["HeldItem", "PlaybackState", "Reply", "ReplyKind", "RequestMeter"]
 
 ReplyKind = Literal["answer", "greeting", "prompt", "farewell", "apology", "voicemail", "resume"]
 
@@ -74,10 +74,10 @@ class Reply:
     user_text: str | None = None
     held: list[HeldItem] | None = None
     confirmed: anyio.Event = field(default_factory=anyio.Event)  # set on leaving speculative
-    # Characters sent to and streamed from the LLM: the cost of a request cancelled
-    # before the provider reported its usage can still be estimated.
-    llm_chars_in: int = 0
-    llm_chars_out: int = 0
+    # Characters sent to and streamed from LLM requests cut off before their provider
+    # reported usage: what they cost can still be estimated.
+    unreported_chars_in: int = 0
+    unreported_chars_out: int = 0
 
     def __post_init__(self) -> None:
         if self.state == "speculative":
@@ -156,3 +156,20 @@ class Reply:
             value = getattr(usage, name)
             if value is not None:
                 setattr(m, name, (getattr(m, name) or 0) + value)
+
+
+@dataclass(slots=True)
+class RequestMeter:
+    """The characters of one LLM request of a reply: if the request ends before its
+    provider reports usage (cancelled, failed), :meth:`close` charges them to the reply
+    as unreported, so a dropped speculation's cost can still be estimated."""
+
+    reply: Reply
+    sent: int
+    received: int = 0
+    reported: bool = False
+
+    def close(self) -> None:
+        if not self.reported:
+            self.reply.unreported_chars_in += self.sent
+            self.reply.unreported_chars_out += self.received

@@ -153,6 +153,8 @@ class CallSession:
         self._cut: CutReply | None = None  # a reply a barge-in cut, until the turn is known
         self._speculator = Speculator(self.turn.max_speculations, self.call_id)
         self._heard_seq = 0  # STT events so far: "no new words since" for speculation
+        self._quiet_from = (0, 0.0)  # the last final with nothing pending: (event, time)
+        self._quiet_timer = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -390,10 +392,9 @@ class CallSession:
     async def _on_end_of_turn(self, event: EndOfTurn) -> None:
         text = self._caller.end_turn()
         cut, self._cut = self._cut, None
-        if not self._speculator.matches(text, self.history.revision):
+        if not self._speculator.matches(text, self.history.revision, self._responder_state()):
             self._speculator.discard("the turn ended with other words")
         if self.ending.closing:
-            self._speculator.discard("the call is closing")
             self._speculator.end_turn(None)
             return
         backchannel = bool(text) and is_backchannel(text, self.turn.backchannels)
@@ -416,7 +417,6 @@ class CallSession:
             logger.info("call=%s: backchannel while the agent speaks: %r", self.call_id, text)
             entry = TranscriptEntry("user", text, time.time(), backchannel=True)
             self.record.transcript.append(entry)
-            self._speculator.discard("a backchannel")
             self._speculator.end_turn(None)
             return
         now = anyio.current_time()
@@ -425,14 +425,21 @@ class CallSession:
     def _keys_done(self, digits: str) -> None:
         if self._tg is not None and not self.ending.closing:
             now = anyio.current_time()
-            spawn(self._tg, self._caller_turn, f"[caller pressed {digits}]", now, now)
+            turn = functools.partial(self._caller_turn, keys=True)
+            spawn(self._tg, turn, f"[caller pressed {digits}]", now, now)
 
-    async def _caller_turn(self, text: str, speech_end: float, now: float) -> None:
-        """A turn of the caller (words, or keys): replaces any reply, starts the answer
-        (or lets the speculation written for exactly these words be heard)."""
+    async def _caller_turn(
+        self, text: str, speech_end: float, now: float, *, keys: bool = False
+    ) -> None:
+        """A turn of the caller (words, or ``keys``): replaces any reply, starts the
+        answer (or lets the speculation written for exactly these words be heard). A
+        key turn drops a guess but leaves its cost with the spoken turn it was for."""
         self._turn_seq += 1
         self.ending.idle_prompts_used = 0
-        if not (self._current is None and self._speculator.matches(text, self.history.revision)):
+        if keys or not (
+            self._current is None
+            and self._speculator.matches(text, self.history.revision, self._responder_state())
+        ):
             self._speculator.discard("the turn is not the one it answered")
         self.record.transcript.append(TranscriptEntry("user", text, time.time()))
         if self._caller.turns == 1 and self.turn.voicemail_action != "ignore":
@@ -462,7 +469,8 @@ class CallSession:
         metrics.turn_index, metrics.user_text = self._turn_seq, text
         stamp(metrics, "user_speech_end", speech_end)
         stamp(metrics, "stt_end_of_turn", now)
-        self._speculator.end_turn(metrics, promoted=speculation is not None)
+        if not keys:
+            self._speculator.end_turn(metrics, promoted=speculation is not None)
         if speculation is not None:
             self._promote(speculation, text)
             return
@@ -476,17 +484,35 @@ class CallSession:
     def _heard_more(self, event: Transcript) -> None:
         """New words from the caller: a speculation on other words is dropped; a final
         transcript with nothing pending may be the turn's last words."""
-        self._speculator.went_on(self._caller.text)
+        self._speculator.went_on(lambda: self._caller.text)
         if event.is_final and not self._caller.partial and self.turn.speculative and self._tg:
-            spawn(self._tg, self._speculate_when_quiet, self._heard_seq)
+            self._quiet_from = (self._heard_seq, anyio.current_time())
+            if not self._quiet_timer:  # one timer a call, moved on by each final
+                self._quiet_timer = True
+                spawn(self._tg, self._speculate_when_quiet)
 
-    async def _speculate_when_quiet(self, seq: int) -> None:
-        await anyio.sleep(self.turn.speculation_quiet_ms / 1000)
-        if seq == self._heard_seq:  # nothing new from the STT since the final words
-            self._speculate()
+    async def _speculate_when_quiet(self) -> None:
+        try:
+            while True:
+                seq, since = self._quiet_from
+                quiet_s = self.turn.speculation_quiet_ms / 1000
+                await anyio.sleep(since + quiet_s - anyio.current_time())
+                if self._quiet_from[0] != seq:
+                    continue  # a newer final: quiet is counted from it
+                if seq == self._heard_seq:  # nothing new from the STT since the final words
+                    self._speculate()
+                return
+        finally:
+            self._quiet_timer = False
+
+    def _responder_state(self) -> object:
+        return dict(self.responder.state()) if self.responder is not None else None
 
     def _speculate(self) -> None:
-        """Start a reply to the turn's words so far, its audio held (see speculation.py)."""
+        """Start a reply to the turn's words so far, its audio held (see speculation.py):
+        only final words; a word still pending means the turn is not over."""
+        if self._caller.partial:
+            return
         text = self._caller.text
         if not self._may_speculate(text):
             return
@@ -510,7 +536,7 @@ class CallSession:
             state="speculative",
             user_text=text,
         )
-        self._speculator.start(reply, successor, self.history.revision)
+        self._speculator.start(reply, successor, self.history.revision, self._responder_state())
         logger.info("call=%s: speculative reply %d to %r", self.call_id, reply.id, text)
         assert self._tg is not None
         spawn(self._tg, self._run_reply, reply, self._speculator.cost)
@@ -521,6 +547,7 @@ class CallSession:
             and self.llm is not None  # with no LLM, every reply is already immediate
             and self._tg is not None
             and not self.ending.closing
+            and not self.ending.transferring
             and self._current is None  # the history must be what the turn will see
             and bool(text)
             and not (self._cut is not None and is_backchannel(text, self.turn.backchannels))

@@ -74,15 +74,12 @@ class SpeculationCost:
     turn: TurnMetrics | None = None
 
     def charge(self, reply: Reply) -> None:
-        """Add the LLM tokens of a dropped speculation: as reported by the provider, or
-        estimated from the characters sent and streamed when it was cut off first."""
+        """Add the LLM tokens of a dropped speculation: those its providers reported, and
+        for each request cut off before it reported, an estimate from the characters it
+        sent and received."""
         m = reply.metrics
-        spent_in = m.input_tokens
-        spent_out = m.output_tokens
-        if spent_in is None:
-            spent_in = -(-reply.llm_chars_in // CHARS_PER_TOKEN)
-        if spent_out is None:
-            spent_out = -(-reply.llm_chars_out // CHARS_PER_TOKEN)
+        spent_in = (m.input_tokens or 0) + -(-reply.unreported_chars_in // CHARS_PER_TOKEN)
+        spent_out = (m.output_tokens or 0) + -(-reply.unreported_chars_out // CHARS_PER_TOKEN)
         self.discarded_input_tokens += spent_in
         self.discarded_output_tokens += spent_out
         if self.turn is not None:
@@ -110,7 +107,9 @@ class Speculator:
     reply: Reply | None = None
     successor: Responder | None = None  # the responder copy the speculation runs on
     history_revision: int = -1  # the history it was written against
+    responder_state: object = None  # and the responder's state (a flow's node, values)
     cost: SpeculationCost = field(default_factory=SpeculationCost)
+    reply_cost: SpeculationCost | None = None  # the turn the running guess was started in
     unattached: list[SpeculationCost] = field(default_factory=list)  # turns never taken
 
     def may_start(self, text: str) -> bool:
@@ -120,31 +119,42 @@ class Speculator:
             return False
         return self.cost.started < self.limit
 
-    def start(self, reply: Reply, successor: Responder | None, history_revision: int) -> None:
+    def start(
+        self,
+        reply: Reply,
+        successor: Responder | None,
+        history_revision: int,
+        responder_state: object = None,
+    ) -> None:
         self.reply, self.successor = reply, successor
-        self.history_revision = history_revision
+        self.history_revision, self.responder_state = history_revision, responder_state
         self.cost.started += 1
+        self.reply_cost = self.cost
 
-    def matches(self, text: str, history_revision: int) -> bool:
+    def matches(self, text: str, history_revision: int, responder_state: object = None) -> bool:
         """Whether the running speculation answers the turn ``text`` as it will be asked:
-        the same words, and a history unchanged since it was written."""
+        the same words, and the history and the responder's state unchanged since it was
+        written (a webhook of an earlier reply may have finished meanwhile)."""
         reply = self.reply
         return (
             reply is not None
             and reply.speculative
             and reply.error is None
             and history_revision == self.history_revision
+            and responder_state == self.responder_state
             and same_turn(reply.user_text or "", text)
         )
 
-    def went_on(self, text: str) -> None:
-        """The caller's turn so far is now ``text``: a guess on other words is dropped."""
-        if self.reply is not None and not same_turn(self.reply.user_text or "", text):
+    def went_on(self, text: Callable[[], str]) -> None:
+        """The caller's turn so far is now ``text()``: a guess on other words is dropped
+        (``text`` is only built while a guess runs)."""
+        if self.reply is not None and not same_turn(self.reply.user_text or "", text()):
             self.discard("the caller went on")
 
     def discard(self, why: str, *, charge: bool = False) -> None:
         """Drop the running speculation unheard: cancel it, forget its held audio
         (``charge``: count its cost now, when its own task will not)."""
+        cost = self.reply_cost or self.cost
         reply, _ = self.take()
         if reply is None:
             return
@@ -153,18 +163,22 @@ class Speculator:
         if self.drop is not None:
             self.drop(reply)
         if charge:
-            self.cost.charge(reply)
+            cost.charge(reply)
         logger.info("call=%s: speculative reply %d discarded: %s", self.call_id, reply.id, why)
 
     def take(self) -> tuple[Reply | None, Responder | None]:
         """The running speculation and its responder copy; none is running afterwards."""
         taken = self.reply, self.successor
         self.reply = self.successor = None
+        self.reply_cost = None
         return taken
 
     def end_turn(self, turn: TurnMetrics | None, *, promoted: bool = False) -> None:
-        """The caller's turn is over: its speculations' cost goes to ``turn`` (or, with
-        no turn to answer, to the call's unattached costs); the next turn starts afresh."""
+        """The caller's turn is over: a guess it did not promote is dropped, and its
+        speculations' cost goes to ``turn`` (or, with no turn to answer, to the call's
+        unattached costs); the next turn starts afresh."""
+        if not promoted:
+            self.discard("the turn ended without it")
         if turn is not None:
             self.cost.attach(turn, promoted=promoted)
         elif self.cost.started:

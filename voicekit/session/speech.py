@@ -13,6 +13,7 @@ from voicekit.llm import LLM, Message, Tool, ToolCall, Usage
 from voicekit.session.actions import PendingAction
 from voicekit.session.reply import LLMRequest, Reply, ReplyPipeline
 from voicekit.session.reply_audio import ReplyAudio
+from voicekit.session.reply_state import RequestMeter
 
 __all__ = ["DECISION_MAX_TOKENS", "ReplySpeech", "llm_decision"]
 
@@ -30,11 +31,15 @@ async def llm_decision(
     timeout_s: float,
     on_usage: Callable[[Usage], None] | None = None,
     label: str = "",
+    meter: RequestMeter | None = None,
 ) -> list[ToolCall]:
     """The tool calls a short request about ``text`` makes; none when it fails or takes
-    longer than ``timeout_s`` (no decision is a decision: the caller's fallback applies)."""
+    longer than ``timeout_s`` (no decision is a decision: the caller's fallback applies).
+    ``meter`` counts what was sent and received, for a request cut off unreported."""
     calls: list[ToolCall] = []
     messages = [Message("system", instructions), Message("user", text)]
+    if meter is not None:
+        meter.sent = len(instructions) + len(text)
     with anyio.move_on_after(timeout_s) as scope:
         try:
             events: AsyncIterator[Any] = llm.stream(
@@ -44,11 +49,19 @@ async def llm_decision(
                 async for event in stream:
                     if isinstance(event, ToolCall):
                         calls.append(event)
-                    elif isinstance(event, Usage) and on_usage is not None:
-                        on_usage(event)
+                        if meter is not None:
+                            meter.received += len(event.name) + len(event.arguments)
+                    elif isinstance(event, Usage):
+                        if meter is not None:
+                            meter.reported = True
+                        if on_usage is not None:
+                            on_usage(event)
         except Exception as exc:
             logger.warning("%s: decision request failed: %s", label, exc)
             return []
+        finally:
+            if meter is not None:
+                meter.close()
     if scope.cancelled_caught:
         logger.warning("%s: no decision after %.1f s", label, timeout_s)
         return []
@@ -101,6 +114,7 @@ class ReplySpeech:
             timeout_s=timeout_s,
             on_usage=self._reply.add_usage,
             label=f"call={self._pipeline.call_id} reply {self._reply.id}",
+            meter=RequestMeter(self._reply, 0),
         )
 
     async def confirmed(self) -> None:

@@ -32,7 +32,10 @@ async def _emulator(name: str, lines: list[str], stack: AsyncExitStack) -> dict[
     )
 
     if name == "soniox":
-        sx = await stack.enter_async_context(SonioxEmulator(utterances=lines, endpoint_ms=500))
+        # Words final 120 ms into a pause, the endpoint at 500 ms, as the service does:
+        # the plugin's likely-over signal (and so speculative replies) can be seen.
+        emulator = SonioxEmulator(utterances=lines, endpoint_ms=500, final_after_ms=120)
+        sx = await stack.enter_async_context(emulator)
         return {"url": sx.url, "api_key": sx.api_key}
     if name in ("elevenlabs", "elevenlabs-rest"):
         el = await stack.enter_async_context(ElevenLabsEmulator())

@@ -1,5 +1,6 @@
 """A turn's latency as a waterfall drawn in the terminal: each step of the timeline as
-milliseconds after the caller stopped speaking, with a bar to scale."""
+milliseconds after the caller stopped speaking, with a bar to scale, in time order (a
+speculative reply's steps come before the STT's end of turn)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ WIDTH = 40  # characters of the longest bar
 
 def _steps(turn: TurnMetrics, heard_at: float | None) -> list[tuple[str, float]]:
     steps: list[tuple[str, float | None]] = [
+        ("turn likely over (speculation)", turn.turn_likely_over),
         ("end of turn (STT)", turn.stt_end_of_turn),
         ("LLM request", turn.llm_request),
         ("LLM first token", turn.llm_first_token),
@@ -20,7 +22,7 @@ def _steps(turn: TurnMetrics, heard_at: float | None) -> list[tuple[str, float]]
         ("first frame sent (TTFA)", turn.first_frame_sent),
         ("first audio heard by the caller", heard_at),
     ]
-    return [(label, at) for label, at in steps if at is not None]
+    return sorted(((label, at) for label, at in steps if at is not None), key=lambda s: s[1])
 
 
 def waterfall(turn: TurnMetrics, heard_at: float | None = None) -> list[str]:
@@ -36,4 +38,10 @@ def waterfall(turn: TurnMetrics, heard_at: float | None = None) -> list[str]:
     for label, ms in steps:
         bar = "#" * max(1, round(ms * scale)) if ms > 0 else ""
         lines.append(f"  {label:36} {ms:>7.0f} ms |{bar}")
+    if turn.speculations:
+        cost = turn.discarded_input_tokens + turn.discarded_output_tokens
+        lines.append(
+            f"  speculation: {turn.speculation} ({turn.speculations} started; "
+            f"{cost} LLM tokens on dropped ones)"
+        )
     return lines

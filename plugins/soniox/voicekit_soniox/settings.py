@@ -22,12 +22,12 @@ class SonioxSettings(ProviderSettings):
     max_endpoint_delay_ms: int = Field(
         default=800, ge=500, le=3000, description="Longest pause before an endpoint."
     )
-    likely_over_ms: int | None = Field(
+    likely_over_ms: int = Field(
         default=100,
-        ge=20,
+        ge=0,
         le=2000,
         description="Silence after the turn's last final word before voicekit reports the "
-        "turn as likely over (for speculative replies); null: never.",
+        "turn as likely over (for speculative replies); 0: never.",
     )
     api_key_in_config: bool = Field(
         default=False,

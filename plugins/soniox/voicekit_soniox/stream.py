@@ -56,7 +56,7 @@ class SonioxStream(PersistentWebSocket, STTStream):
         )
         self.settings = settings
         self.format = fmt
-        self._state = TokenState(likely_over_ms=settings.likely_over_ms)
+        self._state = TokenState(likely_over_ms=settings.likely_over_ms or None)
         self._sent_ms = 0.0  # audio sent over the whole call
         self._replay: deque[tuple[float, bytes]] = deque()  # (start_ms, audio) not yet final
         self._fin = anyio.Event()

@@ -70,6 +70,14 @@ class TokenState:
         tokens = data.get("tokens", [])
         if not isinstance(tokens, list) or not all(isinstance(t, dict) for t in tokens):
             raise MalformedResponse("tokens is not a list of objects")
+        for token in tokens:
+            if not isinstance(token.get("text", ""), str):
+                raise MalformedResponse("a token's text is not a string")
+            confidence = token.get("confidence")
+            if confidence is not None and (
+                isinstance(confidence, bool) or not isinstance(confidence, int | float)
+            ):
+                raise MalformedResponse("a token's confidence is not a number")
         events: list[STTEvent] = []
         finals = [t for t in tokens if t.get("is_final") and t.get("text")]
         words = [t for t in finals if t["text"] not in ("<end>", "<fin>")]
@@ -79,7 +87,7 @@ class TokenState:
             first = (words or partials)[0]
             events.append(SpeechStarted(self._time(first.get("start_ms"))))
         if words:
-            confidences = [float(t["confidence"]) for t in words if "confidence" in t]
+            confidences = [float(t["confidence"]) for t in words if t.get("confidence") is not None]
             self.last_final_end = self._time(words[-1].get("end_ms"))
             final = "".join(str(t["text"]) for t in words).strip()
             events.append(

@@ -1,0 +1,304 @@
+"""Speculative replies at their edges (from the hostile review): a webhook that finishes
+during a guess, a guess whose turn ended without it, the cost of routing decisions,
+key presses, transfers, long turns and an STT that takes its words back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.flow_helpers import FakeWebhooks
+from tests.session_helpers import Call, anyio_backend, make_call, run_call, until  # noqa: F401
+from voicekit.flows import FlowRuntime, WebhookResult, parse_flow
+from voicekit.flows.model import FunctionNode
+from voicekit.stt import EndOfTurn, Transcript, TurnLikelyOver
+
+pytestmark = pytest.mark.anyio
+
+
+class SlowWebhooks(FakeWebhooks):
+    """A CRM that takes ``delay_s`` to answer."""
+
+    delay_s: float = 5.0
+
+    async def run(
+        self, node: FunctionNode, variables: Any, *, allow_private: bool, call_id: str
+    ) -> WebhookResult:
+        self.calls.append((node.id, dict(variables)))
+        await anyio.sleep(self.delay_s)
+        return self.results[node.id]
+
+
+def booking_flow() -> Any:
+    return parse_flow(
+        {
+            "start": "ask",
+            "first_speaker": "caller",
+            "nodes": [
+                {
+                    "id": "ask",
+                    "prompt": "Ask for the caller's name.",
+                    "extract": [{"name": "name", "mandatory": True, "reprompt": "Your name?"}],
+                    "transitions": [{"to": "book", "when": "the name is known"}],
+                },
+                {
+                    "id": "book",
+                    "type": "function",
+                    "url": "https://crm.example.com/bookings",
+                    "body": {"name": "{{name}}"},
+                    "save": {"ref": "id"},
+                    "next": "confirm",
+                },
+                {"id": "confirm", "prompt": "Tell the caller the reference {{ref}}."},
+            ],
+        }
+    )
+
+
+async def _webhook_then_guess(speculative: bool) -> tuple[Call, Any]:
+    hooks = SlowWebhooks({"book": WebhookResult(ok=True, saved={"ref": "B-7"})})
+    call = make_call(
+        replies=[
+            'Thank you. [[save_variables {"name": "Maria"}]] [[go_to_book]]',
+            "One moment please.",
+            "Let me check.",
+        ],
+        llm={"first_token_ms": 20},
+        turn={"speculative": speculative},
+        responder=FlowRuntime(booking_flow(), webhooks=hooks),  # type: ignore[arg-type]
+    )
+
+    async def caller(c: Call) -> None:
+        await until(lambda: c.stt.streams)
+        s = c.stt.streams[0]
+        s.emit(Transcript("it's maria", is_final=True))
+        s.emit(EndOfTurn())  # at once: no guess on this turn
+        await until(lambda: hooks.calls)  # the booking webhook is running (5 s)
+        await anyio.sleep(0.5)
+        s.emit(Transcript("hello?", is_final=True))
+        s.emit(EndOfTurn())  # cuts the reply waiting on the webhook; the webhook goes on
+        await until(lambda: len(c.session.record.turns) == 2)
+        s.emit(Transcript("is it done", is_final=True))  # a guess starts 150 ms later
+        await anyio.sleep(6.0)  # ... the webhook returns meanwhile
+        s.emit(EndOfTurn())  # same words: the guess is promoted
+        await until(lambda: len(c.session.record.turns) == 3)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    return call, record
+
+
+async def test_a_guess_made_before_a_webhook_returned_is_not_promoted() -> None:
+    _, plain = await _webhook_then_guess(speculative=False)
+    assert plain.flow["variables"].get("ref") == "B-7"  # without speculation: known
+    _, record = await _webhook_then_guess(speculative=True)
+    # The booking happened while the guess waited: the flow's state changed, so the
+    # guess (written against the old state) is dropped and the turn answered afresh.
+    assert record.turns[-1].speculation == "discarded"
+    assert record.flow["variables"].get("ref") == "B-7", record.flow
+
+
+async def _many_finals(n: int, speculative: bool) -> float:
+    import time
+
+    call = make_call(turn={"speculative": speculative})
+    elapsed = 0.0
+
+    async def caller(c: Call) -> None:
+        nonlocal elapsed
+        await until(lambda: c.stt.streams)
+        s = c.stt.streams[0]
+        start = time.perf_counter()
+        for _ in range(n):  # an STT that finalizes word by word, in one endless turn
+            s.emit(Transcript("word", is_final=True))
+        await until(lambda: s._recv.statistics().current_buffer_used == 0)
+        elapsed = time.perf_counter() - start
+        c.media.hang_up()
+
+    await run_call(call, caller)
+    return elapsed
+
+
+async def test_a_transcript_costs_the_same_however_long_the_turn() -> None:
+    """The turn's text is built only while a guess runs, and one quiet timer serves the
+    call: a turn of 20,000 finals costs about four times one of 5,000, not sixteen."""
+    small = await _many_finals(5_000, speculative=False)
+    big = await _many_finals(20_000, speculative=False)
+    assert big / small < 6, "4x the events should cost about 4x, not 16x"
+
+
+def menu_flow(answer_while_deciding: bool) -> Any:
+    return parse_flow(
+        {
+            "start": "menu",
+            "first_speaker": "caller",
+            "answer_while_deciding": answer_while_deciding,
+            "nodes": [
+                {
+                    "id": "menu",
+                    "script": "Would you like to book or to cancel an appointment?",
+                    "transitions": [
+                        {"to": "book", "when": "the caller wants to book"},
+                        {"to": "cancel", "when": "the caller wants to cancel"},
+                    ],
+                },
+                {"id": "book", "type": "ending", "script": "Booking it."},
+                {"id": "cancel", "type": "ending", "script": "Cancelling it."},
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize("alongside", [False, True])
+async def test_a_discarded_flow_guess_counts_its_routing_decision(alongside: bool) -> None:
+    """A flow guess cut off during its routing decision (speech.decide): the decision's
+    request, cut off before it reported usage, is estimated from what it sent."""
+    call = make_call(
+        replies=["[[go_to_book]]", "Sure, one moment.", "[[go_to_cancel]]", "Sure."],
+        llm={"first_token_ms": 400},
+        responder=FlowRuntime(menu_flow(alongside), webhooks=FakeWebhooks({})),  # type: ignore[arg-type]
+    )
+
+    guess_requests: list[Any] = []
+
+    async def caller(c: Call) -> None:
+        await until(lambda: c.stt.streams)
+        s = c.stt.streams[0]
+        s.emit(Transcript("I want to", is_final=True))
+        s.emit(TurnLikelyOver("I want to"))
+        await until(lambda: c.llm.requests)  # the guess's decision request is out
+        await anyio.sleep(0.1)
+        guess_requests.extend(c.llm.requests)  # every request the guess made
+        s.emit(Transcript("cancel my appointment", is_final=True))  # the guess is dropped
+        s.emit(EndOfTurn())
+        await until(lambda: c.hangups)
+
+    record = await run_call(call, caller)
+    turn = record.turns[0]
+    assert turn.speculations == 1 and turn.speculation == "discarded"
+    sent = sum(len(m.content) for r in guess_requests for m in r)
+    assert turn.discarded_input_tokens >= sent // 4  # the pipeline's own estimate rule
+
+
+async def test_a_turn_that_ends_without_its_guess_drops_it_and_the_call_counts_its_cost() -> None:
+    from voicekit.records import CallRecord, TurnMetrics
+    from voicekit.session.reply_state import Reply
+    from voicekit.session.speculation import Speculator
+    from voicekit.telephony import CallInfo
+
+    dropped: list[Reply] = []
+    speculator = Speculator(2, drop=dropped.append)
+    first = Reply(1, "answer", TurnMetrics(0), state="speculative", user_text="um yeah")
+    speculator.start(first, None, 0)
+    speculator.end_turn(None)  # answered otherwise (a resume): the guess goes with it
+    assert first.discarded and dropped == [first] and speculator.reply is None
+    second = Reply(2, "answer", TurnMetrics(0), state="speculative", user_text="hello")
+    second.unreported_chars_in, second.unreported_chars_out = 400, 40
+    speculator.start(second, None, 0)
+    record = CallRecord(CallInfo("c"), started_at=0.0)
+    speculator.settle(record)  # the call ends mid-guess: it is dropped and charged
+    assert second.discarded
+    assert (record.speculations, record.speculations_discarded) == (2, 2)
+    assert (record.discarded_input_tokens, record.discarded_output_tokens) == (100, 10)
+
+
+async def test_a_key_press_drops_the_guess_and_leaves_its_cost_with_the_spoken_turn() -> None:
+    call = make_call(replies=["We open at nine every day.", "You pressed one.", "Hours."])
+
+    async def caller(c: Call) -> None:
+        await until(lambda: c.stt.streams)
+        s = c.stt.streams[0]
+        s.emit(Transcript("what are your hours", is_final=True))
+        s.emit(TurnLikelyOver("what are your hours"))
+        await anyio.sleep(0.3)
+        c.media.press("1")  # mid-turn: the keypad turn drops the guess
+        await anyio.sleep(3)
+        s.emit(EndOfTurn())
+        await until(lambda: len(c.session.record.turns) >= 2)
+        await anyio.sleep(3)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    keys, spoken = record.turns
+    assert keys.user_text == "[caller pressed 1]" and spoken.user_text == "what are your hours"
+    assert (keys.speculations, keys.speculation) == (0, None), (keys.speculations, keys.speculation)
+    assert spoken.speculations == 1
+
+
+DESK = "+15551230000"
+
+
+def transfer_flow() -> Any:
+    return parse_flow(
+        {
+            "start": "ask",
+            "first_speaker": "caller",
+            "nodes": [
+                {
+                    "id": "ask",
+                    "prompt": "Help the caller.",
+                    "transitions": [{"to": "desk", "keywords": ["operator"]}],
+                },
+                {"id": "desk", "type": "transfer", "to": DESK, "script": "Transferring you."},
+            ],
+        },
+        transfer_allowlist=[DESK],
+    )
+
+
+async def test_no_guess_while_a_transfer_is_under_way() -> None:
+    transfers: list[tuple[float, float]] = []
+
+    async def transfer(destination: str) -> None:
+        start = anyio.current_time()
+        await anyio.sleep(3.0)  # the provider's transfer API takes its time
+        transfers.append((start, anyio.current_time()))
+
+    call = make_call(
+        replies=["Sure, what else can I do for you?"],
+        agent={"transfer_allowlist": [DESK]},
+        transfer=transfer,
+        responder=FlowRuntime(transfer_flow(), webhooks=FakeWebhooks({})),  # type: ignore[arg-type]
+    )
+
+    async def caller(c: Call) -> None:
+        await until(lambda: c.stt.streams)
+        s = c.stt.streams[0]
+        s.emit(Transcript("operator please", is_final=True))
+        s.emit(EndOfTurn())
+        await until(lambda: c.session.record.turns)  # "Transferring you." has played
+        await anyio.sleep(0.3)
+        s.emit(Transcript("hello is anyone there", is_final=True))  # a guess, 150 ms on
+        await anyio.sleep(0.5)
+        s.emit(EndOfTurn())
+        await until(lambda: transfers)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert transfers and record.speculations == 0
+
+
+async def test_an_stt_that_takes_its_words_back_gets_no_guesses() -> None:
+    """Guesses start on final words only: an STT that shows a partial, says the turn is
+    likely over, takes the word back and ends an empty turn, 200 times, costs nothing."""
+    call = make_call(llm={"first_token_ms": 20})
+
+    async def caller(c: Call) -> None:
+        await until(lambda: c.stt.streams)
+        s = c.stt.streams[0]
+        for i in range(200):
+            s.emit(Transcript(f"noise{i}", is_final=False))
+            s.emit(TurnLikelyOver(""))
+            await anyio.sleep(0.01)
+            s.emit(Transcript("", is_final=False))  # taken back
+            s.emit(EndOfTurn())
+            await anyio.sleep(0.01)
+        await anyio.sleep(1)
+        c.media.hang_up()
+
+    record = await run_call(call, caller)
+    assert record.turns == []
+    assert call.session._speculator.unattached == []
+    assert call.llm.requests == []

@@ -143,7 +143,11 @@ async def test_a_barge_in_during_a_script_keeps_only_the_words_heard() -> None:
     async def caller(c: Call) -> None:
         await until(lambda: len(c.session.record.turns) == 1)
         await c.say(600, then_silence_ms=400)
-        await until(lambda: c.session._current is not None and c.session._current.started_playing)
+        await until(
+            lambda: (
+                c.session.replies.current is not None and c.session.replies.current.started_playing
+            )
+        )
         await c.quiet(1500)  # part of the hours script plays
         await c.say(400, then_silence_ms=400)  # "yes": interrupts, and books
         await until(lambda: len(c.session.record.turns) == 3)
@@ -293,7 +297,11 @@ async def test_a_caller_turn_during_a_transfer_reply_neither_cuts_it_nor_stops_t
     async def caller(c: Call) -> None:
         await until(lambda: len(c.session.record.turns) == 1)  # the greeting played
         await c.say(800, then_silence_ms=600)
-        await until(lambda: c.session._current is not None and c.session._current.started_playing)
+        await until(
+            lambda: (
+                c.session.replies.current is not None and c.session.replies.current.started_playing
+            )
+        )
         await c.say(900, then_silence_ms=600)  # a whole turn over the transfer script
         await until(lambda: transfers)
 

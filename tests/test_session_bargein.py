@@ -304,7 +304,10 @@ async def test_okay_after_the_agent_asked_a_question_is_an_answer() -> None:
     async def caller(c: Call) -> None:
         await c.say(800, then_silence_ms=400)
         await until(
-            lambda: c.session._current is not None and "?" in c.session._current.heard_text()
+            lambda: (
+                c.session.replies.current is not None
+                and "?" in c.session.replies.current.heard_text()
+            )
         )
         await c.say(500, then_silence_ms=500)  # while the agent goes on after the question
         await until(lambda: len(c.session.record.turns) >= 2)

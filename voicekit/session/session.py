@@ -27,7 +27,7 @@ from voicekit.clock import loop_clock
 from voicekit.config.sections import AgentSettings, TurnSettings
 from voicekit.errors import VoiceKitError
 from voicekit.llm import LLM
-from voicekit.metrics import format_turn, frame_sent, stamp
+from voicekit.metrics import frame_sent, stamp
 from voicekit.phrases import PhraseCache, VoicePhrases
 from voicekit.plugins import PluginManager
 from voicekit.plugins.observers import Observers
@@ -35,16 +35,16 @@ from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.session.actions import CallActions, Keypad
 from voicekit.session.bargein import is_backchannel, is_interruption
 from voicekit.session.caller import CallerTurns
-from voicekit.session.closing import CallEnding, caller_ended
+from voicekit.session.closing import CallEnding
 from voicekit.session.history import ConversationHistory
 from voicekit.session.inbound_clock import InboundClock
 from voicekit.session.negotiate import choose_format
 from voicekit.session.playout import Playout
+from voicekit.session.replies import Replies
 from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
-from voicekit.session.responder import Responder, ResponderFactory, Turn
+from voicekit.session.responder import Responder, ResponderFactory
 from voicekit.session.resume import CutReply
 from voicekit.session.speculation import (
-    SpeculationCost,
     SpeculativeResponder,
     Speculator,
 )
@@ -143,15 +143,20 @@ class CallSession:
             hangup=hangup,
             transfer=transfer,
         )
-        self._replies: dict[int, Reply] = {}
-        self._current: Reply | None = None
-        self._last_reply: Reply | None = None
-        self._turn_seq = 0
-        self._reply_seq = 0
+        self._speculator = Speculator(self.turn.max_speculations, self.call_id)
+        self.replies = Replies(
+            call_id=self.call_id,
+            playout=self.playout,
+            history=self.history,
+            record=self.record,
+            ending=self.ending,
+            speculator=self._speculator,
+            responder=lambda: self.responder,
+            on_recorded=lambda turn: self._notify("turn_completed", call=self.call, turn=turn),
+        )
         self._caller = CallerTurns()
         self._clock = InboundClock()
         self._cut: CutReply | None = None  # a reply a barge-in cut, until the turn is known
-        self._speculator = Speculator(self.turn.max_speculations, self.call_id)
         self._heard_seq = 0  # STT events so far: "no new words since" for speculation
         self._quiet_from = (0, 0.0)  # the last final with nothing pending: (event, time)
         self._quiet_timer = False
@@ -202,9 +207,9 @@ class CallSession:
                     filler_after_s=self.agent.filler_after_s,
                     phrases=self.phrases,
                 )
-                self._speculator.drop = self._pipeline.drop
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    self.replies.attach(tg, self._pipeline)
                     self.ending.attach(tg)
                     spawn(tg, self._pipeline.prewarm)
                     spawn(tg, self._media_loop, stt_stream)
@@ -215,11 +220,11 @@ class CallSession:
                     if self.ending.machine_pending:
                         self.ending.machine_answered()
                     elif opening is not None:
-                        self._start_reply("greeting", turn=opening)
+                        self.replies.start("greeting", turn=opening)
                     elif self.responder is not None:
                         pass  # the responder lets the caller speak first
                     elif self.agent.first_speaker == "agent" and self.agent.greeting:
-                        self._start_reply("greeting", self.agent.greeting)
+                        self.replies.start("greeting", self.agent.greeting)
                     await self.ending.ended.wait()
                     tg.cancel_scope.cancel()
         except Exception as exc:  # a provider that cannot open ends this call, not the server
@@ -228,8 +233,8 @@ class CallSession:
         finally:
             self._tg = None  # its tasks are over: nothing more may be started
             self.ending.attach(None)
-            for reply in list(self._replies.values()):
-                self._complete_reply(reply)
+            self.replies.attach(None)
+            self.replies.complete_all()
             self.playout.detach()
             self._keypad.detach()
             self.record.total_usage()
@@ -244,6 +249,7 @@ class CallSession:
             self.record.ended_at = time.time()
             self.record.end_reason = self.end_reason
             self.ending.detach()
+            self.replies.detach()
             logger.info(
                 "call=%s ended: %s after %d turns",
                 self.call_id,
@@ -311,7 +317,7 @@ class CallSession:
             self.ending.end("media_error")
 
     def _on_frame_sent(self, reply_id: int, late_s: float) -> None:
-        reply = self._replies.get(reply_id)
+        reply = self.replies.get(reply_id)
         if reply is None:
             return
         if reply.advance("speaking"):
@@ -342,22 +348,22 @@ class CallSession:
                 await self.ending.finish("stt_error")
 
     def _agent_speaking(self) -> bool:
-        reply = self._current
+        reply = self.replies.current
         return reply is not None and reply.playing
 
     def _agent_asked(self) -> bool:
         """Whether the caller has heard the playing reply ask a question: a "sure" or
         "right" after it may be the answer, not a backchannel."""
-        reply = self._current
+        reply = self.replies.current
         return reply is not None and "?" in reply.heard_text()
 
     async def _maybe_barge_in(self) -> None:
-        reply = self._current
+        reply = self.replies.current
         if reply is None or not reply.playing:
             return
         if reply.kind in ("farewell", "voicemail") or reply.after is not None:
             return  # a goodbye, or a reply that ends in a hang-up or a transfer
-        recent = " ".join(r.text for r in (self._last_reply, reply) if r is not None)
+        recent = " ".join(r.text for r in (self.replies.last, reply) if r is not None)
         if is_interruption(
             self._caller.text,
             recent,
@@ -371,23 +377,8 @@ class CallSession:
             # A reply that asked for a hang-up or transfer (a tool) is not resumed: its
             # action goes with it; the caller's turn is answered instead.
             resumable = self.turn.resume_after_false_barge_in and self.actions.pending is None
-            await self._interrupt()
+            await self.replies.interrupt()
             self._cut = CutReply.of(reply) if resumable else None
-
-    async def _interrupt(self) -> Reply | None:
-        """Barge-in as one step; see the module docstring. A speculation goes too."""
-        self._speculator.discard("the reply in progress was cut")
-        reply = self._current
-        if reply is None:
-            return None
-        reply.advance("interrupted")
-        self._current = None
-        self.playout.drop_queued()
-        reply.scope.cancel()
-        self._complete_reply(reply)
-        if reply.started_playing:
-            await self.playout.clear()
-        return reply
 
     async def _on_end_of_turn(self, event: EndOfTurn) -> None:
         text = self._caller.end_turn()
@@ -398,7 +389,7 @@ class CallSession:
             self._speculator.end_turn(None)
             return
         backchannel = bool(text) and is_backchannel(text, self.turn.backchannels)
-        if cut is not None and (not text or backchannel) and self._current is None:
+        if cut is not None and (not text or backchannel) and self.replies.current is None:
             # The barge-in was noise (no words left) or "uh-huh": go on where the caller
             # stopped hearing, instead of leaving them in silence.
             logger.info("call=%s: false barge-in (%r): resuming", self.call_id, text)
@@ -407,7 +398,7 @@ class CallSession:
                     TranscriptEntry("user", text, time.time(), backchannel=True)
                 )
             self._speculator.end_turn(None)
-            self._start_reply("resume", cut.remainder)
+            self.replies.start("resume", cut.remainder)
             return
         if not text:
             self._speculator.end_turn(None)
@@ -434,10 +425,10 @@ class CallSession:
         """A turn of the caller (words, or ``keys``): replaces any reply, starts the
         answer (or lets the speculation written for exactly these words be heard). A
         key turn drops a guess but leaves its cost with the spoken turn it was for."""
-        self._turn_seq += 1
+        self.replies.turn_seq += 1
         self.ending.idle_prompts_used = 0
         if keys or not (
-            self._current is None
+            self.replies.current is None
             and self._speculator.matches(text, self.history.revision, self._responder_state())
         ):
             self._speculator.discard("the turn is not the one it answered")
@@ -455,7 +446,7 @@ class CallSession:
                     else None,
                 )
                 return
-        current = self._current
+        current = self.replies.current
         if current is not None and (
             current.after is not None or current.kind in ("farewell", "voicemail")
         ):
@@ -466,18 +457,20 @@ class CallSession:
             return
         speculation = self._speculator.reply
         metrics = speculation.metrics if speculation is not None else TurnMetrics(0)
-        metrics.turn_index, metrics.user_text = self._turn_seq, text
+        metrics.turn_index, metrics.user_text = self.replies.turn_seq, text
         stamp(metrics, "user_speech_end", speech_end)
         stamp(metrics, "stt_end_of_turn", now)
         if not keys:
             self._speculator.end_turn(metrics, promoted=speculation is not None)
         if speculation is not None:
-            self._promote(speculation, text)
+            successor = self.replies.promote(speculation, text)
+            if successor is not None:
+                self.responder = successor
             return
-        await self._interrupt()  # a new turn replaces a reply in progress
+        await self.replies.interrupt()  # a new turn replaces a reply in progress
         self.history.add_user(text)
         turn = self.responder.reply_to(text) if self.responder is not None else None
-        self._start_reply("answer", metrics=metrics, turn=turn)
+        self.replies.start("answer", metrics=metrics, turn=turn)
 
     # -- speculation ------------------------------------------------------------------------
 
@@ -524,22 +517,7 @@ class CallSession:
             if copy is None:
                 return
             turn, successor = copy
-        self._speculator.discard("a newer guess")
-        metrics = TurnMetrics(0, user_text=text)
-        stamp(metrics, "turn_likely_over")
-        self._reply_seq += 1
-        reply = Reply(
-            id=self._reply_seq,
-            kind="answer",
-            metrics=metrics,
-            turn=turn,
-            state="speculative",
-            user_text=text,
-        )
-        self._speculator.start(reply, successor, self.history.revision, self._responder_state())
-        logger.info("call=%s: speculative reply %d to %r", self.call_id, reply.id, text)
-        assert self._tg is not None
-        spawn(self._tg, self._run_reply, reply, self._speculator.cost)
+        self.replies.guess(text, turn, successor, self._responder_state())
 
     def _may_speculate(self, text: str) -> bool:
         return (
@@ -548,91 +526,12 @@ class CallSession:
             and self._tg is not None
             and not self.ending.closing
             and not self.ending.transferring
-            and self._current is None  # the history must be what the turn will see
+            and self.replies.current is None  # the history must be what the turn will see
             and bool(text)
             and not (self._cut is not None and is_backchannel(text, self.turn.backchannels))
             and not (self._caller.turns == 0 and self._voicemail.matches(text) is not None)
             and self._speculator.may_start(text)
         )
-
-    def _promote(self, reply: Reply, text: str) -> None:
-        """The turn ended with the words ``reply`` answered: it becomes the reply, and
-        its held audio goes to playout, in one step."""
-        _, successor = self._speculator.take()
-        self.history.add_user(text)
-        if successor is not None:
-            self.responder = successor
-        reply.advance("confirmed")
-        self._replies[reply.id] = reply
-        self._current = reply
-        assert self._pipeline is not None
-        self._pipeline.release(reply)
-        logger.info("call=%s: speculative reply %d promoted", self.call_id, reply.id)
-
-    # -- replies -------------------------------------------------------------------------
-
-    def _start_reply(
-        self,
-        kind: ReplyKind,
-        text: str | None = None,
-        metrics: TurnMetrics | None = None,
-        turn: Turn | None = None,
-    ) -> Reply:
-        assert self._tg is not None and self._pipeline is not None
-        if metrics is None:
-            self._turn_seq += 1
-            metrics = TurnMetrics(turn_index=self._turn_seq)
-        self._reply_seq += 1
-        reply = Reply(id=self._reply_seq, kind=kind, metrics=metrics, fixed_text=text, turn=turn)
-        self._replies[reply.id] = reply
-        self._current = reply
-        spawn(self._tg, self._run_reply, reply)
-        return reply
-
-    async def _run_reply(self, reply: Reply, cost: SpeculationCost | None = None) -> None:
-        assert self._pipeline is not None
-        try:
-            await self._pipeline.run(reply)
-            if reply.speculative:  # it failed before its turn was known: a fresh reply will do
-                if self._speculator.reply is reply:
-                    self._speculator.discard(f"it failed: {reply.error}")
-                reply.advance("discarded")
-        finally:
-            if reply.discarded and cost is not None:
-                cost.charge(reply)  # one left running when the call ends is charged there
-        if not reply.discarded:
-            self._complete_reply(reply)
-
-    def _complete_reply(self, reply: Reply) -> None:
-        """Record a finished, failed or interrupted reply exactly once."""
-        if reply.finished:
-            return
-        reply.finished = True
-        self._replies.pop(reply.id, None)
-        if self._current is reply:
-            self._current = None
-        self._last_reply = reply
-        m = reply.metrics
-        m.status = reply.outcome(caller_gone=caller_ended(self.ending.end_reason))
-        # Only words the far end confirmed as played were heard: a reply cut short by a
-        # barge-in, a failure or the end of the call keeps just those.
-        heard = reply.text if m.status == "played" else reply.heard_text()
-        m.agent_text, m.heard_text, m.interrupted = reply.text, heard, reply.interrupted
-        if reply.error is not None:
-            m.error = f"{type(reply.error).__name__}: {reply.error}"
-        self.history.add_reply(reply.segments(), heard)
-        if heard:
-            self.record.transcript.append(
-                TranscriptEntry("agent", heard, time.time(), interrupted=reply.interrupted)
-            )
-        if self.responder is not None:
-            m.flow = dict(self.responder.turn_state())
-        self.record.turns.append(m)
-        self.ending.last_activity = anyio.current_time()
-        logger.info(format_turn(self.call_id, m))
-        self._notify("turn_completed", call=self.call, turn=m)
-        self.ending.after_reply(reply)
-        reply.done.set()
 
 
 class _EndingHost:
@@ -642,11 +541,11 @@ class _EndingHost:
         self._session = session
 
     def say(self, kind: ReplyKind, text: str) -> Reply:
-        return self._session._start_reply(kind, text)
+        return self._session.replies.start(kind, text)
 
     async def interrupt(self) -> object:
-        return await self._session._interrupt()
+        return await self._session.replies.interrupt()
 
     def busy(self) -> bool:
         session = self._session
-        return session._current is not None or session._caller.speaking
+        return session.replies.current is not None or session._caller.speaking

@@ -22,8 +22,10 @@ def example_flow() -> Flow:
     return load_flow(EXAMPLE, transfer_allowlist=[DESK])
 
 
-def booking_flow() -> Flow:
-    """Ask the caller's name (a prompt node), book through a webhook, read the reference."""
+def booking_flow(last: dict[str, Any] | None = None) -> Flow:
+    """Ask the caller's name (a prompt node), book through a webhook, then ``last`` (by
+    default an ending node reading the reference)."""
+    done = last or {"id": "done", "type": "ending", "script": "Booked, reference {{ref}}."}
     return parse_flow(
         {
             "start": "ask",
@@ -41,9 +43,9 @@ def booking_flow() -> Flow:
                     "url": "https://crm.example.com/bookings",
                     "body": {"name": "{{name}}"},
                     "save": {"ref": "id"},
-                    "next": "done",
+                    "next": done["id"],
                 },
-                {"id": "done", "type": "ending", "script": "Booked, reference {{ref}}."},
+                done,
             ],
         }
     )

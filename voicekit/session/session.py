@@ -44,10 +44,7 @@ from voicekit.session.replies import Replies
 from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
 from voicekit.session.responder import Responder, ResponderFactory
 from voicekit.session.resume import CutReply
-from voicekit.session.speculation import (
-    SpeculativeResponder,
-    Speculator,
-)
+from voicekit.session.speculation import QuietAfterFinal, SpeculativeResponder, Speculator
 from voicekit.session.tool_runner import ToolRunner
 from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript, TurnLikelyOver
@@ -157,9 +154,7 @@ class CallSession:
         self._caller = CallerTurns()
         self._clock = InboundClock()
         self._cut: CutReply | None = None  # a reply a barge-in cut, until the turn is known
-        self._heard_seq = 0  # STT events so far: "no new words since" for speculation
-        self._quiet_from = (0, 0.0)  # the last final with nothing pending: (event, time)
-        self._quiet_timer = False
+        self._quiet = QuietAfterFinal(self.turn.speculation_quiet_ms / 1000, self._speculate)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -250,6 +245,7 @@ class CallSession:
             self.record.end_reason = self.end_reason
             self.ending.detach()
             self.replies.detach()
+            self._quiet.detach()
             logger.info(
                 "call=%s ended: %s after %d turns",
                 self.call_id,
@@ -330,7 +326,7 @@ class CallSession:
         try:
             async for event in stt_stream:
                 now = anyio.current_time()
-                self._heard_seq += 1
+                self._quiet.heard()
                 if isinstance(event, SpeechStarted | Transcript):
                     self._caller.hear(event)
                     self.ending.last_activity = now
@@ -479,24 +475,7 @@ class CallSession:
         transcript with nothing pending may be the turn's last words."""
         self._speculator.went_on(lambda: self._caller.text)
         if event.is_final and not self._caller.partial and self.turn.speculative and self._tg:
-            self._quiet_from = (self._heard_seq, anyio.current_time())
-            if not self._quiet_timer:  # one timer a call, moved on by each final
-                self._quiet_timer = True
-                spawn(self._tg, self._speculate_when_quiet)
-
-    async def _speculate_when_quiet(self) -> None:
-        try:
-            while True:
-                seq, since = self._quiet_from
-                quiet_s = self.turn.speculation_quiet_ms / 1000
-                await anyio.sleep(since + quiet_s - anyio.current_time())
-                if self._quiet_from[0] != seq:
-                    continue  # a newer final: quiet is counted from it
-                if seq == self._heard_seq:  # nothing new from the STT since the final words
-                    self._speculate()
-                return
-        finally:
-            self._quiet_timer = False
+            self._quiet.final(self._tg)
 
     def _responder_state(self) -> object:
         return dict(self.responder.state()) if self.responder is not None else None

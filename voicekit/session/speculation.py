@@ -18,12 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+import anyio
+from anyio.abc import TaskGroup
+
 from voicekit.records import CallRecord, TurnMetrics
 from voicekit.session.reply_state import Reply
 from voicekit.session.responder import Responder, Turn
+from voicekit.tasks import spawn
 
 __all__ = [
     "FILLER_WORDS",
+    "QuietAfterFinal",
     "SpeculationCost",
     "SpeculativeResponder",
     "Speculator",
@@ -195,3 +200,48 @@ class Speculator:
             record.speculations_discarded += cost.started
             record.discarded_input_tokens += cost.discarded_input_tokens
             record.discarded_output_tokens += cost.discarded_output_tokens
+
+
+class QuietAfterFinal:
+    """The core's likely-over signal, for an STT with none of its own: a final transcript
+    with nothing pending, then ``quiet_s`` with no event from the STT. One timer per call,
+    moved on by each final; ``fire`` is called when the quiet has lasted."""
+
+    def __init__(self, quiet_s: float, fire: Callable[[], None]) -> None:
+        self.quiet_s = quiet_s
+        self._fire = fire
+        self._events = 0  # STT events so far
+        self._final: tuple[int, float] = (0, 0.0)  # the latest final: (event, time)
+        self._waiting = False
+
+    def detach(self) -> None:
+        """The call is over: drop ``fire`` (the session's), so no cycle keeps the call."""
+        self._fire = _nothing
+
+    def heard(self) -> None:
+        """Any event from the STT (words, voice, an end of turn)."""
+        self._events += 1
+
+    def final(self, tg: TaskGroup) -> None:
+        """The event just heard was a final transcript with nothing pending."""
+        self._final = (self._events, anyio.current_time())
+        if not self._waiting:
+            self._waiting = True
+            spawn(tg, self._wait)
+
+    async def _wait(self) -> None:
+        try:
+            while True:
+                event, since = self._final
+                await anyio.sleep(since + self.quiet_s - anyio.current_time())
+                if self._final[0] != event:
+                    continue  # a newer final: the quiet is counted from it
+                if event == self._events:  # nothing from the STT since
+                    self._fire()
+                return
+        finally:
+            self._waiting = False
+
+
+def _nothing() -> None:
+    """What a detached timer fires."""

@@ -392,3 +392,30 @@ def test_a_null_confidence_is_no_confidence() -> None:
         json.dumps({"tokens": [{"text": "hi", "is_final": True, "confidence": None}]})
     )
     assert final == Transcript("hi", is_final=True, confidence=None)
+
+
+def test_soniox_words_it_takes_back_do_not_stay_in_the_turn() -> None:
+    """Soniox revises non-final tokens; one that disappears without becoming final was
+    taken back: an empty partial says so, and the likely-over signal that follows counts."""
+    from voicekit.session.caller import CallerTurns
+
+    state, caller = TokenState(), CallerTurns()
+    likely = []
+    for response in (
+        {
+            "tokens": [{"text": "what", "is_final": True, "start_ms": 0, "end_ms": 200}],
+            "total_audio_proc_ms": 250,
+        },
+        {
+            "tokens": [{"text": " hours", "is_final": False, "start_ms": 300, "end_ms": 500}],
+            "total_audio_proc_ms": 500,
+        },
+        {"tokens": [], "total_audio_proc_ms": 900},  # "hours" taken back
+    ):
+        for event in state.feed(json.dumps(response)):
+            if isinstance(event, Transcript | SpeechStarted):
+                caller.hear(event)
+            elif isinstance(event, TurnLikelyOver):
+                likely.append(caller.partial)
+    assert likely == [""], f"likely over with a pending partial {likely}"
+    assert caller.text == "what", caller.text

@@ -64,6 +64,13 @@ MAX_HOPS = 16  # nodes entered in one reply (function chains); validation forbid
 DEFAULT_APOLOGY = "I'm sorry, something went wrong on our side."
 
 
+@dataclass(slots=True)
+class _InFlight:
+    """Webhooks under way, counted across an engine and its speculative copies."""
+
+    count: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class FlowStep:
     """One move from node to node, and what decided it."""
@@ -104,6 +111,7 @@ class FlowEngine:
         self.turns = 0
         self.path: list[FlowStep] = [FlowStep(0, None, flow.start, "start")]
         self._listening = flow.start  # the conversation node the caller answers
+        self._in_flight = _InFlight()
 
     # -- the responder interface ---------------------------------------------------------------
 
@@ -118,7 +126,11 @@ class FlowEngine:
     def speculate(self, text: str) -> tuple[Turn, FlowEngine] | None:
         """The reply to ``text`` on a copy of this engine (see
         :class:`~voicekit.session.speculation.SpeculativeResponder`). None when a keyword
-        or pattern decides the turn: no LLM is waited for, so there is nothing to gain."""
+        or pattern decides the turn: no LLM is waited for, so there is nothing to gain;
+        and while a webhook is under way: its result is saved on this engine, which a
+        promoted copy would replace."""
+        if self._in_flight.count:
+            return None
         node = self.flow.node(self._listening)
         assert isinstance(node, ConversationNode)
         if self._match(node, text) is not None:
@@ -453,13 +465,17 @@ class FlowEngine:
         await speech.confirmed()  # a webhook has side effects: never on a guess
         # Shielded: a barge-in must not leave a request half-done and the flow unsure
         # whether it happened; the timeout bounds the wait.
-        with anyio.CancelScope(shield=True):
-            result = await self._webhooks.run(
-                node,
-                self.variables,
-                allow_private=self.flow.allow_private_networks,
-                call_id=self.call.call_id,
-            )
+        self._in_flight.count += 1
+        try:
+            with anyio.CancelScope(shield=True):
+                result = await self._webhooks.run(
+                    node,
+                    self.variables,
+                    allow_private=self.flow.allow_private_networks,
+                    call_id=self.call.call_id,
+                )
+        finally:
+            self._in_flight.count -= 1
         if result.ok:
             self.variables.update(result.saved)
             self.path.append(FlowStep(self.turns, node.id, node.next, "next"))

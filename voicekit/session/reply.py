@@ -127,7 +127,7 @@ class ReplyPipeline:
                 await reply.confirmed.wait()  # a speculation: until the caller's turn is known
                 await self._wait_played(reply)
             except Exception as exc:
-                reply.error = _first_error(exc)
+                reply.fail(_first_error(exc))
                 logger.warning(
                     "call=%s reply %d (%s) failed: %s",
                     self.call_id,
@@ -171,7 +171,7 @@ class ReplyPipeline:
                     raise
                 # Part of the reply is already with the TTS: let it finish playing rather
                 # than cut the caller off mid-sentence; the session apologises after.
-                reply.error = exc
+                reply.fail(exc)
                 logger.warning(
                     "call=%s reply %d: failed after %d pieces: %s",
                     self.call_id,

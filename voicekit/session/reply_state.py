@@ -85,6 +85,14 @@ class Reply:
         else:
             self.confirmed.set()
 
+    def fail(self, exc: BaseException) -> None:
+        """Keep ``exc`` as the reply's error, without its traceback and chained causes:
+        their frames point back at the reply and its pipeline, and would keep a finished
+        call alive until a full garbage collection."""
+        exc.__traceback__ = None
+        exc.__context__ = exc.__cause__ = None
+        self.error = exc
+
     def advance(self, to: PlaybackState) -> bool:
         """Move to ``to`` if the reply's life allows it from where it is; False (and no
         change) otherwise: a mark after a barge-in, a second final mark."""

@@ -452,6 +452,10 @@ class CallSession:
             self._speculator.end_turn(None)
             return
         speculation = self._speculator.reply
+        if speculation is None:
+            # Cut the reply in progress first: the turn's metrics (and what its guesses
+            # cost) are made only once nothing can stop them being recorded.
+            await self.replies.interrupt()
         metrics = speculation.metrics if speculation is not None else TurnMetrics(0)
         metrics.turn_index, metrics.user_text = self.replies.turn_seq, text
         stamp(metrics, "user_speech_end", speech_end)
@@ -463,7 +467,6 @@ class CallSession:
             if successor is not None:
                 self.responder = successor
             return
-        await self.replies.interrupt()  # a new turn replaces a reply in progress
         self.history.add_user(text)
         turn = self.responder.reply_to(text) if self.responder is not None else None
         self.replies.start("answer", metrics=metrics, turn=turn)
@@ -482,11 +485,17 @@ class CallSession:
 
     def _speculate(self) -> None:
         """Start a reply to the turn's words so far, its audio held (see speculation.py):
-        only final words; a word still pending means the turn is not over."""
-        if self._caller.partial:
+        only final words; a word still pending means the turn is not over. The cheap
+        conditions come first: a hostile STT may say "likely over" after every word."""
+        if not self._may_speculate():
             return
         text = self._caller.text
-        if not self._may_speculate(text):
+        if (
+            not text
+            or (self._cut is not None and is_backchannel(text, self.turn.backchannels))
+            or (self._caller.turns == 0 and self._voicemail.matches(text) is not None)
+            or not self._speculator.may_start(text)
+        ):
             return
         turn, successor = None, None
         if self.responder is not None:
@@ -498,7 +507,7 @@ class CallSession:
             turn, successor = copy
         self.replies.guess(text, turn, successor, self._responder_state())
 
-    def _may_speculate(self, text: str) -> bool:
+    def _may_speculate(self) -> bool:
         return (
             self.turn.speculative
             and self.llm is not None  # with no LLM, every reply is already immediate
@@ -506,10 +515,9 @@ class CallSession:
             and not self.ending.closing
             and not self.ending.transferring
             and self.replies.current is None  # the history must be what the turn will see
-            and bool(text)
-            and not (self._cut is not None and is_backchannel(text, self.turn.backchannels))
-            and not (self._caller.turns == 0 and self._voicemail.matches(text) is not None)
-            and self._speculator.may_start(text)
+            and not self._caller.partial
+            and bool(self._caller.finals)
+            and self._speculator.has_budget
         )
 
 

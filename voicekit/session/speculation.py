@@ -38,14 +38,24 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FILLER_WORDS = frozenset({"uh", "um", "umm", "uhm", "er", "erm", "ah", "eh", "hmm", "mm"})
+# Sounds with no meaning of their own. Not "mm", and never a hyphenated or doubled one:
+# "uh-uh", "mm-mm" and "uh uh" mean no, "mm-hmm" yes.
+FILLER_WORDS = frozenset({"uh", "um", "umm", "uhm", "er", "erm", "ah", "eh", "hmm"})
 CHARS_PER_TOKEN = 4  # for a request cancelled before its provider reported usage
-_NOT_WORD = re.compile(r"[^\w\s']+")
+_NOT_WORD = re.compile(r"[^\w\s'-]+")
 
 
 def turn_words(text: str) -> tuple[str, ...]:
-    """The words that decide whether two transcripts are the same turn."""
-    return tuple(w for w in _NOT_WORD.sub(" ", text.lower()).split() if w not in FILLER_WORDS)
+    """The words that decide whether two transcripts are the same turn: lower case, no
+    punctuation, no lone filler word."""
+    words = [w.strip("-'") for w in _NOT_WORD.sub(" ", text.lower()).split()]
+    words = [w for w in words if w]
+    kept = []
+    for i, word in enumerate(words):
+        doubled = (i > 0 and words[i - 1] == word) or (i + 1 < len(words) and words[i + 1] == word)
+        if word not in FILLER_WORDS or doubled:
+            kept.append(word)
+    return tuple(kept)
 
 
 def same_turn(a: str, b: str) -> bool:
@@ -116,6 +126,11 @@ class Speculator:
     cost: SpeculationCost = field(default_factory=SpeculationCost)
     reply_cost: SpeculationCost | None = None  # the turn the running guess was started in
     unattached: list[SpeculationCost] = field(default_factory=list)  # turns never taken
+
+    @property
+    def has_budget(self) -> bool:
+        """Whether the current turn may start another guess."""
+        return self.cost.started < self.limit
 
     def may_start(self, text: str) -> bool:
         """Whether a speculation on ``text`` may start now (none running on these words,

@@ -102,7 +102,12 @@ class TokenState:
             self.partial = ""
             self.turn_words.append(final)
         partial = "".join(str(t["text"]) for t in partials).strip()
-        if partial and partial != self.partial:
+        if not partial and self.partial and not words:
+            # Non-final tokens are re-sent in every response: none now, and none made
+            # final, means Soniox took the pending words back.
+            self.partial = ""
+            events.append(Transcript("", is_final=False))
+        elif partial and partial != self.partial:
             self.partial = partial
             events.append(
                 Transcript(

@@ -379,7 +379,7 @@ class CallSession:
     async def _on_end_of_turn(self, event: EndOfTurn) -> None:
         text = self._caller.end_turn()
         cut, self._cut = self._cut, None
-        if not self._speculator.matches(text, self.history.revision, self._responder_state()):
+        if not self._guess_answers(text):
             self._speculator.discard("the turn ended with other words")
         if self.ending.closing:
             self._speculator.end_turn(None)
@@ -423,10 +423,7 @@ class CallSession:
         key turn drops a guess but leaves its cost with the spoken turn it was for."""
         self.replies.turn_seq += 1
         self.ending.idle_prompts_used = 0
-        if keys or not (
-            self.replies.current is None
-            and self._speculator.matches(text, self.history.revision, self._responder_state())
-        ):
+        if keys or self.replies.current is not None or not self._guess_answers(text):
             self._speculator.discard("the turn is not the one it answered")
         self.record.transcript.append(TranscriptEntry("user", text, time.time()))
         if self._caller.turns == 1 and self.turn.voicemail_action != "ignore":
@@ -479,6 +476,12 @@ class CallSession:
         self._speculator.went_on(lambda: self._caller.text)
         if event.is_final and not self._caller.partial and self.turn.speculative and self._tg:
             self._quiet.final(self._tg)
+
+    def _guess_answers(self, text: str) -> bool:
+        """Whether a guess is running and answers the turn ``text`` as it now stands."""
+        if self._speculator.reply is None:
+            return False
+        return self._speculator.matches(text, self.history.revision, self._responder_state())
 
     def _responder_state(self) -> object:
         return dict(self.responder.state()) if self.responder is not None else None

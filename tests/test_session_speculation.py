@@ -320,3 +320,25 @@ def test_the_simulate_waterfall_shows_a_speculative_turn_in_time_order() -> None
     labels = [line.split("  ")[1].strip() for line in lines[1:-1]]
     assert labels[:3] == ["turn likely over (speculation)", "LLM request", "end of turn (STT)"]
     assert lines[-1].strip() == "speculation: promoted (2 started; 124 LLM tokens on dropped ones)"
+
+
+async def test_a_dropped_flow_guess_says_so_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="voicekit.flows.engine")
+    hooks = FakeWebhooks({"book": WebhookResult(ok=True, saved={"ref": "B-7"})})
+    call = make_call(
+        utterances=["it's maria no sorry it's anna"],
+        replies=['[[save_variables {"name": "Maria"}]] [[go_to_book]]', "Anna?"],
+        llm={"first_token_ms": 20},
+        stt={**LIKELY, "endpoint_ms": 900},
+        responder=FlowRuntime(booking_flow(), webhooks=hooks),  # type: ignore[arg-type]
+    )
+
+    async def caller(c: Call) -> None:
+        await c.say(400, then_silence_ms=500)
+        await c.say(1000, then_silence_ms=1100)
+        await until(lambda: c.session.record.turns)
+        c.media.hang_up()
+
+    await run_call(call, caller)
+    moves = [r.getMessage() for r in caplog.records if "flow ask -> book" in r.getMessage()]
+    assert moves and all(m.endswith("in a speculative reply") for m in moves)

@@ -112,6 +112,7 @@ class FlowEngine:
         self.path: list[FlowStep] = [FlowStep(0, None, flow.start, "start")]
         self._listening = flow.start  # the conversation node the caller answers
         self._in_flight = _InFlight()
+        self._guess = False  # this copy runs a speculative reply (its moves may be dropped)
 
     # -- the responder interface ---------------------------------------------------------------
 
@@ -121,6 +122,7 @@ class FlowEngine:
         return functools.partial(self._enter, self.flow.start)
 
     def reply_to(self, text: str) -> Turn:
+        self._guess = False  # a copy that was promoted is the flow now
         return functools.partial(self._turn, text)
 
     def speculate(self, text: str) -> tuple[Turn, FlowEngine] | None:
@@ -138,6 +140,7 @@ class FlowEngine:
         fork = copy.copy(self)
         fork.variables = dict(self.variables)
         fork.path = list(self.path)
+        fork._guess = True
         return functools.partial(fork._turn, text), fork
 
     def state(self) -> Mapping[str, Any]:
@@ -423,7 +426,14 @@ class FlowEngine:
 
     async def _go(self, target: str, reason: Reason, detail: str, speech: Speech) -> None:
         self.path.append(FlowStep(self.turns, self.node_id, target, reason, detail))
-        logger.info("call=%s: flow %s -> %s (%s)", self.call.call_id, self.node_id, target, reason)
+        logger.info(
+            "call=%s: flow %s -> %s (%s)%s",
+            self.call.call_id,
+            self.node_id,
+            target,
+            reason,
+            " in a speculative reply" if self._guess else "",
+        )
         self.node_id = target
         await self._enter(target, speech)
 

@@ -40,13 +40,17 @@ def booking_then_confirm() -> Any:
     return booking_flow({"id": "confirm", "prompt": "Tell the caller the reference {{ref}}."})
 
 
-async def _webhook_then_guess(speculative: bool) -> tuple[Call, Any]:
+async def _webhook_and_guess(*, speculative: bool, webhook_first: bool) -> Any:
+    """A reply waits on a 5 s booking webhook; the caller's next turn cuts it (the webhook
+    goes on); on the turn after, a guess may start; the webhook returns before that
+    turn ends (``webhook_first``) or after it. Returns the call record."""
     hooks = SlowWebhooks({"book": WebhookResult(ok=True, saved={"ref": "B-7"})})
     call = make_call(
         replies=[
             'Thank you. [[save_variables {"name": "Maria"}]] [[go_to_book]]',
             "One moment please.",
             "Let me check.",
+            "Anything else?",
         ],
         llm={"first_token_ms": 20},
         turn={"speculative": speculative},
@@ -63,20 +67,21 @@ async def _webhook_then_guess(speculative: bool) -> tuple[Call, Any]:
         s.emit(Transcript("hello?", is_final=True))
         s.emit(EndOfTurn())  # cuts the reply waiting on the webhook; the webhook goes on
         await until(lambda: len(c.session.record.turns) == 2)
-        s.emit(Transcript("is it done", is_final=True))  # a guess starts 150 ms later
-        await anyio.sleep(6.0)  # ... the webhook returns meanwhile
-        s.emit(EndOfTurn())  # same words: the guess is promoted
+        s.emit(Transcript("is it done", is_final=True))  # a guess could start 150 ms later
+        await anyio.sleep(6.0 if webhook_first else 0.5)
+        s.emit(EndOfTurn())
         await until(lambda: len(c.session.record.turns) == 3)
+        if not webhook_first:
+            await anyio.sleep(6.0)  # the webhook returns now
         c.media.hang_up()
 
-    record = await run_call(call, caller)
-    return call, record
+    return await run_call(call, caller)
 
 
 async def test_a_guess_made_before_a_webhook_returned_is_not_promoted() -> None:
-    _, plain = await _webhook_then_guess(speculative=False)
+    plain = await _webhook_and_guess(speculative=False, webhook_first=True)
     assert plain.flow["variables"].get("ref") == "B-7"  # without speculation: known
-    _, record = await _webhook_then_guess(speculative=True)
+    record = await _webhook_and_guess(speculative=True, webhook_first=True)
     # No guess while the booking is under way (its result would land on the engine a
     # promoted copy replaces): the turn is answered afresh, and the reference is kept.
     assert record.turns[-1].speculation is None
@@ -312,47 +317,10 @@ async def test_an_stt_that_takes_its_words_back_gets_no_guesses() -> None:
     assert call.llm.requests == []
 
 
-async def _webhook_then_promoted_guess(speculative: bool) -> Any:
-    """As test_a_guess_made_before_a_webhook_returned_is_not_promoted, but the end of
-    turn (and the promotion) comes before the webhook returns."""
-    hooks = SlowWebhooks({"book": WebhookResult(ok=True, saved={"ref": "B-7"})})
-    call = make_call(
-        replies=[
-            'Thank you. [[save_variables {"name": "Maria"}]] [[go_to_book]]',
-            "One moment please.",
-            "Let me check.",
-            "Anything else?",
-        ],
-        llm={"first_token_ms": 20},
-        turn={"speculative": speculative},
-        responder=FlowRuntime(booking_then_confirm(), webhooks=hooks),  # type: ignore[arg-type]
-    )
-
-    async def caller(c: Call) -> None:
-        await until(lambda: c.stt.streams)
-        s = c.stt.streams[0]
-        s.emit(Transcript("it's maria", is_final=True))
-        s.emit(EndOfTurn())
-        await until(lambda: hooks.calls)  # the booking webhook is running (5 s)
-        await anyio.sleep(0.5)
-        s.emit(Transcript("hello?", is_final=True))
-        s.emit(EndOfTurn())  # cuts the reply waiting on the webhook; the webhook goes on
-        await until(lambda: len(c.session.record.turns) == 2)
-        s.emit(Transcript("is it done", is_final=True))  # a guess 150 ms later
-        await anyio.sleep(0.5)
-        s.emit(EndOfTurn())  # same words, webhook still running: promoted
-        await until(lambda: len(c.session.record.turns) == 3)
-        await anyio.sleep(6.0)  # the webhook returns now
-        c.media.hang_up()
-
-    record = await run_call(call, caller)
-    return record
-
-
 async def test_a_webhook_that_returns_after_a_promotion_is_not_lost() -> None:
-    plain = await _webhook_then_promoted_guess(speculative=False)
+    plain = await _webhook_and_guess(speculative=False, webhook_first=False)
     assert plain.flow["variables"].get("ref") == "B-7", plain.flow
-    record = await _webhook_then_promoted_guess(speculative=True)
+    record = await _webhook_and_guess(speculative=True, webhook_first=False)
     # No guess while the webhook is under way: the turn is answered afresh, and the
     # booking's reference lands on the flow the call goes on with.
     assert record.turns[-1].speculation is None

@@ -381,9 +381,14 @@ class CallSession:
         cut, self._cut = self._cut, None
         if not self._guess_answers(text):
             self._speculator.discard("the turn ended with other words")
+        if not await self._take_turn(text, cut, event):
+            self._speculator.end_turn(None)  # no turn of the caller's to charge guesses to
+
+    async def _take_turn(self, text: str, cut: CutReply | None, event: EndOfTurn) -> bool:
+        """Act on the caller's ended turn; whether it became a turn of theirs (with
+        metrics), rather than a resume, a backchannel, noise or words during closing."""
         if self.ending.closing:
-            self._speculator.end_turn(None)
-            return
+            return False
         backchannel = bool(text) and is_backchannel(text, self.turn.backchannels)
         if cut is not None and (not text or backchannel) and self.replies.current is None:
             # The barge-in was noise (no words left) or "uh-huh": go on where the caller
@@ -393,21 +398,18 @@ class CallSession:
                 self.record.transcript.append(
                     TranscriptEntry("user", text, time.time(), backchannel=True)
                 )
-            self._speculator.end_turn(None)
             self.replies.start("resume", cut.remainder)
-            return
+            return False
         if not text:
-            self._speculator.end_turn(None)
-            return
+            return False
         if backchannel and self._agent_speaking() and not self._agent_asked():
             # "uh-huh" while the agent talks: the caller is listening; no turn, no answer.
             logger.info("call=%s: backchannel while the agent speaks: %r", self.call_id, text)
             entry = TranscriptEntry("user", text, time.time(), backchannel=True)
             self.record.transcript.append(entry)
-            self._speculator.end_turn(None)
-            return
+            return False
         now = anyio.current_time()
-        await self._caller_turn(text, self._clock.arrival(event.end_ms) or now, now)
+        return await self._caller_turn(text, self._clock.arrival(event.end_ms) or now, now)
 
     def _keys_done(self, digits: str) -> None:
         if self._tg is not None and not self.ending.closing:
@@ -417,10 +419,11 @@ class CallSession:
 
     async def _caller_turn(
         self, text: str, speech_end: float, now: float, *, keys: bool = False
-    ) -> None:
+    ) -> bool:
         """A turn of the caller (words, or ``keys``): replaces any reply, starts the
         answer (or lets the speculation written for exactly these words be heard). A
-        key turn drops a guess but leaves its cost with the spoken turn it was for."""
+        key turn drops a guess but leaves its cost with the spoken turn it was for.
+        Whether the turn is answered (its metrics hold its guesses' cost)."""
         self.replies.turn_seq += 1
         self.ending.idle_prompts_used = 0
         if keys or self.replies.current is not None or not self._guess_answers(text):
@@ -430,7 +433,6 @@ class CallSession:
             phrase = self._voicemail.matches(text)
             if phrase is not None:
                 logger.info("call=%s: voicemail detected (%r)", self.call_id, phrase)
-                self._speculator.end_turn(None)
                 self.history.add_user(text)
                 await self.ending.finish(
                     "voicemail",
@@ -438,7 +440,7 @@ class CallSession:
                     if self.turn.voicemail_action == "leave_message"
                     else None,
                 )
-                return
+                return False
         current = self.replies.current
         if current is not None and (
             current.after is not None or current.kind in ("farewell", "voicemail")
@@ -446,8 +448,7 @@ class CallSession:
             # The agent is saying goodbye or handing the call over: that reply plays to
             # its end and its hang-up or transfer happens; the words are kept, unanswered.
             logger.info("call=%s: caller turn during a closing reply: not answered", self.call_id)
-            self._speculator.end_turn(None)
-            return
+            return False
         speculation = self._speculator.reply
         if speculation is None:
             # Cut the reply in progress first: the turn's metrics (and what its guesses
@@ -463,25 +464,25 @@ class CallSession:
             successor = self.replies.promote(speculation, text)
             if successor is not None:
                 self.responder = successor
-            return
+            return True
         self.history.add_user(text)
         turn = self.responder.reply_to(text) if self.responder is not None else None
         self.replies.start("answer", metrics=metrics, turn=turn)
+        return True
 
     # -- speculation ------------------------------------------------------------------------
 
     def _heard_more(self, event: Transcript) -> None:
         """New words from the caller: a speculation on other words is dropped; a final
         transcript with nothing pending may be the turn's last words."""
-        self._speculator.went_on(lambda: self._caller.text)
+        if self._speculator.reply is not None:
+            self._speculator.went_on(self._caller.text)
         if event.is_final and not self._caller.partial and self.turn.speculative and self._tg:
             self._quiet.final(self._tg)
 
     def _guess_answers(self, text: str) -> bool:
         """Whether a guess is running and answers the turn ``text`` as it now stands."""
-        if self._speculator.reply is None:
-            return False
-        return self._speculator.matches(text, self.history.revision, self._responder_state())
+        return self._speculator.matches(text, self.history.revision, self._responder_state)
 
     def _responder_state(self) -> object:
         return dict(self.responder.state()) if self.responder is not None else None
@@ -497,7 +498,7 @@ class CallSession:
             not text
             or (self._cut is not None and is_backchannel(text, self.turn.backchannels))
             or (self._caller.turns == 0 and self._voicemail.matches(text) is not None)
-            or not self._speculator.may_start(text)
+            or self._speculator.guessing_on(text)
         ):
             return
         turn, successor = None, None

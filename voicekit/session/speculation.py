@@ -132,12 +132,9 @@ class Speculator:
         """Whether the current turn may start another guess."""
         return self.cost.started < self.limit
 
-    def may_start(self, text: str) -> bool:
-        """Whether a speculation on ``text`` may start now (none running on these words,
-        and the turn's limit not reached)."""
-        if self.reply is not None and same_turn(self.reply.user_text or "", text):
-            return False
-        return self.cost.started < self.limit
+    def guessing_on(self, text: str) -> bool:
+        """Whether the running speculation answers these words already."""
+        return self.reply is not None and same_turn(self.reply.user_text or "", text)
 
     def start(
         self,
@@ -151,24 +148,24 @@ class Speculator:
         self.cost.started += 1
         self.reply_cost = self.cost
 
-    def matches(self, text: str, history_revision: int, responder_state: object = None) -> bool:
+    def matches(
+        self, text: str, history_revision: int, responder_state: Callable[[], object]
+    ) -> bool:
         """Whether the running speculation answers the turn ``text`` as it will be asked:
-        the same words, and the history and the responder's state unchanged since it was
-        written (a webhook of an earlier reply may have finished meanwhile)."""
+        the same words, and the history and the responder's state (read only when a
+        guess runs) unchanged since it was written (a webhook may have finished)."""
         reply = self.reply
         return (
             reply is not None
-            and reply.speculative
             and reply.error is None
             and history_revision == self.history_revision
-            and responder_state == self.responder_state
             and same_turn(reply.user_text or "", text)
+            and responder_state() == self.responder_state
         )
 
-    def went_on(self, text: Callable[[], str]) -> None:
-        """The caller's turn so far is now ``text()``: a guess on other words is dropped
-        (``text`` is only built while a guess runs)."""
-        if self.reply is not None and not same_turn(self.reply.user_text or "", text()):
+    def went_on(self, text: str) -> None:
+        """The caller's turn so far is now ``text``: a guess on other words is dropped."""
+        if not self.guessing_on(text):
             self.discard("the caller went on")
 
     def discard(self, why: str, *, charge: bool = False) -> None:

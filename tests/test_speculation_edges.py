@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -17,6 +18,7 @@ from tests.flow_helpers import FakeWebhooks, booking_flow
 from tests.session_helpers import Call, anyio_backend, make_call, run_call, until  # noqa: F401
 from voicekit.flows import FlowRuntime, WebhookResult, parse_flow
 from voicekit.flows.model import FunctionNode
+from voicekit.records import CallRecord
 from voicekit.stt import EndOfTurn, Transcript, TurnLikelyOver
 from voicekit.tools import tool
 
@@ -340,18 +342,40 @@ def _parts(session: Any) -> dict[str, Any]:
     }
 
 
+async def assert_freed_without_gc(
+    make: Callable[[], Call],
+    caller: Callable[[Call], Awaitable[None]],
+    refs: dict[str, Any],
+    check: Callable[[CallRecord], None] = lambda record: None,
+) -> None:
+    """Run a call (made here, so no test frame holds it) with the garbage collector off;
+    once it is over, nothing ``refs`` points at may still be alive."""
+    gc.collect()
+    gc.disable()
+    try:
+        call = make()
+        record = await run_call(call, caller)
+        check(record)
+        del call, record
+        await anyio.sleep(0.1)
+        assert [n for n, r in refs.items() if r() is not None] == []
+    finally:
+        gc.enable()
+
+
 @pytest.mark.parametrize("ending", ["held_guess", "discarded_guess", "promoted", "flow_held"])
 async def test_a_call_with_guesses_is_freed_without_the_garbage_collector(ending: str) -> None:
     responder = None
     if ending == "flow_held":
         responder = FlowRuntime(booking_flow(), webhooks=FakeWebhooks({}))  # type: ignore[arg-type]
-    call = make_call(
-        replies=["We open at nine every day of the week.", "Sure.", "Closed on Sunday."],
-        llm={"first_token_ms": 20},
-        responder=responder,
-    )
     refs: dict[str, Any] = {}
-    guesses: list[Any] = []
+
+    def make() -> Call:
+        return make_call(
+            replies=["We open at nine every day of the week.", "Sure.", "Closed on Sunday."],
+            llm={"first_token_ms": 20},
+            responder=responder,
+        )
 
     async def caller(c: Call) -> None:
         await until(lambda: c.stt.streams and c.session._pipeline is not None)
@@ -360,7 +384,7 @@ async def test_a_call_with_guesses_is_freed_without_the_garbage_collector(ending
         s.emit(Transcript("what are your hours", is_final=True))
         s.emit(TurnLikelyOver("what are your hours"))
         await until(lambda: c.session._speculator.reply is not None)
-        guesses.append(weakref.ref(c.session._speculator.reply))
+        refs["guess"] = weakref.ref(c.session._speculator.reply)
         await anyio.sleep(1.0)  # the guess wrote its answer; its audio is held
         if ending == "discarded_guess":
             s.emit(Transcript("on sunday", is_final=True))
@@ -370,26 +394,19 @@ async def test_a_call_with_guesses_is_freed_without_the_garbage_collector(ending
             await until(lambda: c.session.record.turns)
         c.media.hang_up()
 
-    gc.collect()
-    gc.disable()
-    try:
-        await run_call(call, caller)
-        del call
-        await anyio.sleep(0.1)
-        alive = [n for n, r in {**refs, "guess": guesses[0]}.items() if r() is not None]
-        assert alive == []
-    finally:
-        gc.enable()
+    await assert_freed_without_gc(make, caller, refs)
 
 
 @pytest.mark.parametrize("fail_after", [0, 3])
 async def test_a_call_whose_guess_failed_is_freed_without_the_garbage_collector(
     fail_after: int,
 ) -> None:
-    call = make_call(
-        replies=["We open at nine every day of the week.", "Closed on Sunday."],
-        llm={"first_token_ms": 20, "fail_on_reply": 0, "fail_after_tokens": fail_after},
-    )
+    def make() -> Call:
+        return make_call(
+            replies=["We open at nine every day of the week.", "Closed on Sunday."],
+            llm={"first_token_ms": 20, "fail_on_reply": 0, "fail_after_tokens": fail_after},
+        )
+
     refs: dict[str, Any] = {}
 
     async def caller(c: Call) -> None:
@@ -407,24 +424,20 @@ async def test_a_call_whose_guess_failed_is_freed_without_the_garbage_collector(
         await anyio.sleep(1.0)
         c.media.hang_up()
 
-    gc.collect()
-    gc.disable()
-    try:
-        record = await run_call(call, caller)
+    def check(record: CallRecord) -> None:
         assert record.turns and record.turns[0].speculation != "promoted"
-        del call, record
-        await anyio.sleep(0.1)
-        assert [n for n, r in refs.items() if r() is not None] == []
-    finally:
-        gc.enable()
+
+    await assert_freed_without_gc(make, caller, refs, check)
 
 
 async def test_a_call_whose_plain_reply_failed_is_freed_without_the_garbage_collector() -> None:
-    call = make_call(
-        replies=["We open at nine every day of the week.", "Closed on Sunday."],
-        llm={"first_token_ms": 20, "fail_on_reply": 0},
-        turn={"speculative": False},
-    )
+    def make() -> Call:
+        return make_call(
+            replies=["We open at nine every day of the week.", "Closed on Sunday."],
+            llm={"first_token_ms": 20, "fail_on_reply": 0},
+            turn={"speculative": False},
+        )
+
     refs: dict[str, Any] = {}
 
     async def caller(c: Call) -> None:
@@ -437,16 +450,10 @@ async def test_a_call_whose_plain_reply_failed_is_freed_without_the_garbage_coll
         await anyio.sleep(3.0)
         c.media.hang_up()
 
-    gc.collect()
-    gc.disable()
-    try:
-        record = await run_call(call, caller)
+    def check(record: CallRecord) -> None:
         assert record.turns[0].status == "failed"
-        del call, record
-        await anyio.sleep(0.1)
-        assert [n for n, r in refs.items() if r() is not None] == []
-    finally:
-        gc.enable()
+
+    await assert_freed_without_gc(make, caller, refs, check)
 
 
 def test_a_no_appended_to_the_guess_is_not_the_same_turn() -> None:

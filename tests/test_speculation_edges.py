@@ -467,24 +467,29 @@ def test_a_no_appended_to_the_guess_is_not_the_same_turn() -> None:
     assert same_turn("uh, book it", "book it")
 
 
-async def test_a_guess_is_heard_when_the_caller_then_says_uh_uh() -> None:
-    call = make_call(
-        replies=["Great, Friday it is.", "Which day then?"], llm={"first_token_ms": 20}
-    )
+def guess_then_no(words: str, no: str) -> Callable[[Call], Awaitable[None]]:
+    """The caller says ``words``, quiet long enough for a guess on them, then ``no``."""
 
     async def caller(c: Call) -> None:
         await until(lambda: c.stt.streams)
         s = c.stt.streams[0]
-        s.emit(Transcript("Friday?", is_final=True))
-        await until(lambda: c.llm.requests)  # 150 ms of quiet: a guess on "Friday?"
+        s.emit(Transcript(words, is_final=True))
+        await until(lambda: c.llm.requests)  # 150 ms of quiet: a guess on the words
         await anyio.sleep(0.2)
-        s.emit(Transcript("Uh-uh.", is_final=True))  # no
+        s.emit(Transcript(no, is_final=True))
         await anyio.sleep(0.1)
         s.emit(EndOfTurn())
         await until(lambda: c.session.record.turns)
         c.media.hang_up()
 
-    record = await run_call(call, caller)
+    return caller
+
+
+async def test_a_guess_is_not_heard_when_the_caller_then_says_uh_uh() -> None:
+    call = make_call(
+        replies=["Great, Friday it is.", "Which day then?"], llm={"first_token_ms": 20}
+    )
+    record = await run_call(call, guess_then_no("Friday?", "Uh-uh."))
     turn = record.turns[0]
     assert turn.user_text == "Friday? Uh-uh."
     assert turn.speculation != "promoted", (turn.speculation, turn.heard_text)
@@ -524,7 +529,7 @@ async def test_a_guess_is_counted_when_the_caller_hangs_up_while_the_turn_cuts_a
     assert record.speculations == 1
 
 
-async def test_a_tool_runs_for_a_guess_the_caller_answered_uh_uh() -> None:
+async def test_no_tool_runs_for_a_guess_the_caller_answered_mm_mm() -> None:
     ran: list[str] = []
 
     @tool(description="Book the table.")
@@ -537,19 +542,6 @@ async def test_a_tool_runs_for_a_guess_the_caller_answered_uh_uh() -> None:
         llm={"first_token_ms": 20},
         tools=[book_table],
     )
-
-    async def caller(c: Call) -> None:
-        await until(lambda: c.stt.streams)
-        s = c.stt.streams[0]
-        s.emit(Transcript("Book it?", is_final=True))
-        await until(lambda: c.llm.requests)  # a guess on "Book it?"
-        await anyio.sleep(0.2)
-        s.emit(Transcript("Mm-mm.", is_final=True))  # no
-        await anyio.sleep(0.1)
-        s.emit(EndOfTurn())
-        await until(lambda: c.session.record.turns)
-        c.media.hang_up()
-
-    record = await run_call(call, caller)
+    record = await run_call(call, guess_then_no("Book it?", "Mm-mm."))
     assert ran == [] and record.turns[0].speculation == "discarded"
     assert call.llm.requests[-1][-1].content == "Book it? Mm-mm."  # the model hears the no

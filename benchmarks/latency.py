@@ -142,7 +142,9 @@ async def one_call(turns: int, replies: list[str], mode: Mode, out: list[CallRes
     async with anyio.create_task_group() as tg:
         tg.start_soon(caller)
         record = await session.run()
-    out.append(CallResult(record.turns, len(media.sent_frames), record))
+    # 20 ms frames, however many each message carried ([turn] playout_message_ms).
+    received = sum(len(audio) for _, audio in media.sent_frames) // ULAW_8K.bytes_for_ms(20)
+    out.append(CallResult(record.turns, received, record))
 
 
 async def baseline_turn(reply: str) -> float:

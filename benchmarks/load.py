@@ -137,6 +137,7 @@ first_token_ms = 250
 tokens_per_second = 40
 """
 CALLER_LINE = "What time do you open tomorrow?"
+FRAME_S = 0.02
 LOCAL_TTFA_SLACK_MS = 500  # a local call may answer this much later under load
 
 # Where each turn's time went, from the server's own records: the emulated providers'
@@ -227,7 +228,20 @@ async def one_call(
             if report.latency_ms is not None:
                 ttfa.append(report.latency_ms)
     durations.append(time.perf_counter() - started)
-    gaps.extend((b - a) * 1000 for a, b in itertools.pairwise(call.frame_times) if b - a < 0.5)
+    gaps.extend(frame_gaps_ms(call.agent_messages))
+
+
+def frame_gaps_ms(messages: list[tuple[float, float]]) -> list[float]:
+    """The gap between consecutive 20 ms agent frames within a reply, as the far end
+    receives them. A message may carry several frames (``[turn] playout_message_ms``): the
+    wait for the next message beyond the audio the earlier one carried, plus one frame,
+    which for one-frame messages is exactly the time between them. Pauses of 500 ms or
+    more are between replies."""
+    return [
+        (b - a - (seconds - FRAME_S)) * 1000
+        for (a, seconds), (b, _) in itertools.pairwise(messages)
+        if b - a < 0.5
+    ]
 
 
 async def run_level(

@@ -21,18 +21,30 @@ class StallingMedia(FakeMediaStream):
     def __init__(self, stall_at: int | None = None, stall_s: float = 0.0) -> None:
         super().__init__(inbound_format=ULAW_8K)
         self.sent_at: list[float] = []
+        self.events: list[str] = []  # "audio:<bytes>" and "mark:<name>", in order
         self.stall_at, self.stall_s = stall_at, stall_s
 
     async def send_audio(self, data: bytes) -> None:
         if len(self.sent_at) == self.stall_at:
             await anyio.sleep(self.stall_s)
         self.sent_at.append(anyio.current_time())
+        self.events.append(f"audio:{len(data)}")
         await super().send_audio(data)
+
+    async def mark(self, name: str) -> None:
+        self.events.append(f"mark:{name}")
+        await super().mark(name)
 
 
 async def play(media: StallingMedia, frames: int) -> list[float]:
+    """Lateness of each of ``frames`` frames, sent one a message."""
     lateness: list[float] = []
-    playout = Playout(media, ULAW_8K, on_frame_sent=lambda owner, late: lateness.append(late))
+    playout = Playout(
+        media,
+        ULAW_8K,
+        message_ms=20,
+        on_frame_sent=lambda owner, late, n: lateness.extend([late] * n),
+    )
     async with anyio.create_task_group() as tg:
         tg.start_soon(playout.run)
         for _ in range(frames):
@@ -66,3 +78,61 @@ async def test_a_stall_longer_than_the_lead_is_one_underrun() -> None:
     # 20 ms less behind its schedule), then pacing is on time again.
     assert late_ms[12:17] == [100, 80, 60, 40, 20]
     assert late_ms[17:] == [0] * 13
+
+
+async def test_queued_frames_go_out_three_a_message_and_keep_the_lead() -> None:
+    media = StallingMedia()
+    sent: list[int] = []
+    playout = Playout(
+        media, ULAW_8K, on_frame_sent=lambda owner, late, n: sent.append(n)
+    )  # message_ms: 60 by default
+    start = anyio.current_time()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(playout.run)
+        for _ in range(30):
+            playout.enqueue_frame(1, FRAME)
+        while sum(sent) < 30:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    assert sent == [3] * 10
+    assert media.events == ["audio:480"] * 10
+    offsets = [round((t - start) * 1000) for t in media.sent_at]
+    # 120 ms of lead go at once (two messages, then the third when the buffer is 120 ms),
+    # then a message each time the far end is back down to the lead: never below it.
+    assert offsets == [0, 0, 0, 60, 120, 180, 240, 300, 360, 420]
+
+
+async def test_a_message_stops_at_a_mark_and_at_another_reply() -> None:
+    media = StallingMedia()
+    sent: list[tuple[int, int]] = []
+    playout = Playout(media, ULAW_8K, on_frame_sent=lambda owner, late, n: sent.append((owner, n)))
+    playout.enqueue_frame(1, FRAME)
+    playout.enqueue_frame(1, FRAME)
+    playout.enqueue_mark(1, "word-1")
+    playout.enqueue_frame(1, FRAME)
+    playout.enqueue_frame(2, FRAME)
+    playout.enqueue_frame(2, FRAME)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(playout.run)
+        while sum(n for _, n in sent) < 5:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    assert sent == [(1, 2), (1, 1), (2, 2)]
+    assert media.events == ["audio:320", "mark:word-1", "audio:160", "audio:320"]
+
+
+async def test_only_frames_already_queued_are_joined() -> None:
+    media = StallingMedia()
+    sent: list[int] = []
+    playout = Playout(media, ULAW_8K, on_frame_sent=lambda owner, late, n: sent.append(n))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(playout.run)
+        playout.enqueue_frame(1, FRAME)  # the first frame of a reply waits for no other
+        while not sent:  # noqa: ASYNC110
+            await anyio.sleep(0.001)
+        playout.enqueue_frame(1, FRAME)
+        playout.enqueue_frame(1, FRAME)
+        while sum(sent) < 3:  # noqa: ASYNC110
+            await anyio.sleep(0.001)
+        tg.cancel_scope.cancel()
+    assert sent == [1, 2]

@@ -48,10 +48,11 @@ def format_turn(call_id: str, turn: TurnMetrics) -> str:
     return " ".join(parts)
 
 
-def frame_sent(metrics: TurnMetrics, late_s: float, lead_s: float) -> None:
-    """Count a frame of the turn's reply that went out ``late_s`` after it was due: later
-    than the playout lead means the far end had run dry (an underrun the caller heard)."""
-    metrics.frames_sent += 1
+def frame_sent(metrics: TurnMetrics, late_s: float, lead_s: float, frames: int = 1) -> None:
+    """Count ``frames`` frames of the turn's reply that went out in one message ``late_s``
+    after they were due: later than the playout lead means the far end had run dry (an
+    underrun the caller heard)."""
+    metrics.frames_sent += frames
     if late_s * 1000 > metrics.max_frame_late_ms:
         metrics.max_frame_late_ms = late_s * 1000
     if late_s > lead_s:

@@ -159,6 +159,12 @@ class TurnSettings(_Section):
     playout_lead_ms: int = Field(
         default=120, ge=20, le=2000, description="Audio sent ahead of real-time playback."
     )
+    playout_message_ms: int = Field(
+        default=60,
+        ge=20,
+        le=1000,
+        description="Most audio sent in one media message (fewer messages, less CPU).",
+    )
     first_clause_min_chars: int = Field(
         default=10, ge=1, description="Shortest first clause spoken before its sentence ends."
     )

@@ -2,9 +2,16 @@
 
 Sending everything at once would queue seconds of audio at the far end, where barge-in
 cannot reach it quickly and where "sent" says nothing about "heard". Playout keeps only
-``lead_ms`` of audio ahead of real time: the first frames go out at once, then one frame
-per frame duration. Marks are interleaved with the frames, so the far end reports when
-the audio before each mark has played.
+``lead_ms`` of audio ahead of real time: the first frames go out at once, then more each
+time the far end's buffer falls back to the lead. Marks are interleaved with the frames,
+so the far end reports when the audio before each mark has played.
+
+Each media message carries up to ``message_ms`` of the frames already queued (60 ms by
+default, three frames), never across a mark or into another reply. Every message costs
+the server a WebSocket frame, a JSON envelope and a write system call whatever its size,
+so three frames a message is a third of the per-frame work that bounds how many calls a
+process carries. The far end's buffer then holds between ``lead_ms`` and ``lead_ms`` plus
+one message, never less than the lead, and a barge-in clears it either way.
 
 Every frame is due when the far end's buffer falls to ``lead_ms``. How late it actually
 went out (measured from when it was due, or from when it was queued if the audio arrived
@@ -40,7 +47,11 @@ class _Item:
 
 
 class Playout:
-    """Owns the outbound side of the media stream; run :meth:`run` in the call's task group."""
+    """Owns the outbound side of the media stream; run :meth:`run` in the call's task group.
+
+    ``on_frame_sent(owner, late_s, frames)`` is called for each message sent: ``frames``
+    frames of reply ``owner`` went out ``late_s`` after they were due.
+    """
 
     def __init__(
         self,
@@ -49,13 +60,15 @@ class Playout:
         *,
         lead_ms: float = 120.0,
         frame_ms: float = 20.0,
-        on_frame_sent: Callable[[int, float], None] | None = None,
+        message_ms: float = 60.0,
+        on_frame_sent: Callable[[int, float, int], None] | None = None,
         call_id: str = "-",
     ) -> None:
         self.media = media
         self.format = fmt
         self.lead = lead_ms / 1000
         self.frame_ms = frame_ms
+        self.frames_per_message = max(1, int(message_ms // frame_ms))
         self._queue: deque[_Item] = deque()
         self._wake = anyio.Event()
         self._generation = 0
@@ -115,9 +128,27 @@ class Playout:
                     continue  # dropped by a barge-in while we waited
                 if self._play_end < now:
                     self._play_end = now  # the far end ran dry; playback restarts now
-                await self.media.send_audio(item.frame)
-                self._play_end += self.format.duration_ms(len(item.frame)) / 1000
+                audio, frames = self._take_message(item)
+                await self.media.send_audio(audio)
+                self._play_end += self.format.duration_ms(len(audio)) / 1000
                 if self._on_frame_sent is not None:
-                    self._on_frame_sent(item.owner, max(0.0, now - due))
+                    self._on_frame_sent(item.owner, max(0.0, now - due), frames)
             elif item.mark is not None and item.generation == self._generation:
                 await self.media.mark(item.mark)
+
+    def _take_message(self, first: _Item) -> tuple[bytes, int]:
+        """``first``'s frame and the frames queued right behind it, up to a message's
+        worth: the same reply's, stopping at a mark (it must follow its audio exactly)."""
+        queue = self._queue
+        limit = self.frames_per_message
+        if limit == 1 or not queue or queue[0].frame is None or queue[0].owner != first.owner:
+            assert first.frame is not None
+            return first.frame, 1
+        parts = [first.frame]
+        while len(parts) < limit and queue:
+            following = queue[0]
+            if following.frame is None or following.owner != first.owner:
+                break
+            parts.append(following.frame)
+            queue.popleft()
+        return b"".join(parts), len(parts)  # type: ignore[arg-type]

@@ -126,6 +126,7 @@ class CallSession:
             media,
             media.outbound_format,
             lead_ms=self.turn.playout_lead_ms,
+            message_ms=self.turn.playout_message_ms,
             on_frame_sent=self._on_frame_sent,
             call_id=self.call_id,
         )
@@ -312,13 +313,13 @@ class CallSession:
             )
             self.ending.end("media_error")
 
-    def _on_frame_sent(self, reply_id: int, late_s: float) -> None:
+    def _on_frame_sent(self, reply_id: int, late_s: float, frames: int) -> None:
         reply = self.replies.get(reply_id)
         if reply is None:
             return
         if reply.advance("speaking"):
             stamp(reply.metrics, "first_frame_sent")
-        frame_sent(reply.metrics, late_s, self.playout.lead)
+        frame_sent(reply.metrics, late_s, self.playout.lead, frames)
 
     # -- the caller's words ------------------------------------------------------------------
 

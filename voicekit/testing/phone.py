@@ -201,7 +201,8 @@ class SimulatedCall:
         self.speed = speed
         self.ws: Any = None
         self.agent_audio = bytearray()
-        self.frame_times: list[float] = []  # arrival of each agent media frame
+        # Each agent media message: its arrival and the seconds of audio it carried.
+        self.agent_messages: list[tuple[float, float]] = []
         self.marks_echoed: list[str] = []
         self.clears: list[float] = []
         self.utterances: list[UtteranceReport] = []
@@ -453,12 +454,13 @@ class SimulatedCall:
         if event == "media":
             audio = base64.b64decode(message["media"]["payload"])
             self.agent_audio.extend(audio)
-            self.frame_times.append(now)
+            seconds = self.format.duration_ms(len(audio)) / 1000
+            self.agent_messages.append((now, seconds))
             self.last_agent_audio = now
             for report in self.utterances:
                 if report.agent_started_at is None and report.ended_at and now >= report.ended_at:
                     report.agent_started_at = now
-            start, _ = self._play.audio(now, self.format.duration_ms(len(audio)) / 1000)
+            start, _ = self._play.audio(now, seconds)
             if self.recording is not None:
                 self.recording.agent(start, audio)
         elif event == "mark":

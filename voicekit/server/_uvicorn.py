@@ -7,6 +7,11 @@ and no connection held open by a client that never finishes its request.
   app takes it: two epoll calls per 20 ms media frame on every call. ``MediaWebSocketProtocol``
   pauses only when ``HIGH_WATER`` messages are waiting, which keeps backpressure against
   a flooding client without the per-frame churn.
+- A media socket receives 50 small messages a second per call, and websockets' general
+  parser (generators, a ``Frame`` object, an event list) costs more per message than the
+  rest of the inbound path. :meth:`MediaWebSocketProtocol.data_received` reads the common
+  case itself (whole, masked, unfragmented text or binary frames) and hands anything
+  else to websockets at a frame boundary, so every rule it enforces still applies.
 - uvicorn has no timeout for reading a request: a client that opens a connection and
   sends half a request line, or trickles a body, holds a socket and a file descriptor
   forever (200 of them were held over 60 s). :func:`http_protocol` gives each request a
@@ -25,6 +30,12 @@ from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+try:  # websockets' C helper, as its own parser uses
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover  (a build without the C extension)
+    from websockets.utils import apply_mask
 
 __all__ = [
     "HIGH_WATER",
@@ -106,6 +117,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
       skips and counts it as it does any malformed frame, instead of uvicorn logging a
       traceback and ending the call with 1007.
     - The peer has ``CLOSE_TIMEOUT_S`` to answer our close frame, not uvicorn's 10 s.
+    - Whole data frames are read directly (:meth:`_read_data_frames`).
     """
 
     handshake_timeout_s: float = 10.0
@@ -144,6 +156,12 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._parser_idle():
+            taken = self._read_data_frames(data)
+            if taken == len(data):
+                return
+            if taken:
+                data = data[taken:]
         super().data_received(data)
         if not self.handshake_initiated and self.conn.handshake_exc is not None:
             # websockets refused the request itself (a line too long: 414/431) and queued
@@ -151,6 +169,60 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.write(b"".join(self.conn.data_to_send()))
             self.handshake_complete = True
             self.transport.close()
+
+    def _parser_idle(self) -> bool:
+        """websockets' parser is between frames with nothing buffered, in an open
+        connection, with no fragmented message under way: the next bytes start a frame."""
+        conn = self.conn
+        return (
+            conn.state is State.OPEN
+            and conn.current_size is None
+            and conn.parser_exc is None
+            and not conn.reader.buffer
+            and not conn.reader.eof
+            and not self.close_sent
+        )
+
+    def _read_data_frames(self, data: bytes) -> int:
+        """Deliver the whole data frames at the start of ``data``; return the bytes used.
+
+        Only the case every media frame is: FIN set, no reserved bits, opcode text or
+        binary, masked (a client must mask), a 7- or 16-bit length within the connection's
+        message limit, and all of it in ``data``. Anything else (a control frame, a
+        fragment, an unmasked or oversized frame, a frame cut across reads) stops here,
+        and websockets parses it, and everything after it, with all of its checks.
+        """
+        limit = self.conn.max_message_size
+        end = len(data)
+        pos = 0
+        while end - pos >= 6:
+            first, second = data[pos], data[pos + 1]
+            if first != 0x81 and first != 0x82:  # FIN, no RSV, text or binary
+                break
+            if not second & 0x80:
+                break
+            length = second & 0x7F
+            head = pos + 2
+            if length == 126:
+                if end - head < 2:
+                    break
+                length = (data[head] << 8) | data[head + 1]
+                head += 2
+            elif length == 127:
+                break
+            if limit is not None and length > limit:
+                break
+            stop = head + 4 + length
+            if stop > end:
+                break
+            payload = apply_mask(data[head + 4 : stop], data[head : head + 4])
+            self.curr_msg_data_type = "text" if first == 0x81 else "bytes"
+            self.frames = [payload]
+            self.send_receive_event_to_app()
+            pos = stop
+            if self.close_sent:
+                break  # the app closed meanwhile: websockets takes over
+        return pos
 
     def send_receive_event_to_app(self) -> None:
         if self.curr_msg_data_type != "text" or self.close_sent:

@@ -1,0 +1,234 @@
+"""The media WebSocket's own reader of whole data frames, seen from a raw TCP client.
+
+The server reads the common frame itself and leaves everything else to websockets: each
+test sends exact bytes (split where it wants) and checks what the app received and how
+the connection ended, so a frame the fast path must not take is shown to be handled by
+websockets' rules (pong, 1002, 1009, reassembly).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+from typing import Any
+
+import anyio
+import pytest
+from anyio.abc import SocketStream
+
+from voicekit.config.sections import ServerSettings
+from voicekit.testing.emulators._server import LoopbackServer
+
+pytestmark = pytest.mark.anyio
+
+MAX_BYTES = 4096
+
+
+class EchoApp:
+    """Accepts, then keeps every message it receives and how the socket ended."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, Any]] = []
+        self.disconnect_code: int | None = None
+        self.changed = anyio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                self.disconnect_code = message.get("code")
+                self.changed.set()
+                return
+            kind = "text" if message.get("text") is not None else "bytes"
+            self.messages.append((kind, message[kind]))
+            self.changed.set()
+            self.changed = anyio.Event()
+
+    async def wait(self, count: int) -> None:
+        with anyio.fail_after(5):
+            while len(self.messages) < count and self.disconnect_code is None:
+                await self.changed.wait()
+
+
+def frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True) -> bytes:
+    head = bytes([(0x80 if fin else 0) | opcode])
+    size = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if size < 126:
+        head += bytes([mask_bit | size])
+    elif size < 65536:
+        head += bytes([mask_bit | 126]) + struct.pack("!H", size)
+    else:
+        head += bytes([mask_bit | 127]) + struct.pack("!Q", size)
+    if not masked:
+        return head + payload
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def read_frame(stream: SocketStream, buffer: bytearray) -> tuple[int, bytes]:
+    """One unmasked frame from the server."""
+    while True:
+        if len(buffer) >= 2:
+            size, at = buffer[1] & 0x7F, 2
+            if size == 126 and len(buffer) >= 4:
+                size, at = struct.unpack("!H", buffer[2:4])[0], 4
+            if size != 126 and len(buffer) >= at + size:
+                opcode, payload = buffer[0] & 0x0F, bytes(buffer[at : at + size])
+                del buffer[: at + size]
+                return opcode, payload
+        buffer.extend(await stream.receive())
+
+
+class Client:
+    def __init__(self, stream: SocketStream) -> None:
+        self.stream = stream
+        self.buffer = bytearray()
+
+    async def send(self, *chunks: bytes) -> None:
+        for chunk in chunks:
+            await self.stream.send(chunk)
+            await anyio.sleep(0.01)  # separate reads on the server
+
+    async def close_code(self) -> int | None:
+        """The code of the server's close frame, or None if it just dropped the socket."""
+        with anyio.fail_after(5):
+            while True:
+                try:
+                    opcode, payload = await read_frame(self.stream, self.buffer)
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    return None
+                if opcode == 0x8:
+                    return int(struct.unpack("!H", payload[:2])[0]) if payload else None
+
+
+async def connect(app: EchoApp) -> tuple[LoopbackServer, Client]:
+    server = LoopbackServer(app, limits=ServerSettings(max_message_bytes=MAX_BYTES))
+    await server.__aenter__()
+    stream = await anyio.connect_tcp("127.0.0.1", server.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    await stream.send(
+        (
+            "GET /media HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += await stream.receive()
+    head, _, rest = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    client = Client(stream)
+    client.buffer.extend(rest)
+    return server, client
+
+
+async def exchange(*chunks: bytes, expect: int) -> tuple[EchoApp, Client]:
+    app = EchoApp()
+    server, client = await connect(app)
+    try:
+        await client.send(*chunks)
+        await app.wait(expect)
+    finally:
+        await server.__aexit__(None, None, None)
+    return app, client
+
+
+@pytest.fixture
+def parsed_by_websockets(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The opcodes of the data frames websockets' own parser delivered."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    seen: list[int] = []
+    for name in ("handle_text", "handle_bytes", "handle_cont"):
+        original = getattr(WebSocketsSansIOProtocol, name)
+
+        def counted(self: Any, event: Any, original: Any = original) -> None:
+            seen.append(int(event.opcode))
+            original(self, event)
+
+        monkeypatch.setattr(WebSocketsSansIOProtocol, name, counted)
+    return seen
+
+
+async def test_several_whole_frames_in_one_read_arrive_in_order(
+    parsed_by_websockets: list[int],
+) -> None:
+    data = b"".join(frame(0x1, f'{{"n": {i}}}'.encode()) for i in range(5))
+    app, _ = await exchange(data + frame(0x2, b"\x00\xff"), expect=6)
+    assert app.messages == [("text", f'{{"n": {i}}}') for i in range(5)] + [("bytes", b"\x00\xff")]
+    assert parsed_by_websockets == []  # all read directly
+
+
+async def test_a_frame_cut_across_reads_and_the_frames_after_it(
+    parsed_by_websockets: list[int],
+) -> None:
+    long_text = "x" * 300  # a 16-bit length
+    cut = frame(0x1, long_text.encode())
+    after = frame(0x1, b"after") + frame(0x1, b"and more") + frame(0x1, b"last")
+    app, _ = await exchange(
+        cut[:7], cut[7:] + after[:3], after[3:], frame(0x1, b"direct"), expect=5
+    )
+    assert app.messages == [
+        ("text", long_text),
+        ("text", "after"),
+        ("text", "and more"),
+        ("text", "last"),
+        ("text", "direct"),
+    ]
+    # websockets took the cut frames and what followed them in the same reads; once it
+    # was between frames again, the next read was taken directly.
+    assert parsed_by_websockets == [1, 1, 1, 1]
+
+
+async def test_a_ping_between_data_frames_is_answered_and_nothing_is_lost() -> None:
+    app = EchoApp()
+    server, client = await connect(app)
+    try:
+        await client.send(frame(0x1, b"one") + frame(0x9, b"hi") + frame(0x1, b"two"))
+        await app.wait(2)
+        opcode, payload = await read_frame(client.stream, client.buffer)
+    finally:
+        await server.__aexit__(None, None, None)
+    assert (opcode, payload) == (0xA, b"hi")
+    assert app.messages == [("text", "one"), ("text", "two")]
+
+
+async def test_a_fragmented_message_is_reassembled(parsed_by_websockets: list[int]) -> None:
+    data = frame(0x1, b"hel", fin=False) + frame(0x0, b"lo", fin=True) + frame(0x1, b"next")
+    app, _ = await exchange(data, expect=2)
+    assert app.messages == [("text", "hello"), ("text", "next")]
+    assert parsed_by_websockets == [1, 0, 1]
+
+
+async def test_text_that_is_not_utf8_reaches_the_app_as_bytes() -> None:
+    app, _ = await exchange(frame(0x1, b"\xff\xfe"), expect=1)
+    assert app.messages == [("bytes", b"\xff\xfe")]
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        (frame(0x1, b"unmasked", masked=False), 1002),
+        (frame(0x1, b"x" * (MAX_BYTES + 1)), 1009),
+        (bytes([0xC1, 0x80]) + os.urandom(4), 1002),  # a reserved bit set
+    ],
+    ids=["unmasked", "over the size limit", "reserved bit"],
+)
+async def test_a_frame_the_reader_does_not_take_gets_websockets_rules(
+    bad: bytes, code: int
+) -> None:
+    app = EchoApp()
+    server, client = await connect(app)
+    try:
+        await client.send(frame(0x1, b"before") + bad + frame(0x1, b"never"))
+        await app.wait(2)
+        assert await client.close_code() == code
+    finally:
+        await server.__aexit__(None, None, None)
+    assert app.messages == [("text", "before")]  # nothing after the bad frame

@@ -13,6 +13,7 @@ from voicekit_telnyx.frames import (
     Connected,
     MediaFrame,
     StartFrame,
+    media_frame,
     parse_frame,
 )
 from voicekit_telnyx.rest import TelnyxClient
@@ -115,6 +116,14 @@ async def test_429_and_5xx_are_retried_by_the_core_policy() -> None:
             await client.aclose()
     assert telnyx.actions("v3:r") == ["answer"]
     assert waits == [0.2, 0.4, 0.2, 0.4, 0.8]  # two retries; then three before giving up
+
+
+@pytest.mark.parametrize("audio", [b"", b"\xff" * 160, bytes(range(256)) * 2])
+def test_a_media_message_is_the_json_of_its_documented_shape(audio: bytes) -> None:
+    text = media_frame(audio)
+    payload = base64.b64encode(audio).decode()
+    assert text == json.dumps({"event": "media", "media": {"payload": payload}})
+    assert parse_frame(text) == MediaFrame("inbound", audio, None)
 
 
 def test_frames_parse_exactly() -> None:

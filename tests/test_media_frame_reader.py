@@ -9,6 +9,7 @@ websockets' rules (pong, 1002, 1009, reassembly).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import struct
 from typing import Any
@@ -181,9 +182,55 @@ async def test_a_frame_cut_across_reads_and_the_frames_after_it(
         ("text", "last"),
         ("text", "direct"),
     ]
-    # websockets took the cut frames and what followed them in the same reads; once it
-    # was between frames again, the next read was taken directly.
-    assert parsed_by_websockets == [1, 1, 1, 1]
+    assert parsed_by_websockets == []  # a frame's start waits here for its end
+
+
+@pytest.mark.parametrize("at", [1, 2, 3, 4, 6, 8, 9, 20])
+async def test_a_frame_cut_anywhere_is_one_message_and_its_payload_never_a_frame(
+    at: int,
+) -> None:
+    """The payload of this frame is itself a valid frame: a reader that lost its place
+    (taking the middle of a frame for the start of one) would deliver "SMUGGLED"."""
+    inner = frame(0x2, b"SMUGGLED") + b"z" * 300
+    whole = frame(0x2, inner)  # a 16-bit length: header 4 bytes, mask 4
+    app, _ = await exchange(whole[:at], whole[at:], frame(0x1, b"next"), expect=2)
+    assert app.messages == [("bytes", inner), ("text", "next")]
+
+
+async def test_a_media_message_whose_header_and_payload_come_in_separate_reads() -> None:
+    media = json.dumps({"event": "media", "media": {"payload": "/" * 300}}).encode()
+    whole = frame(0x1, media)
+    app, _ = await exchange(whole[:8], whole[8:], *(frame(0x1, b"n") for _ in range(5)), expect=6)
+    assert app.messages == [("text", media.decode())] + [("text", "n")] * 5
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        (bytes([0xC1, 0x85]), 1002),  # text with RSV1
+        (bytes([0x88, 0x82]), None),  # a close frame: the server closes
+        (bytes([0x89, 0x84]), None),  # a ping
+        (bytes([0x01, 0x83]), None),  # the first fragment of a text message
+    ],
+    ids=["reserved bit", "close", "ping", "fragment"],
+)
+async def test_a_frame_header_alone_in_a_read_is_not_skipped(
+    header: bytes, code: int | None
+) -> None:
+    """The rest of the frame (its mask and payload) follows in the next read; whatever
+    websockets makes of that frame, data after it never arrives as if the frame were not
+    there, and a frame websockets refuses still closes the connection."""
+    app = EchoApp()
+    server, client = await connect(app)
+    try:
+        size = header[1] & 0x7F
+        await client.send(header, os.urandom(4 + size) + frame(0x1, b"after"))
+        await anyio.sleep(0.1)
+        if code is not None:
+            assert await client.close_code() == code
+            assert app.messages == []
+    finally:
+        await server.__aexit__(None, None, None)
 
 
 async def test_a_ping_between_data_frames_is_answered_and_nothing_is_lost() -> None:
@@ -203,7 +250,7 @@ async def test_a_fragmented_message_is_reassembled(parsed_by_websockets: list[in
     data = frame(0x1, b"hel", fin=False) + frame(0x0, b"lo", fin=True) + frame(0x1, b"next")
     app, _ = await exchange(data, expect=2)
     assert app.messages == [("text", "hello"), ("text", "next")]
-    assert parsed_by_websockets == [1, 0, 1]
+    assert parsed_by_websockets == [1, 0]  # the fragments; the next message directly
 
 
 async def test_text_that_is_not_utf8_reaches_the_app_as_bytes() -> None:

@@ -136,3 +136,20 @@ async def test_only_frames_already_queued_are_joined() -> None:
             await anyio.sleep(0.001)
         tg.cancel_scope.cancel()
     assert sent == [1, 2]
+
+
+async def test_a_message_holds_at_most_message_ms_of_audio_and_at_least_one_item() -> None:
+    media = StallingMedia()
+    playout = Playout(media, ULAW_8K, message_ms=60, on_frame_sent=lambda *_: None)
+    chunk = b"\xff" * 800  # 100 ms: more than a message, so it goes alone
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(playout.run)
+        playout.enqueue_frame(1, chunk)
+        playout.enqueue_frame(1, FRAME)
+        playout.enqueue_frame(1, FRAME)
+        playout.enqueue_frame(1, FRAME)
+        playout.enqueue_frame(1, FRAME)
+        while len(media.events) < 3:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    assert media.events == ["audio:800", "audio:480", "audio:160"]

@@ -95,7 +95,12 @@ class MediaStream(ABC):
 
     @abstractmethod
     async def send_audio(self, data: bytes) -> None:
-        """Queue audio (in ``outbound_format``) for playback to the caller."""
+        """Queue audio (in ``outbound_format``) for playback to the caller.
+
+        ``data`` is whole 20 ms frames, up to ``[turn] playout_message_ms`` of them (60 ms
+        by default) from the session's playout; a transport that must send fixed-size
+        packets cuts them itself, or the deployment sets ``playout_message_ms = 20``.
+        """
 
     @abstractmethod
     async def mark(self, name: str) -> None:

@@ -9,9 +9,10 @@ and no connection held open by a client that never finishes its request.
   a flooding client without the per-frame churn.
 - A media socket receives 50 small messages a second per call, and websockets' general
   parser (generators, a ``Frame`` object, an event list) costs more per message than the
-  rest of the inbound path. :meth:`MediaWebSocketProtocol.data_received` reads the common
-  case itself (whole, masked, unfragmented text or binary frames) and hands anything
-  else to websockets at a frame boundary, so every rule it enforces still applies.
+  rest of the inbound path. :meth:`MediaWebSocketProtocol.data_received` cuts the byte
+  stream into whole frames itself, delivers the common case (a masked, unfragmented text
+  or binary frame) directly and hands every other frame, whole, to websockets, so every
+  rule websockets enforces still applies and its parser is always between frames.
 - uvicorn has no timeout for reading a request: a client that opens a connection and
   sends half a request line, or trickles a body, holds a socket and a file descriptor
   forever (200 of them were held over 60 s). :func:`http_protocol` gives each request a
@@ -117,16 +118,20 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
       skips and counts it as it does any malformed frame, instead of uvicorn logging a
       traceback and ending the call with 1007.
     - The peer has ``CLOSE_TIMEOUT_S`` to answer our close frame, not uvicorn's 10 s.
-    - Whole data frames are read directly (:meth:`_read_data_frames`).
+    - Frames are cut from the stream here and data frames delivered directly
+      (:meth:`_cut_frames`).
     """
 
     handshake_timeout_s: float = 10.0
     _really_paused = False
+    _framing = False  # data_received cuts frames (the connection is open, websockets idle)
+    _partial_needed = 0  # the bytes that frame needs in all (0: its header is not all here)
     _handshake_timer: asyncio.TimerHandle | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.close_timeout = CLOSE_TIMEOUT_S
+        self._partial = bytearray()  # the start of a frame still arriving, given to no one
 
     @property
     def read_paused(self) -> bool:
@@ -156,12 +161,16 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self._parser_idle():
-            taken = self._read_data_frames(data)
-            if taken == len(data):
-                return
-            if taken:
-                data = data[taken:]
+        if not self._framing and self._parser_idle():
+            self._framing = True
+        if self._framing:
+            if self._partial:
+                self._partial += data  # in place: a frame may trickle in a byte at a time
+                if len(self._partial) < self._partial_needed:
+                    return
+                data, self._partial = bytes(self._partial), bytearray()
+            self._cut_frames(data)
+            return
         super().data_received(data)
         if not self.handshake_initiated and self.conn.handshake_exc is not None:
             # websockets refused the request itself (a line too long: 414/431) and queued
@@ -171,58 +180,86 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
 
     def _parser_idle(self) -> bool:
-        """websockets' parser is between frames with nothing buffered, in an open
-        connection, with no fragmented message under way: the next bytes start a frame."""
+        """websockets holds no bytes of an open connection: what comes next starts a frame."""
         conn = self.conn
         return (
             conn.state is State.OPEN
-            and conn.current_size is None
             and conn.parser_exc is None
             and not conn.reader.buffer
             and not conn.reader.eof
             and not self.close_sent
         )
 
-    def _read_data_frames(self, data: bytes) -> int:
-        """Deliver the whole data frames at the start of ``data``; return the bytes used.
+    def _cut_frames(self, data: bytes) -> None:
+        """Deliver the whole frames in ``data``; keep the start of one still arriving.
 
-        Only the case every media frame is: FIN set, no reserved bits, opcode text or
-        binary, masked (a client must mask), a 7- or 16-bit length within the connection's
-        message limit, and all of it in ``data``. Anything else (a control frame, a
-        fragment, an unmasked or oversized frame, a frame cut across reads) stops here,
-        and websockets parses it, and everything after it, with all of its checks.
+        A masked, unfragmented text or binary frame (every media frame) goes to the app
+        directly. Any other frame (control, fragment, reserved bits, unmasked, a 64-bit
+        length) is handed whole to websockets, which applies its rules to it and is then
+        between frames again. A frame longer than the connection's message limit is handed
+        over as soon as its header is here, to be refused (1009) without being buffered;
+        so at most one message's worth of bytes is ever held here. Once websockets has
+        failed or the connection is closing, every byte goes to websockets.
         """
-        limit = self.conn.max_message_size
+        conn = self.conn
+        limit = conn.max_message_size
         end = len(data)
         pos = 0
-        while end - pos >= 6:
+        while pos < end:
+            if conn.parser_exc is not None or conn.state is not State.OPEN or self.close_sent:
+                break
+            stop = self._frame_end(data, pos, limit)
+            if stop is None or stop > end:  # its header or its payload is still arriving
+                self._partial = bytearray(data[pos:])
+                self._partial_needed = 0 if stop is None else stop - pos
+                return
+            if stop < 0:
+                break  # over the message limit: websockets refuses it from its header
             first, second = data[pos], data[pos + 1]
-            if first != 0x81 and first != 0x82:  # FIN, no RSV, text or binary
-                break
-            if not second & 0x80:
-                break
-            length = second & 0x7F
-            head = pos + 2
-            if length == 126:
-                if end - head < 2:
-                    break
-                length = (data[head] << 8) | data[head + 1]
-                head += 2
-            elif length == 127:
-                break
-            if limit is not None and length > limit:
-                break
-            stop = head + 4 + length
-            if stop > end:
-                break
-            payload = apply_mask(data[head + 4 : stop], data[head : head + 4])
-            self.curr_msg_data_type = "text" if first == 0x81 else "bytes"
-            self.frames = [payload]
-            self.send_receive_event_to_app()
+            if (
+                (first == 0x81 or first == 0x82)  # FIN, no RSV, text or binary
+                and second & 0x80  # masked
+                and (second & 0x7F) != 127  # a 7- or 16-bit length
+                and conn.current_size is None
+            ):
+                head = pos + (4 if (second & 0x7F) == 126 else 2)
+                self.curr_msg_data_type = "text" if first == 0x81 else "bytes"
+                self.frames = [apply_mask(data[head + 4 : stop], data[head : head + 4])]
+                self.send_receive_event_to_app()
+            else:
+                self._to_websockets(data[pos:stop])
             pos = stop
-            if self.close_sent:
-                break  # the app closed meanwhile: websockets takes over
-        return pos
+        if pos < end:
+            self._framing = False  # websockets takes the rest, and everything after it
+            self._to_websockets(data[pos:])
+
+    @staticmethod
+    def _frame_end(data: bytes, pos: int, limit: int | None) -> int | None:
+        """Where the frame starting at ``pos`` ends (past ``data``'s end if its payload is
+        still arriving); None if its header is not all here yet, -1 if its length is over
+        ``limit``."""
+        end = len(data)
+        if end - pos < 2:
+            return None
+        second = data[pos + 1]
+        length = second & 0x7F
+        head = pos + 2
+        if length == 126:
+            if end - head < 2:
+                return None
+            length = (data[head] << 8) | data[head + 1]
+            head += 2
+        elif length == 127:
+            if end - head < 8:
+                return None
+            length = int.from_bytes(data[head : head + 8], "big")
+            head += 8
+        if limit is not None and length > limit:
+            return -1
+        return head + (4 if second & 0x80 else 0) + length
+
+    def _to_websockets(self, data: bytes) -> None:
+        super().data_received(data)
 
     def send_receive_event_to_app(self) -> None:
         if self.curr_msg_data_type != "text" or self.close_sent:

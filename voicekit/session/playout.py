@@ -68,7 +68,7 @@ class Playout:
         self.format = fmt
         self.lead = lead_ms / 1000
         self.frame_ms = frame_ms
-        self.frames_per_message = max(1, int(message_ms // frame_ms))
+        self.message_bytes = fmt.bytes_for_ms(message_ms)  # at least one item goes, whatever
         self._queue: deque[_Item] = deque()
         self._wake = anyio.Event()
         self._generation = 0
@@ -137,18 +137,19 @@ class Playout:
                 await self.media.mark(item.mark)
 
     def _take_message(self, first: _Item) -> tuple[bytes, int]:
-        """``first``'s frame and the frames queued right behind it, up to a message's
-        worth: the same reply's, stopping at a mark (it must follow its audio exactly)."""
+        """``first``'s frame and the frames queued right behind it, up to ``message_ms`` of
+        audio: the same reply's, stopping at a mark (it must follow its audio exactly)."""
+        assert first.frame is not None
         queue = self._queue
-        limit = self.frames_per_message
-        if limit == 1 or not queue or queue[0].frame is None or queue[0].owner != first.owner:
-            assert first.frame is not None
-            return first.frame, 1
         parts = [first.frame]
-        while len(parts) < limit and queue:
-            following = queue[0]
-            if following.frame is None or following.owner != first.owner:
+        size = len(first.frame)
+        while queue:
+            following = queue[0].frame
+            if following is None or queue[0].owner != first.owner:
                 break
-            parts.append(following.frame)
+            if size + len(following) > self.message_bytes:
+                break
+            parts.append(following)
+            size += len(following)
             queue.popleft()
-        return b"".join(parts), len(parts)  # type: ignore[arg-type]
+        return (parts[0], 1) if len(parts) == 1 else (b"".join(parts), len(parts))

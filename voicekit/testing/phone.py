@@ -223,6 +223,12 @@ class SimulatedCall:
         self.recording: LineRecording | None = None  # set it to record both sides
         self.last_agent_audio: float | None = None  # arrival of the latest agent frame
 
+    @property
+    def frame_times(self) -> list[float]:
+        """The arrival of each agent media message (kept for older tests: a message may
+        carry several frames; ``agent_messages`` has how much audio each carried)."""
+        return [at for at, _ in self.agent_messages]
+
     async def __aenter__(self) -> Self:
         if self.dial is None:
             self.phone.telnyx.register_call(self.call_id)

@@ -29,7 +29,8 @@ MAX_BYTES = 4096
 class EchoApp:
     """Accepts, then keeps every message it receives and how the socket ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, accept_after_s: float = 0.0) -> None:
+        self.accept_after_s = accept_after_s
         self.messages: list[tuple[str, Any]] = []
         self.disconnect_code: int | None = None
         self.changed = anyio.Event()
@@ -37,6 +38,7 @@ class EchoApp:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         assert scope["type"] == "websocket"
         assert (await receive())["type"] == "websocket.connect"
+        await anyio.sleep(self.accept_after_s)
         await send({"type": "websocket.accept"})
         while True:
             message = await receive()
@@ -107,7 +109,7 @@ class Client:
                     return int(struct.unpack("!H", payload[:2])[0]) if payload else None
 
 
-async def connect(app: EchoApp) -> tuple[LoopbackServer, Client]:
+async def connect(app: EchoApp, before_accept: bytes = b"") -> tuple[LoopbackServer, Client]:
     server = LoopbackServer(app, limits=ServerSettings(max_message_bytes=MAX_BYTES))
     await server.__aenter__()
     stream = await anyio.connect_tcp("127.0.0.1", server.port)
@@ -119,6 +121,9 @@ async def connect(app: EchoApp) -> tuple[LoopbackServer, Client]:
             "Sec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
     )
+    if before_accept:
+        await anyio.sleep(0.05)  # the request is read; the app has not accepted yet
+        await stream.send(before_accept)
     response = b""
     while b"\r\n\r\n" not in response:
         response += await stream.receive()
@@ -279,3 +284,52 @@ async def test_a_frame_the_reader_does_not_take_gets_websockets_rules(
     finally:
         await server.__aexit__(None, None, None)
     assert app.messages == [("text", "before")]  # nothing after the bad frame
+
+
+async def test_a_frame_begun_before_the_app_accepted_is_read_by_websockets_alone() -> None:
+    """websockets reads a frame's header while the connection opens and then waits for
+    the rest with nothing in its buffer. That rest is built so that, read as frames, it is
+    the text "SMUG" and 18 x's: it must arrive as the one 30-byte message it is."""
+    mask = bytes([0x81, 0x84, 0x00, 0x00])  # also a text frame header (masked, 4 bytes)
+    wire = b"\x00\x00" + b"SMUG" + bytes([0x81, 0x92]) + bytes(4) + b"x" * 18
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(wire))
+    app = EchoApp(accept_after_s=0.2)
+    server, client = await connect(app, before_accept=bytes([0x82, 0x80 | len(wire)]))
+    try:
+        await client.send(mask + wire + frame(0x1, b"next"))
+        await app.wait(2)
+    finally:
+        await server.__aexit__(None, None, None)
+    assert app.messages == [("bytes", payload), ("text", "next")]
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        (bytes([0x81, 0x64]), 1002),  # unmasked, 100 bytes announced
+        (bytes([0x83, 0xE4]), 1002),  # opcode 3
+    ],
+    ids=["unmasked", "unknown opcode"],
+)
+async def test_a_header_websockets_refuses_closes_at_once(header: bytes, code: int) -> None:
+    app = EchoApp()
+    server, client = await connect(app)
+    try:
+        await client.send(frame(0x1, b"a") + header)  # the payload never comes
+        assert await client.close_code() == code
+    finally:
+        await server.__aexit__(None, None, None)
+    assert app.messages == [("text", "a")]
+
+
+async def test_a_continuation_over_what_is_left_of_the_limit_is_refused_from_its_header() -> None:
+    app = EchoApp()
+    server, client = await connect(app)
+    first = frame(0x2, b"x" * (MAX_BYTES - 100), fin=False)
+    cont = frame(0x0, b"y" * 200)
+    try:
+        await client.send(first + cont[:8])  # header and mask only
+        assert await client.close_code() == 1009
+    finally:
+        await server.__aexit__(None, None, None)
+    assert app.messages == []

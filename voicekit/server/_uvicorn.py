@@ -126,6 +126,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
     _really_paused = False
     _framing = False  # data_received cuts frames (the connection is open, websockets idle)
     _partial_needed = 0  # the bytes that frame needs in all (0: its header is not all here)
+    _framing_refused = False  # frame bytes reached websockets before the connection opened
     _handshake_timer: asyncio.TimerHandle | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -171,6 +172,10 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
                 data, self._partial = bytes(self._partial), bytearray()
             self._cut_frames(data)
             return
+        if self.handshake_initiated and self.conn.state is not State.OPEN:
+            # Frames before the app accepted: websockets may stop inside one, with nothing
+            # left in its buffer to show it. This connection is parsed by websockets alone.
+            self._framing_refused = True
         super().data_received(data)
         if not self.handshake_initiated and self.conn.handshake_exc is not None:
             # websockets refused the request itself (a line too long: 414/431) and queued
@@ -184,6 +189,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         conn = self.conn
         return (
             conn.state is State.OPEN
+            and not self._framing_refused
             and conn.parser_exc is None
             and not conn.reader.buffer
             and not conn.reader.eof
@@ -208,17 +214,21 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         while pos < end:
             if conn.parser_exc is not None or conn.state is not State.OPEN or self.close_sent:
                 break
-            stop = self._frame_end(data, pos, limit)
+            first, second = data[pos], data[pos + 1] if end - pos > 1 else 0x80
+            if not second & 0x80 or (first & 0x0F) not in _OPCODES:
+                break  # unmasked or an unknown opcode: websockets refuses it from its header
+            room = (
+                limit if limit is None or conn.current_size is None else limit - conn.current_size
+            )
+            stop = self._frame_end(data, pos, room)
             if stop is None or stop > end:  # its header or its payload is still arriving
                 self._partial = bytearray(data[pos:])
                 self._partial_needed = 0 if stop is None else stop - pos
                 return
             if stop < 0:
                 break  # over the message limit: websockets refuses it from its header
-            first, second = data[pos], data[pos + 1]
             if (
                 (first == 0x81 or first == 0x82)  # FIN, no RSV, text or binary
-                and second & 0x80  # masked
                 and (second & 0x7F) != 127  # a 7- or 16-bit length
                 and conn.current_size is None
             ):
@@ -278,6 +288,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 CLOSE_TIMEOUT_S = 2.0
+_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})  # continuation, data, control
 
 
 _TIMEOUT_RESPONSE = (

@@ -82,7 +82,6 @@ class FakeLLM(LLM[FakeLLMSettings]):
         temperature: float | None = None,
     ) -> AsyncIterator[LLMEvent]:
         s = self.settings
-        assert isinstance(s, FakeLLMSettings)
         index = len(self.requests)
         self.requests.append(list(messages))
         self.tools_offered.append([t.name for t in tools or ()])

@@ -270,8 +270,20 @@ async def run_level(
             peak_rss = max(peak_rss, proc_rss_mb(server_pid))
             await anyio.sleep(0.25)
 
+    lag: list[float] = []
+
+    async def probe_lag() -> None:
+        """How late this process's own loop wakes from a 10 ms sleep: the phone simulator
+        timestamps the caller's speech and the agent's audio here, so its lag is part of
+        every TTFA measured, not the server's."""
+        while True:
+            start = time.perf_counter()
+            await anyio.sleep(0.01)
+            lag.append((time.perf_counter() - start - 0.01) * 1000)
+
     async with anyio.create_task_group() as tg:
         tg.start_soon(sample)
+        tg.start_soon(probe_lag)
         async with anyio.create_task_group() as calls:
             for i in range(n):
                 calls.start_soon(
@@ -293,6 +305,7 @@ async def run_level(
         "cpu_pct_per_call": busy["server"] / n,
         "mb_per_call": max(0.0, peak_rss - rss_before) / n,
         "rss_mb": peak_rss,
+        "sim_lag_p99": pct(lag, 0.99),
     }
 
 
@@ -417,7 +430,7 @@ async def main(levels: list[int], turns: int, ramp_s: float, pin: bool, local: b
             print(
                 f"{'N':>5}{'gap p99':>9}{'gap max':>9}{'TTFA med':>10}{'TTFA p95':>10}"
                 f"{'answered':>9}{'CPU%/call':>10}{'us/call-s':>10}{'MB/call':>8}{'RSS MB':>7}"
-                f"   CPU % of a core: server / providers / simulator"
+                f"   CPU % of a core: server / providers / simulator; simulator loop lag p99 ms"
             )
             results: dict[int, dict[str, float]] = {}
             for n in levels:
@@ -436,7 +449,8 @@ async def main(levels: list[int], turns: int, ramp_s: float, pin: bool, local: b
                     f"{r['ttfa_p95']:>10.0f}{r['answered']:>9.0%}{r['cpu_pct_per_call']:>10.2f}"
                     f"{r['us_per_call_s']:>10.0f}"
                     f"{r['mb_per_call']:>8.2f}{r['rss_mb']:>7.0f}   {r['cpu_server']:.0f} / "
-                    f"{r.get('cpu_providers', 0):.0f} / {r['cpu_simulator']:.0f}",
+                    f"{r.get('cpu_providers', 0):.0f} / {r['cpu_simulator']:.0f}; "
+                    f"{r['sim_lag_p99']:.0f}",
                     flush=True,
                 )
                 await anyio.sleep(2)  # the last records are written as the calls end

@@ -338,7 +338,7 @@ def _parts(session: Any) -> dict[str, Any]:
         "pipeline": weakref.ref(session._pipeline),
         "playout": weakref.ref(session.playout),
         "media": weakref.ref(session.media),
-        "quiet": weakref.ref(session._quiet),
+        "guesses": weakref.ref(session._guesses),
     }
 
 

@@ -44,7 +44,8 @@ from voicekit.session.replies import Replies
 from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
 from voicekit.session.responder import Responder, ResponderFactory
 from voicekit.session.resume import CutReply
-from voicekit.session.speculation import QuietAfterFinal, SpeculativeResponder, Speculator
+from voicekit.session.speculation import Speculator
+from voicekit.session.speculation_start import SpeculationStart
 from voicekit.session.tool_runner import ToolRunner
 from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript, TurnLikelyOver
@@ -155,7 +156,18 @@ class CallSession:
         self._caller = CallerTurns()
         self._clock = InboundClock()
         self._cut: CutReply | None = None  # a reply a barge-in cut, until the turn is known
-        self._quiet = QuietAfterFinal(self.turn.speculation_quiet_ms / 1000, self._speculate)
+        self._guesses = SpeculationStart(
+            turn=self.turn,
+            has_llm=self.llm is not None,
+            speculator=self._speculator,
+            caller=self._caller,
+            replies=self.replies,
+            ending=self.ending,
+            history=self.history,
+            voicemail=self._voicemail,
+            responder=lambda: self.responder,
+            after_barge_in=lambda: self._cut is not None,
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -205,6 +217,7 @@ class CallSession:
                 )
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    self._guesses.attach(tg)
                     self.replies.attach(tg, self._pipeline)
                     self.ending.attach(tg)
                     spawn(tg, self._pipeline.prewarm)
@@ -228,6 +241,7 @@ class CallSession:
             self.ending.end("error")
         finally:
             self._tg = None  # its tasks are over: nothing more may be started
+            self._guesses.attach(None)
             self.ending.attach(None)
             self.replies.attach(None)
             self.replies.complete_all()
@@ -246,7 +260,7 @@ class CallSession:
             self.record.end_reason = self.end_reason
             self.ending.detach()
             self.replies.detach()
-            self._quiet.detach()
+            self._guesses.detach()
             logger.info(
                 "call=%s ended: %s after %d turns",
                 self.call_id,
@@ -327,15 +341,15 @@ class CallSession:
         try:
             async for event in stt_stream:
                 now = anyio.current_time()
-                self._quiet.heard()
+                self._guesses.heard()
                 if isinstance(event, SpeechStarted | Transcript):
                     self._caller.hear(event)
                     self.ending.last_activity = now
                     if isinstance(event, Transcript):
-                        self._heard_more(event)
+                        self._guesses.heard_more(event)
                         await self._maybe_barge_in()
                 elif isinstance(event, TurnLikelyOver):
-                    self._speculate()
+                    self._guesses.speculate()
                 elif isinstance(event, EndOfTurn):
                     self.ending.last_activity = now
                     await self._on_end_of_turn(event)
@@ -380,7 +394,7 @@ class CallSession:
     async def _on_end_of_turn(self, event: EndOfTurn) -> None:
         text = self._caller.end_turn()
         cut, self._cut = self._cut, None
-        if not self._guess_answers(text):
+        if not self._guesses.answers(text):
             self._speculator.discard("the turn ended with other words")
         if not await self._take_turn(text, cut, event):
             self._speculator.end_turn(None)  # no turn of the caller's to charge guesses to
@@ -427,7 +441,7 @@ class CallSession:
         Whether the turn is answered (its metrics hold its guesses' cost)."""
         self.replies.turn_seq += 1
         self.ending.idle_prompts_used = 0
-        if keys or self.replies.current is not None or not self._guess_answers(text):
+        if keys or self.replies.current is not None or not self._guesses.answers(text):
             self._speculator.discard("the turn is not the one it answered")
         self.record.transcript.append(TranscriptEntry("user", text, time.time()))
         if self._caller.turns == 1 and self.turn.voicemail_action != "ignore":
@@ -470,60 +484,6 @@ class CallSession:
         turn = self.responder.reply_to(text) if self.responder is not None else None
         self.replies.start("answer", metrics=metrics, turn=turn)
         return True
-
-    # -- speculation ------------------------------------------------------------------------
-
-    def _heard_more(self, event: Transcript) -> None:
-        """New words from the caller: a speculation on other words is dropped; a final
-        transcript with nothing pending may be the turn's last words."""
-        if self._speculator.reply is not None:
-            self._speculator.went_on(self._caller.text)
-        if event.is_final and not self._caller.partial and self.turn.speculative and self._tg:
-            self._quiet.final(self._tg)
-
-    def _guess_answers(self, text: str) -> bool:
-        """Whether a guess is running and answers the turn ``text`` as it now stands."""
-        return self._speculator.matches(text, self.history.revision, self._responder_state)
-
-    def _responder_state(self) -> object:
-        return dict(self.responder.state()) if self.responder is not None else None
-
-    def _speculate(self) -> None:
-        """Start a reply to the turn's words so far, its audio held (see speculation.py):
-        only final words; a word still pending means the turn is not over. The cheap
-        conditions come first: a hostile STT may say "likely over" after every word."""
-        if not self._may_speculate():
-            return
-        text = self._caller.text
-        if (
-            not text
-            or (self._cut is not None and is_backchannel(text, self.turn.backchannels))
-            or (self._caller.turns == 0 and self._voicemail.matches(text) is not None)
-            or self._speculator.guessing_on(text)
-        ):
-            return
-        turn, successor = None, None
-        if self.responder is not None:
-            if not isinstance(self.responder, SpeculativeResponder):
-                return
-            copy = self.responder.speculate(text)
-            if copy is None:
-                return
-            turn, successor = copy
-        self.replies.guess(text, turn, successor, self._responder_state())
-
-    def _may_speculate(self) -> bool:
-        return (
-            self.turn.speculative
-            and self.llm is not None  # with no LLM, every reply is already immediate
-            and self._tg is not None
-            and not self.ending.closing
-            and not self.ending.transferring
-            and self.replies.current is None  # the history must be what the turn will see
-            and not self._caller.partial
-            and bool(self._caller.finals)
-            and self._speculator.has_budget
-        )
 
 
 class _EndingHost:

@@ -23,9 +23,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from voicekit.audio import AudioConverter
-from voicekit.clock import loop_clock
 from voicekit.config.sections import AgentSettings, TurnSettings
-from voicekit.errors import VoiceKitError
 from voicekit.llm import LLM
 from voicekit.metrics import frame_sent, stamp
 from voicekit.phrases import PhraseCache, VoicePhrases
@@ -38,6 +36,7 @@ from voicekit.session.caller import CallerTurns
 from voicekit.session.closing import CallEnding
 from voicekit.session.history import ConversationHistory
 from voicekit.session.inbound_clock import InboundClock
+from voicekit.session.media_in import InboundMedia
 from voicekit.session.negotiate import choose_format
 from voicekit.session.playout import Playout
 from voicekit.session.replies import Replies
@@ -50,7 +49,7 @@ from voicekit.session.tool_runner import ToolRunner
 from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript, TurnLikelyOver
 from voicekit.tasks import spawn
-from voicekit.telephony import Dtmf, InboundAudio, MarkReached, MediaStream, StreamStopped
+from voicekit.telephony import MediaStream
 from voicekit.tools import FunctionTool, builtin_tools, unique_tools
 from voicekit.tts import TTS
 
@@ -155,6 +154,16 @@ class CallSession:
         )
         self._caller = CallerTurns()
         self._clock = InboundClock()
+        self._media_in = InboundMedia(
+            media,
+            converter=self._inbound,
+            clock=self._clock,
+            keypad=self._keypad,
+            ending=self.ending,
+            pipeline=lambda: self._pipeline,
+            task_group=lambda: self._tg,
+            call_id=self.call_id,
+        )
         self._cut: CutReply | None = None  # a reply a barge-in cut, until the turn is known
         self._guesses = SpeculationStart(
             turn=self.turn,
@@ -221,7 +230,7 @@ class CallSession:
                     self.replies.attach(tg, self._pipeline)
                     self.ending.attach(tg)
                     spawn(tg, self._pipeline.prewarm)
-                    spawn(tg, self._media_loop, stt_stream)
+                    spawn(tg, self._media_in.run, stt_stream)
                     spawn(tg, self._stt_loop, stt_stream)
                     spawn(tg, self.playout.run)
                     spawn(tg, self.ending.watchdog)
@@ -247,6 +256,7 @@ class CallSession:
             self.replies.complete_all()
             self.playout.detach()
             self._keypad.detach()
+            self._media_in.detach()
             self.record.total_usage()
             self._speculator.settle(self.record)
             if self.responder is not None:
@@ -295,37 +305,6 @@ class CallSession:
             self._hooks.notify(hook, self.call_id, **kwargs)  # isolates each plugin
 
     # -- media ---------------------------------------------------------------------------
-
-    async def _media_loop(self, stt_stream: STTStream) -> None:
-        now = loop_clock()
-        try:
-            async for event in self.media:
-                if isinstance(event, InboundAudio):
-                    self._clock.received(
-                        self.media.inbound_format.duration_ms(len(event.data)), now()
-                    )
-                    data = self._inbound.process(event.data)
-                    if data:
-                        try:
-                            await stt_stream.send_audio(data)
-                        except VoiceKitError as exc:
-                            logger.warning("call=%s: STT send failed: %s", self.call_id, exc)
-                elif isinstance(event, MarkReached):
-                    if self._pipeline is not None:
-                        self._pipeline.mark_reached(event.name)
-                elif isinstance(event, Dtmf):
-                    # Not the digit: keys are how callers enter PINs and card numbers.
-                    logger.debug("call=%s: the caller pressed a key", self.call_id)
-                    self._keypad.press(event.digit, self._tg)
-                elif isinstance(event, StreamStopped):
-                    self.ending.end("media_error" if event.failed else "caller_hangup")
-                    return
-            self.ending.end("stream_closed")
-        except Exception as exc:
-            logger.error(
-                "call=%s: media stream failed: %s: %s", self.call_id, type(exc).__name__, exc
-            )
-            self.ending.end("media_error")
 
     def _on_frame_sent(self, reply_id: int, late_s: float, frames: int) -> None:
         reply = self.replies.get(reply_id)

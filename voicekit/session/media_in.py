@@ -1,0 +1,98 @@
+"""The caller's side of a call's media stream, read in one loop.
+
+Audio goes to the STT (converted where the STT cannot take the call's codec, and its
+arrival noted, so an end of speech the STT reports as a position in the audio can be
+mapped back to the moment it was heard); marks go to the reply pipeline that placed them;
+key presses go to the keypad; the stream's end ends the call. This runs for every 20 ms
+frame of every call, so it does nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from anyio.abc import TaskGroup
+
+from voicekit.audio import AudioConverter
+from voicekit.clock import loop_clock
+from voicekit.errors import VoiceKitError
+from voicekit.session.actions import Keypad
+from voicekit.session.closing import CallEnding
+from voicekit.session.inbound_clock import InboundClock
+from voicekit.session.reply import ReplyPipeline
+from voicekit.stt import STTStream
+from voicekit.telephony import Dtmf, InboundAudio, MarkReached, MediaStream, StreamStopped
+
+__all__ = ["InboundMedia"]
+
+logger = logging.getLogger(__name__)
+
+
+class InboundMedia:
+    """Reads ``media`` until it stops; run :meth:`run` in the call's task group."""
+
+    def __init__(
+        self,
+        media: MediaStream,
+        *,
+        converter: AudioConverter,
+        clock: InboundClock,
+        keypad: Keypad,
+        ending: CallEnding,
+        pipeline: Callable[[], ReplyPipeline | None],
+        task_group: Callable[[], TaskGroup | None],
+        call_id: str,
+    ) -> None:
+        self.media = media
+        self._converter = converter
+        self._clock = clock
+        self._keypad = keypad
+        self._ending = ending
+        self._pipeline = pipeline
+        self._task_group = task_group
+        self.call_id = call_id
+
+    def detach(self) -> None:
+        """The call is over: drop the callbacks that point back at the session."""
+        self._pipeline = _no_pipeline
+        self._task_group = _no_task_group
+
+    async def run(self, stt_stream: STTStream) -> None:
+        now = loop_clock()
+        fmt = self.media.inbound_format
+        try:
+            async for event in self.media:
+                if isinstance(event, InboundAudio):
+                    self._clock.received(fmt.duration_ms(len(event.data)), now())
+                    data = self._converter.process(event.data)
+                    if data:
+                        try:
+                            await stt_stream.send_audio(data)
+                        except VoiceKitError as exc:
+                            logger.warning("call=%s: STT send failed: %s", self.call_id, exc)
+                elif isinstance(event, MarkReached):
+                    pipeline = self._pipeline()
+                    if pipeline is not None:
+                        pipeline.mark_reached(event.name)
+                elif isinstance(event, Dtmf):
+                    # Not the digit: keys are how callers enter PINs and card numbers.
+                    logger.debug("call=%s: the caller pressed a key", self.call_id)
+                    self._keypad.press(event.digit, self._task_group())
+                elif isinstance(event, StreamStopped):
+                    self._ending.end("media_error" if event.failed else "caller_hangup")
+                    return
+            self._ending.end("stream_closed")
+        except Exception as exc:
+            logger.error(
+                "call=%s: media stream failed: %s: %s", self.call_id, type(exc).__name__, exc
+            )
+            self._ending.end("media_error")
+
+
+def _no_pipeline() -> ReplyPipeline | None:
+    return None
+
+
+def _no_task_group() -> TaskGroup | None:
+    return None

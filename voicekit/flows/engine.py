@@ -38,7 +38,6 @@ from voicekit.flows.decisions import (
     keyword_hit,
 )
 from voicekit.flows.model import (
-    BUILTIN_VARIABLES,
     ConversationNode,
     EndingNode,
     ExtractField,
@@ -48,10 +47,15 @@ from voicekit.flows.model import (
     Transition,
 )
 from voicekit.flows.phrases import constant_names, is_known_text
+from voicekit.flows.prompts import (
+    decision_request,
+    off_script_instructions,
+    step_instructions,
+)
 from voicekit.flows.templates import render_text
-from voicekit.flows.values import coerce, normalize_utterance
+from voicekit.flows.values import coerce
 from voicekit.flows.webhooks import WebhookRunner
-from voicekit.llm import Tool, ToolCall
+from voicekit.llm import ToolCall
 from voicekit.session.responder import Speech, Turn
 from voicekit.telephony import CallInfo
 
@@ -198,7 +202,9 @@ class FlowEngine:
         if spoke:
             return
         if speech.can_answer:
-            await speech.answer(instructions=self._off_script(node))
+            await speech.answer(
+                instructions=off_script_instructions(self.flow, node, self.variables)
+            )
         else:
             await self._enter(node.id, speech)  # no LLM to answer with: ask again
 
@@ -264,23 +270,6 @@ class FlowEngine:
                 self._set(field, arguments[field.name], "model")
         return True
 
-    def _known(self) -> str:
-        builtin = set(BUILTIN_VARIABLES) - {"today"}
-        known = [f"{k} = {v}" for k, v in self.variables.items() if k not in builtin]
-        return "Known so far: " + "; ".join(known) + "." if known else ""
-
-    def _step_instructions(self, node: ConversationNode, tools: Sequence[Tool]) -> str:
-        lines = [self._render(self.flow.instructions)] if self.flow.instructions else []
-        lines.append(f"This step of the call: {self._render(node.prompt or node.script or '')}")
-        lines.append(self._known())
-        if tools:
-            lines.append(
-                "Use the tools silently and never mention them: save_variables as soon as "
-                "the caller gives a value; a go_to_ tool when its condition holds (you may "
-                "say a short sentence first). Keep answers short: this is a phone call."
-            )
-        return "\n".join(line for line in lines if line)
-
     async def _answer_and_decide(
         self,
         node: ConversationNode,
@@ -291,37 +280,11 @@ class FlowEngine:
         tools, targets = flow_tools(unfilled, worded)
         chosen: list[str] = []
         spoke = await speech.answer(
-            instructions=self._step_instructions(node, tools),
+            instructions=step_instructions(self.flow, node, tools, self.variables),
             tools=tools,
             on_call=lambda call: self._claim(call, unfilled, targets, chosen),
         )
         return spoke, chosen[0] if chosen else None
-
-    def _decision_request(
-        self,
-        node: ConversationNode,
-        text: str,
-        unfilled: Sequence[ExtractField],
-        worded: Sequence[Transition],
-    ) -> tuple[str, list[Tool], dict[str, str], DecisionKey]:
-        """The decision request's instructions, tools, tool targets and cache key."""
-        tools, targets = flow_tools(unfilled, worded)
-        instructions = "\n".join(
-            line
-            for line in (
-                "You route a phone call and never speak: answer only with tool calls.",
-                self._render(self.flow.instructions),
-                f'The agent just said: "{self._render(node.script or node.prompt or "")}"',
-                "Call save_variables with any value the caller gave, and the one go_to_ "
-                "tool whose condition holds; call no go_to_ tool when none holds.",
-            )
-            if line
-        )
-        # The key holds the whole request as rendered (script, instructions, variables):
-        # a decision is reused only for exactly the question it answered, and one
-        # caller's words or values can never route another caller.
-        key = (node.id, normalize_utterance(text), (instructions, *(t.name for t in tools)))
-        return instructions, tools, targets, key
 
     def _cached_decision(
         self, key: DecisionKey, unfilled: Sequence[ExtractField]
@@ -337,7 +300,9 @@ class FlowEngine:
         worded: Sequence[Transition],
         speech: Speech,
     ) -> str | None:
-        instructions, tools, targets, key = self._decision_request(node, text, unfilled, worded)
+        instructions, tools, targets, key = decision_request(
+            self.flow, node, text, unfilled, worded, self.variables
+        )
         cached = self._cached_decision(key, unfilled)
         if cached is not None:
             return cached[0]
@@ -369,7 +334,7 @@ class FlowEngine:
             return False
         if any(t.always for t in node.transitions):
             return False
-        key = self._decision_request(node, text, unfilled, worded)[3]
+        key = decision_request(self.flow, node, text, unfilled, worded, self.variables)[3]
         return bool(unfilled) or key not in self._decisions
 
     async def _decide_answering(
@@ -391,7 +356,10 @@ class FlowEngine:
         async def answer() -> None:
             nonlocal spoke, failed_unheard
             try:
-                spoke = await speech.answer(instructions=self._off_script(node), hold=release.wait)
+                spoke = await speech.answer(
+                    instructions=off_script_instructions(self.flow, node, self.variables),
+                    hold=release.wait,
+                )
             except Exception as exc:
                 if release.is_set():
                     raise
@@ -410,17 +378,13 @@ class FlowEngine:
             else:
                 tg.cancel_scope.cancel()
         if wanted and (failed_unheard or stale):
-            spoke = await speech.answer(instructions=self._off_script(node))
+            spoke = await speech.answer(
+                instructions=off_script_instructions(self.flow, node, self.variables)
+            )
         return spoke, chosen
 
     def _off_script(self, node: ConversationNode) -> str:
-        lines = [self._render(self.flow.instructions)] if self.flow.instructions else []
-        lines.append(
-            f'You just said: "{self._render(node.script or "")}". The caller said '
-            "something else. Answer briefly, then ask that question again."
-        )
-        lines.append(self._known())
-        return "\n".join(line for line in lines if line)
+        return off_script_instructions(self.flow, node, self.variables)
 
     # -- moving between nodes ------------------------------------------------------------------
 
@@ -447,7 +411,9 @@ class FlowEngine:
                 if node.script is not None:
                     await self._say(node.script, speech)
                 elif speech.can_answer:
-                    await speech.answer(instructions=self._step_instructions(node, ()))
+                    await speech.answer(
+                        instructions=step_instructions(self.flow, node, (), self.variables)
+                    )
                 else:  # no LLM to follow the prompt: ask for what the node needs
                     missing = [f for f in node.extract if f.name not in self.variables]
                     await self._say((missing[0].reprompt or "") if missing else "", speech)

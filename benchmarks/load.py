@@ -13,16 +13,22 @@ Each call: the caller says something, the agent answers, the caller listens; ``-
 times, then it hangs up. Calls arrive spread evenly over ``--ramp`` seconds (real calls
 arrive at random; starting them all together would also synchronise every turn).
 
-Reported per N: the p99 gap between consecutive 20 ms agent frames within a reply (as the
-simulator receives them), caller-perceived TTFA (end of the caller's speech to the first
-agent frame) median and p95, the server's CPU and memory per call (from /proc), CPU of
-each process; then, from the server's call records, the p95 of each step of the turn, so
-a slow TTFA can be traced to the emulated providers or to the server.
+Reported per N: the p99 and the largest gap between consecutive 20 ms agent frames within
+a reply, as the simulator receives them (a message may carry several frames: the gap is
+the time between messages less the extra audio the earlier one carried, about 20 ms when
+on time; see ``frame_gaps_ms``); caller-perceived TTFA (end of the caller's speech to the
+first agent frame) median and p95; the share of turns answered; the server's CPU and
+memory per call (from /proc) and its CPU microseconds per second of call; the CPU of each
+process; and the event-loop lag p99 (how late a 10 ms sleep wakes) of the emulators'
+process and of the phone simulator, so the load generator's own lateness can be told
+from the server's. Then, from the server's call records, the p95 of each step of the
+turn, so a slow TTFA can be traced to the emulated providers or to the server.
 
-Target at each N: p99 frame gap <= 40 ms, TTFA p95 within 20 ms of a single call, and no
-underrun. The run ends with the **capacity**: the largest N tested (the first level is the
-single-call reference) that meets the target, and the server's CPU microseconds per
-second of call, so progress is one number.
+Target at each N: p99 frame gap <= 40 ms, TTFA p95 within 20 ms of a single call, no
+underrun, and every turn answered. The run ends with the **capacity**: the largest N
+tested such that it and every lower level meet the target (the first level is the
+single-call reference), and the server's CPU microseconds per second of call, so
+progress is one number.
 
     python benchmarks/load.py [--calls 1,50,100,...,350] [--turns 2] [--ramp 5] [--no-pin]
 

@@ -10,8 +10,10 @@ Each media message carries up to ``message_ms`` of the frames already queued (60
 default, three frames), never across a mark or into another reply. Every message costs
 the server a WebSocket frame, a JSON envelope and a write system call whatever its size,
 so three frames a message is a third of the per-frame work that bounds how many calls a
-process carries. The far end's buffer then holds between ``lead_ms`` and ``lead_ms`` plus
-one message, never less than the lead, and a barge-in clears it either way.
+process carries. Grouping never lets the far end's buffer fall below ``lead_ms``: in
+steady playback it holds between the lead and the lead plus one message (at a reply's
+start it fills from empty, and a TTS slower than real time drains it: that is what
+lateness below reports). A barge-in clears it either way.
 
 Every frame is due when the far end's buffer falls to ``lead_ms``. How late it actually
 went out (measured from when it was due, or from when it was queued if the audio arrived

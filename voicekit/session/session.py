@@ -31,11 +31,12 @@ from voicekit.plugins import PluginManager
 from voicekit.plugins.observers import Observers
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.session.actions import CallActions, Keypad
-from voicekit.session.bargein import is_backchannel, is_interruption
+from voicekit.session.bargein import is_backchannel
 from voicekit.session.caller import CallerTurns
 from voicekit.session.closing import CallEnding
 from voicekit.session.history import ConversationHistory
 from voicekit.session.inbound_clock import InboundClock
+from voicekit.session.interruptions import BargeIn
 from voicekit.session.media_in import InboundMedia
 from voicekit.session.negotiate import choose_format
 from voicekit.session.playout import Playout
@@ -164,7 +165,13 @@ class CallSession:
             task_group=lambda: self._tg,
             call_id=self.call_id,
         )
-        self._cut: CutReply | None = None  # a reply a barge-in cut, until the turn is known
+        self._barge_in = BargeIn(
+            replies=self.replies,
+            caller=self._caller,
+            actions=self.actions,
+            turn=self.turn,
+            call_id=self.call_id,
+        )
         self._guesses = SpeculationStart(
             turn=self.turn,
             has_llm=self.llm is not None,
@@ -175,7 +182,7 @@ class CallSession:
             history=self.history,
             voicemail=self._voicemail,
             responder=lambda: self.responder,
-            after_barge_in=lambda: self._cut is not None,
+            after_barge_in=self._barge_in.pending,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -326,7 +333,7 @@ class CallSession:
                     self.ending.last_activity = now
                     if isinstance(event, Transcript):
                         self._guesses.heard_more(event)
-                        await self._maybe_barge_in()
+                        await self._barge_in.check()
                 elif isinstance(event, TurnLikelyOver):
                     self._guesses.speculate()
                 elif isinstance(event, EndOfTurn):
@@ -337,42 +344,9 @@ class CallSession:
             if not self.ending.ended.is_set():
                 await self.ending.finish("stt_error")
 
-    def _agent_speaking(self) -> bool:
-        reply = self.replies.current
-        return reply is not None and reply.playing
-
-    def _agent_asked(self) -> bool:
-        """Whether the caller has heard the playing reply ask a question: a "sure" or
-        "right" after it may be the answer, not a backchannel."""
-        reply = self.replies.current
-        return reply is not None and "?" in reply.heard_text()
-
-    async def _maybe_barge_in(self) -> None:
-        reply = self.replies.current
-        if reply is None or not reply.playing:
-            return
-        if reply.kind in ("farewell", "voicemail") or reply.after is not None:
-            return  # a goodbye, or a reply that ends in a hang-up or a transfer
-        recent = " ".join(r.text for r in (self.replies.last, reply) if r is not None)
-        if is_interruption(
-            self._caller.text,
-            recent,
-            min_words=self.turn.min_interruption_words,
-            echo_filter=self.turn.echo_filter,
-            backchannels=self.turn.backchannels,
-        ):
-            logger.info(
-                "call=%s: barge-in on reply %d: %r", self.call_id, reply.id, self._caller.text
-            )
-            # A reply that asked for a hang-up or transfer (a tool) is not resumed: its
-            # action goes with it; the caller's turn is answered instead.
-            resumable = self.turn.resume_after_false_barge_in and self.actions.pending is None
-            await self.replies.interrupt()
-            self._cut = CutReply.of(reply) if resumable else None
-
     async def _on_end_of_turn(self, event: EndOfTurn) -> None:
         text = self._caller.end_turn()
-        cut, self._cut = self._cut, None
+        cut = self._barge_in.take_cut()
         if not self._guesses.answers(text):
             self._speculator.discard("the turn ended with other words")
         if not await self._take_turn(text, cut, event):
@@ -396,7 +370,7 @@ class CallSession:
             return False
         if not text:
             return False
-        if backchannel and self._agent_speaking() and not self._agent_asked():
+        if backchannel and self._barge_in.agent_speaking() and not self._barge_in.agent_asked():
             # "uh-huh" while the agent talks: the caller is listening; no turn, no answer.
             logger.info("call=%s: backchannel while the agent speaks: %r", self.call_id, text)
             entry = TranscriptEntry("user", text, time.time(), backchannel=True)

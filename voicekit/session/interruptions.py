@@ -11,10 +11,12 @@ caller stopped hearing it).
 from __future__ import annotations
 
 import logging
+import time
 
 from voicekit.config.sections import TurnSettings
+from voicekit.records import TranscriptEntry
 from voicekit.session.actions import CallActions
-from voicekit.session.bargein import is_interruption
+from voicekit.session.bargein import is_backchannel, is_interruption
 from voicekit.session.caller import CallerTurns
 from voicekit.session.replies import Replies
 from voicekit.session.resume import CutReply
@@ -33,10 +35,12 @@ class BargeIn:
         replies: Replies,
         caller: CallerTurns,
         actions: CallActions,
+        transcript: list[TranscriptEntry],
         turn: TurnSettings,
         call_id: str,
     ) -> None:
         self._replies = replies
+        self._transcript = transcript
         self._caller = caller
         self._actions = actions
         self.turn = turn
@@ -85,3 +89,25 @@ class BargeIn:
             resumable = self.turn.resume_after_false_barge_in and self._actions.pending is None
             await self._replies.interrupt()
             self.cut = CutReply.of(reply) if resumable else None
+
+    def listener_words(self, text: str, cut: CutReply | None) -> bool:
+        """Whether the caller's ended turn ``text`` was a listener's, not a turn: noise or
+        "uh-huh" after a barge-in (the cut reply resumes where the caller stopped hearing
+        it), or "uh-huh" while the agent talks and has not asked anything (nothing
+        happens). Either way it is kept in the transcript as a backchannel."""
+        backchannel = bool(text) and is_backchannel(text, self.turn.backchannels)
+        if cut is not None and (not text or backchannel) and self._replies.current is None:
+            logger.info("call=%s: false barge-in (%r): resuming", self.call_id, text)
+            if text:
+                self._transcript.append(
+                    TranscriptEntry("user", text, time.time(), backchannel=True)
+                )
+            self._replies.start("resume", cut.remainder)
+            return True
+        if not text:
+            return True
+        if backchannel and self.agent_speaking() and not self.agent_asked():
+            logger.info("call=%s: backchannel while the agent speaks: %r", self.call_id, text)
+            self._transcript.append(TranscriptEntry("user", text, time.time(), backchannel=True))
+            return True
+        return False

@@ -31,7 +31,6 @@ from voicekit.plugins import PluginManager
 from voicekit.plugins.observers import Observers
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.session.actions import CallActions, Keypad
-from voicekit.session.bargein import is_backchannel
 from voicekit.session.caller import CallerTurns
 from voicekit.session.closing import CallEnding
 from voicekit.session.history import ConversationHistory
@@ -169,6 +168,7 @@ class CallSession:
             replies=self.replies,
             caller=self._caller,
             actions=self.actions,
+            transcript=self.record.transcript,
             turn=self.turn,
             call_id=self.call_id,
         )
@@ -357,24 +357,7 @@ class CallSession:
         metrics), rather than a resume, a backchannel, noise or words during closing."""
         if self.ending.closing:
             return False
-        backchannel = bool(text) and is_backchannel(text, self.turn.backchannels)
-        if cut is not None and (not text or backchannel) and self.replies.current is None:
-            # The barge-in was noise (no words left) or "uh-huh": go on where the caller
-            # stopped hearing, instead of leaving them in silence.
-            logger.info("call=%s: false barge-in (%r): resuming", self.call_id, text)
-            if text:
-                self.record.transcript.append(
-                    TranscriptEntry("user", text, time.time(), backchannel=True)
-                )
-            self.replies.start("resume", cut.remainder)
-            return False
-        if not text:
-            return False
-        if backchannel and self._barge_in.agent_speaking() and not self._barge_in.agent_asked():
-            # "uh-huh" while the agent talks: the caller is listening; no turn, no answer.
-            logger.info("call=%s: backchannel while the agent speaks: %r", self.call_id, text)
-            entry = TranscriptEntry("user", text, time.time(), backchannel=True)
-            self.record.transcript.append(entry)
+        if self._barge_in.listener_words(text, cut):
             return False
         now = anyio.current_time()
         return await self._caller_turn(text, self._clock.arrival(event.end_ms) or now, now)

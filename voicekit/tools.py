@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import logging
 import re
 import types
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -49,10 +50,13 @@ __all__ = [
     "FunctionTool",
     "ToolContext",
     "builtin_tools",
+    "call_tools",
     "tool",
     "tool_result_text",
     "unique_tools",
 ]
+
+logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -310,3 +314,25 @@ async def _transfer_call(destination: str, context: ToolContext) -> str:
         return f"Refused: {destination} is not a number this agent may transfer to."
     context.transfer(destination)
     return f"The caller will be transferred to {destination} once your reply has been heard."
+
+
+def call_tools(
+    tools: Sequence[FunctionTool],
+    builtins: Sequence[str],
+    transfer_allowlist: Sequence[str],
+    *,
+    can_transfer: bool,
+    call_id: str,
+) -> list[FunctionTool]:
+    """The tools one call offers: the app's and the built-in ones configured, without
+    ``transfer_call`` when the call's telephony cannot transfer (never offer what the
+    line cannot do), each name once."""
+    names = list(builtins)
+    if "transfer_call" in names and not can_transfer:
+        names.remove("transfer_call")
+        logger.warning(
+            "call=%s: [agent] builtin_tools has transfer_call, but this call's "
+            "telephony cannot transfer; the tool is not offered",
+            call_id,
+        )
+    return unique_tools([*tools, *builtin_tools(names, transfer_allowlist)])

@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
@@ -37,20 +38,13 @@ def caller_ended(reason: str) -> bool:
     return reason in ("caller_hangup", "stream_closed") or reason.startswith("hangup:")
 
 
-class EndingHost(Protocol):
-    """What the ending rules need from the call's session."""
+@dataclass(frozen=True, slots=True)
+class EndingHost:
+    """What the ending rules need from the call's session: three calls."""
 
-    def say(self, kind: ReplyKind, text: str) -> Reply:
-        """Start a reply of fixed text (a farewell, a prompt, an apology)."""
-        ...
-
-    async def interrupt(self) -> object:
-        """Cut whatever reply is in progress (barge-in's one step)."""
-        ...
-
-    def busy(self) -> bool:
-        """Whether a reply is running or the caller is speaking (no silence then)."""
-        ...
+    say: Callable[[ReplyKind, str], Reply]  # start a reply of fixed text (a farewell...)
+    interrupt: Callable[[], Awaitable[object]]  # cut the reply in progress (barge-in's step)
+    busy: Callable[[], bool]  # a reply is running or the caller is speaking: no silence
 
 
 class CallEnding:

@@ -32,7 +32,7 @@ from voicekit.plugins.observers import Observers
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.session.actions import CallActions, Keypad
 from voicekit.session.caller import CallerTurns
-from voicekit.session.closing import CallEnding
+from voicekit.session.closing import CallEnding, EndingHost
 from voicekit.session.history import ConversationHistory
 from voicekit.session.inbound_clock import InboundClock
 from voicekit.session.interruptions import BargeIn
@@ -40,7 +40,7 @@ from voicekit.session.media_in import InboundMedia
 from voicekit.session.negotiate import choose_format
 from voicekit.session.playout import Playout
 from voicekit.session.replies import Replies
-from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
+from voicekit.session.reply import ReplyPipeline
 from voicekit.session.responder import Responder, ResponderFactory
 from voicekit.session.resume import CutReply
 from voicekit.session.speculation import Speculator
@@ -50,7 +50,7 @@ from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript, TurnLikelyOver
 from voicekit.tasks import spawn
 from voicekit.telephony import MediaStream
-from voicekit.tools import FunctionTool, builtin_tools, unique_tools
+from voicekit.tools import FunctionTool, call_tools
 from voicekit.tts import TTS
 
 __all__ = ["CallSession"]
@@ -93,15 +93,13 @@ class CallSession:
         self.responder: Responder | None = responder(media.call) if responder else None
         self._hooks = hooks if hooks is None or isinstance(hooks, Observers) else Observers(hooks)
         self.actions = CallActions(self.call, self.agent.transfer_allowlist)
-        builtins = list(self.agent.builtin_tools)
-        if "transfer_call" in builtins and transfer is None:
-            builtins.remove("transfer_call")  # never offer what the line cannot do
-            logger.warning(
-                "call=%s: [agent] builtin_tools has transfer_call, but this call's "
-                "telephony cannot transfer; the tool is not offered",
-                self.call_id,
-            )
-        self.tools = unique_tools([*tools, *builtin_tools(builtins, self.agent.transfer_allowlist)])
+        self.tools = call_tools(
+            tools,
+            self.agent.builtin_tools,
+            self.agent.transfer_allowlist,
+            can_transfer=transfer is not None,
+            call_id=self.call_id,
+        )
         self._tool_runner: ToolRunner | None = None
         self._keypad = Keypad(self.agent.dtmf_gap_s, self._keys_done)
         self.history = ConversationHistory.for_agent(self.agent)
@@ -133,7 +131,11 @@ class CallSession:
         self._tg: TaskGroup | None = None
         self._pipeline: ReplyPipeline | None = None
         self.ending = CallEnding(
-            _EndingHost(self),
+            EndingHost(
+                say=lambda kind, text: self.replies.start(kind, text),
+                interrupt=lambda: self.replies.interrupt(),
+                busy=lambda: self.replies.current is not None or self._caller.speaking,
+            ),
             agent=self.agent,
             turn=self.turn,
             actions=self.actions,
@@ -420,20 +422,3 @@ class CallSession:
         turn = self.responder.reply_to(text) if self.responder is not None else None
         self.replies.start("answer", metrics=metrics, turn=turn)
         return True
-
-
-class _EndingHost:
-    """The three things the call-ending rules may ask of a session (see closing.py)."""
-
-    def __init__(self, session: CallSession) -> None:
-        self._session = session
-
-    def say(self, kind: ReplyKind, text: str) -> Reply:
-        return self._session.replies.start(kind, text)
-
-    async def interrupt(self) -> object:
-        return await self._session.replies.interrupt()
-
-    def busy(self) -> bool:
-        session = self._session
-        return session.replies.current is not None or session._caller.speaking

@@ -31,7 +31,7 @@ from voicekit.audio import AudioFormat
 from voicekit.config.settings import VoiceKitSettings
 from voicekit.phrases.key import PhraseKey
 from voicekit.phrases.store import PhraseStore
-from voicekit.tts import AudioChunk
+from voicekit.tts import TTS, AudioChunk
 
 __all__ = ["CacheStats", "PhraseCache", "VoicePhrases", "covers", "phrase_cache"]
 
@@ -185,6 +185,11 @@ class VoicePhrases:
         self.provider = provider
         self.voice = dict(voice)
         self.fmt = fmt
+
+    @classmethod
+    def of(cls, cache: PhraseCache, tts: TTS, fmt: AudioFormat) -> VoicePhrases:
+        """The cache as ``tts`` speaking in ``fmt`` sees it."""
+        return cls(cache, provider=tts.name, voice=tts.voice_identity(), fmt=fmt)
 
     def key(self, text: str) -> PhraseKey:
         return PhraseKey.of(self.provider, self.voice, self.fmt, text)

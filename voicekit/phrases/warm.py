@@ -57,7 +57,7 @@ async def warm_phrases(
     turn: TurnSettings | None = None,
 ) -> WarmReport:
     """Synthesise every text of ``texts`` not yet in ``cache`` for ``tts`` in ``fmt``."""
-    phrases = VoicePhrases(cache, provider=tts.name, voice=tts.voice_identity(), fmt=fmt)
+    phrases = VoicePhrases.of(cache, tts, fmt)
     report = WarmReport()
     async with tts.session(fmt, call_id="warm") as session:
         for text in texts:

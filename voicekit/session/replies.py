@@ -18,7 +18,7 @@ from collections.abc import Callable
 import anyio
 from anyio.abc import TaskGroup
 
-from voicekit.metrics import format_turn, stamp
+from voicekit.metrics import format_turn, frame_sent, stamp
 from voicekit.records import CallRecord, TranscriptEntry, TurnMetrics
 from voicekit.session.closing import CallEnding, caller_ended
 from voicekit.session.history import ConversationHistory
@@ -82,6 +82,16 @@ class Replies:
     def get(self, reply_id: int) -> Reply | None:
         """A reply started and not yet recorded (a frame's owner)."""
         return self._live.get(reply_id)
+
+    def frame_sent(self, reply_id: int, late_s: float, frames: int) -> None:
+        """Playout sent ``frames`` frames of reply ``reply_id``, ``late_s`` after they were
+        due: the first makes the reply ``speaking`` (and stamps its first frame)."""
+        reply = self.get(reply_id)
+        if reply is None:
+            return
+        if reply.advance("speaking"):
+            stamp(reply.metrics, "first_frame_sent")
+        frame_sent(reply.metrics, late_s, self.playout.lead, frames)
 
     @property
     def speaking(self) -> bool:

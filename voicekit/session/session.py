@@ -25,7 +25,7 @@ from anyio.abc import TaskGroup
 from voicekit.audio import AudioConverter
 from voicekit.config.sections import AgentSettings, TurnSettings
 from voicekit.llm import LLM
-from voicekit.metrics import frame_sent, stamp
+from voicekit.metrics import stamp
 from voicekit.phrases import PhraseCache, VoicePhrases
 from voicekit.plugins import PluginManager
 from voicekit.plugins.observers import Observers
@@ -108,13 +108,7 @@ class CallSession:
         self.stt_format = choose_format(media.inbound_format, stt.input_formats)
         self.tts_format = choose_format(media.outbound_format, tts.output_formats)
         self._inbound = AudioConverter(media.inbound_format, self.stt_format)
-        self.phrases = (
-            VoicePhrases(
-                phrases, provider=tts.name, voice=tts.voice_identity(), fmt=self.tts_format
-            )
-            if phrases is not None
-            else None
-        )
+        self.phrases = None if phrases is None else VoicePhrases.of(phrases, tts, self.tts_format)
         # True where audio is converted; a call whose providers speak its codec has none.
         self.transcoding = {
             "inbound": not self._inbound.passthrough,
@@ -125,7 +119,7 @@ class CallSession:
             media.outbound_format,
             lead_ms=self.turn.playout_lead_ms,
             message_ms=self.turn.playout_message_ms,
-            on_frame_sent=self._on_frame_sent,
+            on_frame_sent=lambda *sent: self.replies.frame_sent(*sent),
             call_id=self.call_id,
         )
         self._tg: TaskGroup | None = None
@@ -314,14 +308,6 @@ class CallSession:
             self._hooks.notify(hook, self.call_id, **kwargs)  # isolates each plugin
 
     # -- media ---------------------------------------------------------------------------
-
-    def _on_frame_sent(self, reply_id: int, late_s: float, frames: int) -> None:
-        reply = self.replies.get(reply_id)
-        if reply is None:
-            return
-        if reply.advance("speaking"):
-            stamp(reply.metrics, "first_frame_sent")
-        frame_sent(reply.metrics, late_s, self.playout.lead, frames)
 
     # -- the caller's words ------------------------------------------------------------------
 

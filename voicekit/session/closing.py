@@ -111,8 +111,17 @@ class CallEnding:
         self._machine_pending = False
         if self.closing or self.turn.voicemail_action == "ignore":
             return
-        say = self.turn.voicemail_message if self.turn.voicemail_action == "leave_message" else None
-        spawn(self._tg, functools.partial(self.finish, "voicemail", say=say))
+        spawn(self._tg, functools.partial(self.finish, "voicemail", say=self._voicemail_says()))
+
+    async def voicemail_heard(self, phrase: str) -> None:
+        """The caller's first words were a voicemail greeting's (``phrase``): apply
+        ``turn.voicemail_action`` as for a machine the provider detected."""
+        logger.info("call=%s: voicemail detected (%r)", self.call_id, phrase)
+        await self.finish("voicemail", say=self._voicemail_says())
+
+    def _voicemail_says(self) -> str | None:
+        action = self.turn.voicemail_action
+        return self.turn.voicemail_message if action == "leave_message" else None
 
     def shut_down(self) -> None:
         """The server is shutting down and the grace period is over: say farewell, hang up."""

@@ -71,8 +71,8 @@ class BargeIn:
         reply = self._replies.current
         if reply is None or not reply.playing:
             return
-        if reply.kind in ("farewell", "voicemail") or reply.after is not None:
-            return  # a goodbye, or a reply that ends in a hang-up or a transfer
+        if reply.closes_call:
+            return
         recent = " ".join(r.text for r in (self._replies.last, reply) if r is not None)
         if is_interruption(
             self._caller.text,

@@ -127,6 +127,12 @@ class Reply:
         return self.state == "speaking"
 
     @property
+    def closes_call(self) -> bool:
+        """A goodbye, a voicemail message, or a reply that ends in a hang-up or a
+        transfer: it plays to its end and is never cut or answered over."""
+        return self.kind in ("farewell", "voicemail") or self.after is not None
+
+    @property
     def text(self) -> str:
         return " ".join(self.pieces)
 

@@ -307,8 +307,6 @@ class CallSession:
         if self._hooks is not None:
             self._hooks.notify(hook, self.call_id, **kwargs)  # isolates each plugin
 
-    # -- media ---------------------------------------------------------------------------
-
     # -- the caller's words ------------------------------------------------------------------
 
     async def _stt_loop(self, stt_stream: STTStream) -> None:
@@ -371,19 +369,11 @@ class CallSession:
         if self._caller.turns == 1 and self.turn.voicemail_action != "ignore":
             phrase = self._voicemail.matches(text)
             if phrase is not None:
-                logger.info("call=%s: voicemail detected (%r)", self.call_id, phrase)
                 self.history.add_user(text)
-                await self.ending.finish(
-                    "voicemail",
-                    say=self.turn.voicemail_message
-                    if self.turn.voicemail_action == "leave_message"
-                    else None,
-                )
+                await self.ending.voicemail_heard(phrase)
                 return False
         current = self.replies.current
-        if current is not None and (
-            current.after is not None or current.kind in ("farewell", "voicemail")
-        ):
+        if current is not None and current.closes_call:
             # The agent is saying goodbye or handing the call over: that reply plays to
             # its end and its hang-up or transfer happens; the words are kept, unanswered.
             logger.info("call=%s: caller turn during a closing reply: not answered", self.call_id)

@@ -19,7 +19,7 @@ from voicekit.records import CallRecord
 from voicekit.session import CallSession
 from voicekit.session.responder import ResponderFactory
 from voicekit.testing import FakeLLM, FakeMediaStream, FakeSTT, FakeTTS, silence, voice
-from voicekit.tools import FunctionTool
+from voicekit.tools import FunctionTool, tool
 
 CHAR_MS = 60.0  # FakeTTS default: each character is 60 ms of audio
 
@@ -152,3 +152,28 @@ async def until(predicate: Callable[[], object], limit_s: float = 120.0) -> None
     with anyio.fail_after(limit_s):
         while not predicate():  # noqa: ASYNC110  (polling state that has no event)
             await anyio.sleep(0.01)
+
+
+def booking_tool() -> tuple[FunctionTool, list[float]]:
+    """A ``book_table`` tool and the times it ran."""
+    ran: list[float] = []
+
+    @tool(description="Book a table.")
+    async def book_table() -> str:
+        ran.append(anyio.current_time())
+        return "booked"
+
+    return book_table, ran
+
+
+def goes_on(pause_ms: float, then_silence_ms: float) -> Callable[[Call], Awaitable[None]]:
+    """A caller who says a little, pauses ``pause_ms`` (long enough for a guess), goes on
+    speaking, then waits ``then_silence_ms`` for the answer and hangs up."""
+
+    async def caller(c: Call) -> None:
+        await c.say(400, then_silence_ms=pause_ms)
+        await c.say(1000, then_silence_ms=then_silence_ms)
+        await until(lambda: c.session.record.turns)
+        c.media.hang_up()
+
+    return caller

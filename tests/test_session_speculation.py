@@ -7,12 +7,20 @@ import anyio
 import pytest
 
 from tests.flow_helpers import FakeWebhooks, booking_flow
-from tests.session_helpers import CHAR_MS, Call, anyio_backend, make_call, run_call, until  # noqa: F401
+from tests.session_helpers import (  # noqa: F401
+    CHAR_MS,
+    Call,
+    anyio_backend,
+    booking_tool,
+    goes_on,
+    make_call,
+    run_call,
+    until,
+)
 from voicekit.flows import FlowRuntime, WebhookResult
 from voicekit.records import CallRecord
 from voicekit.session.speculation import same_turn
 from voicekit.stt import EndOfTurn, Transcript
-from voicekit.tools import tool
 
 pytestmark = pytest.mark.anyio
 
@@ -147,13 +155,7 @@ async def test_a_filler_after_the_guess_still_promotes_it() -> None:
 
 
 async def test_a_speculations_tool_runs_only_once_the_turn_is_confirmed() -> None:
-    ran: list[float] = []
-
-    @tool(description="Book a table.")
-    async def book_table() -> str:
-        ran.append(anyio.current_time())
-        return "booked"
-
+    book_table, ran = booking_tool()
     call = make_call(
         utterances=["book me a table"],
         replies=["[[book_table]]", "Done, your table is booked."],
@@ -171,13 +173,7 @@ async def test_a_speculations_tool_runs_only_once_the_turn_is_confirmed() -> Non
 
 
 async def test_a_discarded_speculations_tool_never_runs() -> None:
-    ran: list[str] = []
-
-    @tool(description="Book a table.")
-    async def book_table() -> str:
-        ran.append("booked")
-        return "booked"
-
+    book_table, ran = booking_tool()
     call = make_call(
         utterances=["book me a table no wait for tomorrow"],
         replies=["[[book_table]]", "For tomorrow, at what time?"],
@@ -185,14 +181,7 @@ async def test_a_discarded_speculations_tool_never_runs() -> None:
         stt={**LIKELY, "endpoint_ms": 900},
         tools=[book_table],
     )
-
-    async def caller(c: Call) -> None:
-        await c.say(400, then_silence_ms=500)
-        await c.say(1000, then_silence_ms=1000)
-        await until(lambda: c.session.record.turns)
-        c.media.hang_up()
-
-    record = await run_call(call, caller)
+    record = await run_call(call, goes_on(500, then_silence_ms=1000))
     assert ran == []
     assert record.turns[0].heard_text == "For tomorrow, at what time?"
     assert record.turns[0].tools == []
@@ -266,14 +255,7 @@ async def test_a_discarded_flow_speculation_changes_nothing_and_calls_no_webhook
         stt={**LIKELY, "endpoint_ms": 900},
         responder=FlowRuntime(booking_flow(), webhooks=hooks),  # type: ignore[arg-type]
     )
-
-    async def caller(c: Call) -> None:
-        await c.say(400, then_silence_ms=500)
-        await c.say(1000, then_silence_ms=1100)
-        await until(lambda: c.session.record.turns)
-        c.media.hang_up()
-
-    record = await run_call(call, caller)
+    record = await run_call(call, goes_on(500, then_silence_ms=1100))
     assert hooks.calls == []  # the guess reached the webhook node and waited there
     assert record.turns[0].heard_text == "Sorry, was that Anna?"
     assert record.flow is not None and "name" not in record.flow["variables"]

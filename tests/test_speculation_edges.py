@@ -15,12 +15,19 @@ import anyio
 import pytest
 
 from tests.flow_helpers import FakeWebhooks, booking_flow
-from tests.session_helpers import Call, anyio_backend, make_call, run_call, until  # noqa: F401
+from tests.session_helpers import (  # noqa: F401
+    Call,
+    anyio_backend,
+    booking_tool,
+    make_call,
+    run_call,
+    until,
+)
 from voicekit.flows import FlowRuntime, WebhookResult, parse_flow
 from voicekit.flows.model import FunctionNode
 from voicekit.records import CallRecord
 from voicekit.stt import EndOfTurn, Transcript, TurnLikelyOver
-from voicekit.tools import tool
+from voicekit.testing import FakeSTTStream
 
 pytestmark = pytest.mark.anyio
 
@@ -342,6 +349,18 @@ def _parts(session: Any) -> dict[str, Any]:
     }
 
 
+async def _hours_asked(c: Call, refs: dict[str, Any], *, likely_over: bool = True) -> FakeSTTStream:
+    """Once the call is up: its parts into ``refs``, then "what are your hours" final from
+    the STT (and, with ``likely_over``, its signal that the turn is probably over)."""
+    await until(lambda: c.stt.streams and c.session._pipeline is not None)
+    refs.update(_parts(c.session))
+    s = c.stt.streams[0]
+    s.emit(Transcript("what are your hours", is_final=True))
+    if likely_over:
+        s.emit(TurnLikelyOver("what are your hours"))
+    return s
+
+
 async def assert_freed_without_gc(
     make: Callable[[], Call],
     caller: Callable[[Call], Awaitable[None]],
@@ -378,11 +397,7 @@ async def test_a_call_with_guesses_is_freed_without_the_garbage_collector(ending
         )
 
     async def caller(c: Call) -> None:
-        await until(lambda: c.stt.streams and c.session._pipeline is not None)
-        refs.update(_parts(c.session))
-        s = c.stt.streams[0]
-        s.emit(Transcript("what are your hours", is_final=True))
-        s.emit(TurnLikelyOver("what are your hours"))
+        s = await _hours_asked(c, refs)
         await until(lambda: c.session._speculator.reply is not None)
         refs["guess"] = weakref.ref(c.session._speculator.reply)
         await anyio.sleep(1.0)  # the guess wrote its answer; its audio is held
@@ -410,11 +425,7 @@ async def test_a_call_whose_guess_failed_is_freed_without_the_garbage_collector(
     refs: dict[str, Any] = {}
 
     async def caller(c: Call) -> None:
-        await until(lambda: c.stt.streams and c.session._pipeline is not None)
-        refs.update(_parts(c.session))
-        s = c.stt.streams[0]
-        s.emit(Transcript("what are your hours", is_final=True))
-        s.emit(TurnLikelyOver("what are your hours"))
+        s = await _hours_asked(c, refs)
         await until(lambda: c.llm.requests)
         if c.session._speculator.reply is not None:
             refs["guess"] = weakref.ref(c.session._speculator.reply)
@@ -441,10 +452,7 @@ async def test_a_call_whose_plain_reply_failed_is_freed_without_the_garbage_coll
     refs: dict[str, Any] = {}
 
     async def caller(c: Call) -> None:
-        await until(lambda: c.stt.streams and c.session._pipeline is not None)
-        refs.update(_parts(c.session))
-        s = c.stt.streams[0]
-        s.emit(Transcript("what are your hours", is_final=True))
+        s = await _hours_asked(c, refs, likely_over=False)
         s.emit(EndOfTurn())
         await until(lambda: c.session.record.turns)
         await anyio.sleep(3.0)
@@ -530,13 +538,7 @@ async def test_a_guess_is_counted_when_the_caller_hangs_up_while_the_turn_cuts_a
 
 
 async def test_no_tool_runs_for_a_guess_the_caller_answered_mm_mm() -> None:
-    ran: list[str] = []
-
-    @tool(description="Book the table.")
-    async def book_table() -> str:
-        ran.append("booked")
-        return "booked"
-
+    book_table, ran = booking_tool()
     call = make_call(
         replies=["[[book_table]]", "Done, it is booked.", "Okay, I won't book it."],
         llm={"first_token_ms": 20},

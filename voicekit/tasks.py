@@ -25,7 +25,7 @@ import anyio
 import sniffio
 from anyio.abc import TaskGroup
 
-__all__ = ["released_on_cancel", "spawn"]
+__all__ = ["detached", "released_on_cancel", "spawn"]
 
 
 async def released_on_cancel(func: Callable[..., Awaitable[Any]], *args: Any) -> None:
@@ -46,3 +46,8 @@ async def released_on_cancel(func: Callable[..., Awaitable[Any]], *args: Any) ->
 def spawn(tg: TaskGroup, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
     """``tg.start_soon(func, *args)``, with :func:`released_on_cancel` around it."""
     tg.start_soon(released_on_cancel, func, *args, name=getattr(func, "__qualname__", None))
+
+
+def detached() -> None:
+    """What a call's callbacks are replaced with once it is over: a callable that
+    returns nothing and holds nothing, so no reference cycle keeps the call alive."""

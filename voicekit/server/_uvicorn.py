@@ -214,7 +214,8 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         while pos < end:
             if conn.parser_exc is not None or conn.state is not State.OPEN or self.close_sent:
                 break
-            first, second = data[pos], data[pos + 1] if end - pos > 1 else 0x80
+            first = data[pos]
+            second = data[pos + 1] if end - pos > 1 else 0x80  # taken as masked until here
             if not second & 0x80 or (first & 0x0F) not in _OPCODES:
                 break  # unmasked or an unknown opcode: websockets refuses it from its header
             room = (

@@ -56,10 +56,6 @@ class BargeIn:
         cut, self.cut = self.cut, None
         return cut
 
-    def agent_speaking(self) -> bool:
-        reply = self._replies.current
-        return reply is not None and reply.playing
-
     def agent_asked(self) -> bool:
         """Whether the caller has heard the playing reply ask a question: a "sure" or
         "right" after it may be the answer, not a backchannel."""
@@ -99,15 +95,17 @@ class BargeIn:
         if cut is not None and (not text or backchannel) and self._replies.current is None:
             logger.info("call=%s: false barge-in (%r): resuming", self.call_id, text)
             if text:
-                self._transcript.append(
-                    TranscriptEntry("user", text, time.time(), backchannel=True)
-                )
+                self._keep(text)
             self._replies.start("resume", cut.remainder)
             return True
         if not text:
             return True
-        if backchannel and self.agent_speaking() and not self.agent_asked():
+        if backchannel and self._replies.speaking and not self.agent_asked():
             logger.info("call=%s: backchannel while the agent speaks: %r", self.call_id, text)
-            self._transcript.append(TranscriptEntry("user", text, time.time(), backchannel=True))
+            self._keep(text)
             return True
         return False
+
+    def _keep(self, text: str) -> None:
+        """Words of a listener, kept in the transcript as a backchannel."""
+        self._transcript.append(TranscriptEntry("user", text, time.time(), backchannel=True))

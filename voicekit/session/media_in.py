@@ -22,6 +22,7 @@ from voicekit.session.closing import CallEnding
 from voicekit.session.inbound_clock import InboundClock
 from voicekit.session.reply import ReplyPipeline
 from voicekit.stt import STTStream
+from voicekit.tasks import detached
 from voicekit.telephony import Dtmf, InboundAudio, MarkReached, MediaStream, StreamStopped
 
 __all__ = ["InboundMedia"]
@@ -55,8 +56,7 @@ class InboundMedia:
 
     def detach(self) -> None:
         """The call is over: drop the callbacks that point back at the session."""
-        self._pipeline = _no_pipeline
-        self._task_group = _no_task_group
+        self._pipeline = self._task_group = detached
 
     async def run(self, stt_stream: STTStream) -> None:
         now = loop_clock()
@@ -88,11 +88,3 @@ class InboundMedia:
                 "call=%s: media stream failed: %s: %s", self.call_id, type(exc).__name__, exc
             )
             self._ending.end("media_error")
-
-
-def _no_pipeline() -> ReplyPipeline | None:
-    return None
-
-
-def _no_task_group() -> TaskGroup | None:
-    return None

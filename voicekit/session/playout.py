@@ -145,13 +145,9 @@ class Playout:
         queue = self._queue
         parts = [first.frame]
         size = len(first.frame)
-        while queue:
-            following = queue[0].frame
-            if following is None or queue[0].owner != first.owner:
+        while queue and queue[0].frame is not None and queue[0].owner == first.owner:
+            size += len(queue[0].frame)
+            if size > self.message_bytes:
                 break
-            if size + len(following) > self.message_bytes:
-                break
-            parts.append(following)
-            size += len(following)
-            queue.popleft()
-        return (parts[0], 1) if len(parts) == 1 else (b"".join(parts), len(parts))
+            parts.append(queue.popleft().frame)  # type: ignore[arg-type]
+        return b"".join(parts), len(parts)

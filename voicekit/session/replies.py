@@ -26,7 +26,7 @@ from voicekit.session.playout import Playout
 from voicekit.session.reply import Reply, ReplyKind, ReplyPipeline
 from voicekit.session.responder import Responder, Turn
 from voicekit.session.speculation import SpeculationCost, Speculator
-from voicekit.tasks import spawn
+from voicekit.tasks import detached, spawn
 
 __all__ = ["Replies"]
 
@@ -74,7 +74,7 @@ class Replies:
     def detach(self) -> None:
         """The call is over and recorded: drop the callbacks into the session, so no
         reference cycle keeps the call alive until a full garbage collection."""
-        self._responder = _no_responder
+        self._responder = detached
         self._on_recorded = _ignore
         self.speculator.drop = None
         self.pipeline = None
@@ -218,10 +218,6 @@ class Replies:
         self._on_recorded(m)
         self.ending.after_reply(reply)
         reply.done.set()
-
-
-def _no_responder() -> Responder | None:
-    return None
 
 
 def _ignore(turn: TurnMetrics) -> None:

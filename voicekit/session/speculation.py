@@ -24,7 +24,7 @@ from anyio.abc import TaskGroup
 from voicekit.records import CallRecord, TurnMetrics
 from voicekit.session.reply_state import Reply
 from voicekit.session.responder import Responder, Turn
-from voicekit.tasks import spawn
+from voicekit.tasks import detached, spawn
 
 __all__ = [
     "FILLER_WORDS",
@@ -228,7 +228,7 @@ class QuietAfterFinal:
 
     def detach(self) -> None:
         """The call is over: drop ``fire`` (the session's), so no cycle keeps the call."""
-        self._fire = _nothing
+        self._fire = detached
 
     def heard(self) -> None:
         """Any event from the STT (words, voice, an end of turn)."""
@@ -253,7 +253,3 @@ class QuietAfterFinal:
                 return
         finally:
             self._waiting = False
-
-
-def _nothing() -> None:
-    """What a detached timer fires."""

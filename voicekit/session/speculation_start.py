@@ -24,6 +24,7 @@ from voicekit.session.responder import Responder
 from voicekit.session.speculation import QuietAfterFinal, SpeculativeResponder, Speculator
 from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import Transcript
+from voicekit.tasks import detached
 
 __all__ = ["SpeculationStart"]
 
@@ -66,8 +67,7 @@ class SpeculationStart:
     def detach(self) -> None:
         """The call is over: drop the callbacks that point back at it."""
         self._quiet.detach()
-        self._responder = _no_responder
-        self._after_barge_in = _false
+        self._responder = detached
 
     def heard(self) -> None:
         """Any event from the STT: the quiet after a final is broken."""
@@ -124,11 +124,3 @@ class SpeculationStart:
             and bool(self._caller.finals)
             and self._speculator.has_budget
         )
-
-
-def _no_responder() -> Responder | None:
-    return None
-
-
-def _false() -> bool:
-    return False

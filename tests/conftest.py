@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -61,6 +62,25 @@ def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plu
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Long real-time tests first: a worker starts one at once while the others share
-    the rest, instead of one arriving last and adding its whole length to the run."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Each long real-time call opens a different worker's share of the run.
+
+    pytest-xdist's worksteal scheduler hands worker i the i-th contiguous block of the
+    collection, and idle workers steal from the end of the others' blocks, so a test at
+    the head of a block runs at once on that worker. Put together, the real-time calls
+    (marked slow, mostly waiting) would run one after another on one worker and be the
+    run's critical path; one at the head of each block, they overlap each other and the
+    rest of the suite.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    rest = [item for item in items if item.get_closest_marker("slow") is None]
+    ordered: list[pytest.Item] = []
+    remaining = len(items)
+    for block in range(workers):
+        size = remaining // (workers - block)  # as worksteal sizes its blocks
+        remaining -= size
+        heads = slow[block::workers]
+        taken = max(0, size - len(heads))
+        ordered += heads + rest[:taken]
+        rest = rest[taken:]
+    items[:] = ordered + rest

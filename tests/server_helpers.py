@@ -28,6 +28,9 @@ from voicekit.testing.phone import PhoneSimulator
 
 # Set so the calls converse freely with the fake LLM instead of running the built-in flow.
 TEST_INSTRUCTIONS = "You are a helpful phone assistant under test."
+# The emulated Soniox endpoint: long enough to tell cause from effect, short enough that
+# each turn of a real-time test costs little.
+ENDPOINT_MS = 250
 
 
 @dataclass
@@ -56,7 +59,7 @@ async def rig(
 ) -> AsyncIterator[Rig]:
     async with (
         TelnyxEmulator() as telnyx,
-        SonioxEmulator(utterances=utterances, by_call=by_call, endpoint_ms=500) as soniox,
+        SonioxEmulator(utterances=utterances, by_call=by_call, endpoint_ms=ENDPOINT_MS) as soniox,
         ElevenLabsEmulator(first_audio_ms=30, ms_per_char=20) as elevenlabs,
         PhoneSimulator("http://placeholder", telnyx) as phone,
     ):

@@ -107,7 +107,7 @@ async def voicekit_process(
     port = free_port()
     async with (
         TelnyxEmulator() as telnyx,
-        SonioxEmulator(utterances=utterances, endpoint_ms=500) as sx,
+        SonioxEmulator(utterances=utterances, endpoint_ms=250) as sx,
         ElevenLabsEmulator(ms_per_char=20) as el,
         PhoneSimulator(f"http://127.0.0.1:{port}", telnyx) as phone,
     ):

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.server_helpers import Rig, rig
+from tests.server_helpers import ENDPOINT_MS, Rig, rig
 from voicekit.audio import ULAW_8K
 from voicekit.testing import voice
 
@@ -62,9 +62,9 @@ async def test_two_turn_call(tmp_path: Path) -> None:
     assert [t.user_text for t in record.turns] == ["hello there", "what are your hours"]
     assert [t.heard_text for t in record.turns] == ["Hi, how can I help?", "Nine to five."]
     assert first.latency_ms is not None and second.latency_ms is not None
-    # The caller hears the answer only after the emulated Soniox endpoint (500 ms of
+    # The caller hears the answer only after the emulated Soniox endpoint (ENDPOINT_MS of
     # silence) and the LLM's first token (50 ms): causes come before effects.
-    assert first.latency_ms >= 550 and second.latency_ms >= 550
+    assert first.latency_ms >= ENDPOINT_MS + 50 and second.latency_ms >= ENDPOINT_MS + 50
     # The caller got exactly the agent's audio, framed in 20 ms.
     assert bytes(call.agent_audio).startswith(bytes(next(iter(r.elevenlabs.audio_sent.values()))))
     path = tmp_path / "records" / f"{call.call_id.replace('/', '_')}.json"

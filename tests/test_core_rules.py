@@ -67,6 +67,7 @@ def test_the_streaming_helpers_api_is_pinned() -> None:
         "RetryPolicy",
         "ToolCallAssembler",
         "ToolCallLimit",
+        "client_tls",
         "close_websocket",
         "connect_websocket",
         "network_error",

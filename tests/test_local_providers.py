@@ -292,9 +292,12 @@ async def test_no_event_loop_stall_while_two_calls_synthesise_and_decode() -> No
     async def two_calls() -> None:
         await two_calls_speak_and_listen(audio)
 
-    # The best of three: a stall the engines cause shows in every run; a busy machine
-    # (other test workers) delaying this process now and then does not.
-    lags = [await worst_loop_lag(two_calls) for _ in range(3)]
+    # The best of up to three: a stall the engines cause shows in every run; a busy
+    # machine (other test workers) delaying this process now and then does not. The
+    # first run under the bound settles it.
+    lags: list[float] = []
+    while len(lags) < 3 and (not lags or lags[-1] >= 20):
+        lags.append(await worst_loop_lag(two_calls))
     assert min(lags) < 20, lags
 
 

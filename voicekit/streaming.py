@@ -10,6 +10,7 @@ from voicekit.reconnect import ReconnectBudget
 from voicekit.retry import RetryPolicy
 from voicekit.sse import EventTooLarge, sse_events
 from voicekit.tasks import spawn
+from voicekit.tls import client_tls
 from voicekit.tool_calls import ToolCallAssembler, ToolCallLimit, parse_tool_arguments
 from voicekit.websocket import close_websocket, connect_websocket, send_message
 
@@ -21,6 +22,7 @@ __all__ = [
     "RetryPolicy",
     "ToolCallAssembler",
     "ToolCallLimit",
+    "client_tls",
     "close_websocket",
     "connect_websocket",
     "network_error",

@@ -19,6 +19,7 @@ from websockets.protocol import State
 
 from voicekit.provider_errors import network_error, retry_after_s, status_error
 from voicekit.retry import RetryPolicy
+from voicekit.tls import client_tls
 
 __all__ = ["close_websocket", "connect_websocket", "send_message"]
 
@@ -41,6 +42,7 @@ async def _open(
                 max_size=max_size,
                 ping_interval=20,
                 compression=None,
+                ssl=client_tls() if url.startswith("wss:") else None,
             )
     except InvalidStatus as exc:
         response = exc.response

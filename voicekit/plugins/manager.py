@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import pluggy
-from packaging.requirements import InvalidRequirement, Requirement
 
 from voicekit import hookspecs
 from voicekit.errors import PluginError
+from voicekit.plugins.installed import InstalledPackages
 from voicekit.plugins.registry import PluginInfo, ProviderRegistry
 from voicekit.provider import PROVIDER_KINDS, Provider, ProviderKind
 from voicekit.tools import BUILTIN_TOOL_NAMES, FunctionTool
@@ -39,33 +39,6 @@ BLOCK_ENV = "VOICEKIT_BLOCK_PLUGINS"
 
 def _split(value: str) -> set[str]:
     return {part.strip() for part in value.split(",") if part.strip()}
-
-
-def _installed(req: Requirement) -> bool:
-    try:
-        version = metadata.version(req.name)
-    except metadata.PackageNotFoundError:
-        return False
-    return not req.specifier or req.specifier.contains(version, prereleases=True)
-
-
-def _missing_requirements(dist: metadata.Distribution, extra: str) -> list[str]:
-    """Requirements of ``dist`` (its base ones, plus extra ``extra`` if it has one) that
-    are not installed."""
-    extras = set(dist.metadata.get_all("Provides-Extra") or [])
-    missing: list[str] = []
-    for raw in dist.requires or []:
-        try:
-            req = Requirement(raw)
-        except InvalidRequirement:
-            continue
-        if req.marker is not None:
-            env = {"extra": extra if extra in extras else ""}
-            if not req.marker.evaluate(env):
-                continue
-        if not _installed(req):
-            missing.append(str(req.name) + str(req.specifier))
-    return missing
 
 
 def install_command(dist: metadata.Distribution, extra: str | None) -> str:
@@ -107,6 +80,7 @@ class PluginManager:
         allow = _split(env[LOAD_ENV]) if LOAD_ENV in env else None
         block = _split(env.get(BLOCK_ENV, ""))
         seen: set[str] = set()
+        installed = InstalledPackages()
         found = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
         for unknown in sorted((allow or set()) - found):
             logger.warning(
@@ -122,18 +96,18 @@ class PluginManager:
                 logger.debug("plugin %s skipped by %s/%s", ep.name, LOAD_ENV, BLOCK_ENV)
                 continue
             dist = ep.dist
+            facts = installed.facts(dist) if dist is not None else None
             info = PluginInfo(
                 name=ep.name,
                 module=ep.value,
-                distribution=dist.metadata["Name"] if dist is not None else None,
-                version=dist.version if dist is not None else None,
+                distribution=facts.name if facts is not None else None,
+                version=facts.version if facts is not None else None,
             )
-            if dist is not None:
-                info.missing = _missing_requirements(dist, ep.name)
+            if dist is not None and facts is not None:
+                info.missing = installed.missing_requirements(dist, ep.name)
                 if info.missing:
-                    extras = set(dist.metadata.get_all("Provides-Extra") or [])
                     info.install_hint = install_command(
-                        dist, ep.name if ep.name in extras else None
+                        dist, ep.name if ep.name in facts.extras else None
                     )
             try:
                 module = ep.load()

@@ -1,0 +1,109 @@
+"""Provider connections share one TLS context, and it still checks certificates.
+
+The loopback server presents tests/data/loopback-cert.pem, a self-signed certificate for
+127.0.0.1 made for these tests (its key is next to it and protects nothing).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+import voicekit.tls
+from voicekit.errors import ProviderError
+from voicekit.retry import RetryPolicy
+from voicekit.tls import client_tls
+from voicekit.websocket import close_websocket, connect_websocket
+
+pytestmark = pytest.mark.anyio
+
+DATA = Path(__file__).parent / "data"
+CERT = DATA / "loopback-cert.pem"
+
+
+@pytest.fixture
+def fresh_tls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """client_tls() rebuilt for this test (and the process's one restored after), with a
+    count of how often a context is built."""
+    built: list[int] = []
+    create = httpx.create_ssl_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(1)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(voicekit.tls.httpx, "create_ssl_context", counting)
+    client_tls.cache_clear()
+    yield built
+    client_tls.cache_clear()
+
+
+async def echo(ws: Any) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def server_tls() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(CERT, DATA / "loopback-key.pem")
+    return context
+
+
+async def connect(port: int) -> Any:
+    return await connect_websocket(
+        f"wss://127.0.0.1:{port}",
+        {},
+        provider="test",
+        label="the test server",
+        key_env="TEST_KEY",
+        open_timeout_s=5,
+        policy=RetryPolicy(attempts=1),
+    )
+
+
+async def test_wss_connections_share_one_context_that_trusts_ssl_cert_file(
+    fresh_tls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(CERT))
+    async with websockets.serve(echo, "127.0.0.1", 0, ssl=server_tls()) as server:
+        port = server.sockets[0].getsockname()[1]
+        for _ in range(3):
+            ws = await connect(port)
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            await close_websocket(ws, 1.0)
+    assert len(fresh_tls) == 1
+    context = client_tls()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+async def test_a_certificate_nobody_vouches_for_is_refused(
+    fresh_tls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    async with websockets.serve(echo, "127.0.0.1", 0, ssl=server_tls()) as server:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(ProviderError, match="the test server"):
+            await connect(port)
+
+
+async def test_plain_ws_needs_no_context(fresh_tls: list[int]) -> None:
+    async with websockets.serve(echo, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        ws = await connect_websocket(
+            f"ws://127.0.0.1:{port}",
+            {},
+            provider="test",
+            label="the test server",
+            key_env="TEST_KEY",
+            open_timeout_s=5,
+        )
+        await close_websocket(ws, 1.0)
+    assert fresh_tls == []

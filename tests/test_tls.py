@@ -16,9 +16,9 @@ import pytest
 import websockets
 
 import voicekit.tls
-from voicekit.errors import ProviderError
+from voicekit.errors import ConfigError, ProviderError
 from voicekit.retry import RetryPolicy
-from voicekit.tls import client_tls
+from voicekit.tls import HTTP1_ALPN, HTTP2_ALPN, client_tls
 from voicekit.websocket import close_websocket, connect_websocket
 
 pytestmark = pytest.mark.anyio
@@ -52,6 +52,7 @@ async def echo(ws: Any) -> None:
 def server_tls() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(CERT, DATA / "loopback-key.pem")
+    context.set_alpn_protocols(["h2", "http/1.1"])  # as an HTTP/2-capable provider does
     return context
 
 
@@ -107,3 +108,33 @@ async def test_plain_ws_needs_no_context(fresh_tls: list[int]) -> None:
         )
         await close_websocket(ws, 1.0)
     assert fresh_tls == []
+
+
+async def test_an_http_client_does_not_change_what_a_websocket_negotiates(
+    fresh_tls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx sets its ALPN list on the context it is given, at every connection: an
+    HTTP/2 client sharing the WebSocket's context made every later wss:// handshake
+    negotiate h2 and fail."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(CERT))
+    async with websockets.serve(echo, "127.0.0.1", 0, ssl=server_tls()) as server:
+        port = server.sockets[0].getsockname()[1]
+        for alpn in (HTTP1_ALPN, HTTP2_ALPN):
+            async with httpx.AsyncClient(verify=client_tls(alpn)) as client:
+                response = await client.get(f"https://127.0.0.1:{port}/")
+                assert response.status_code == 426  # websockets asks for an upgrade
+            ws = await connect(port)
+            assert ws.transport.get_extra_info("ssl_object").selected_alpn_protocol() is None
+            await ws.send("still a WebSocket")
+            assert await ws.recv() == "still a WebSocket"
+            await close_websocket(ws, 1.0)
+    assert len({id(client_tls()), id(client_tls(HTTP1_ALPN)), id(client_tls(HTTP2_ALPN))}) == 3
+
+
+def test_a_bundle_that_cannot_be_read_names_the_variable(
+    fresh_tls: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-bundle.pem"
+    monkeypatch.setenv("SSL_CERT_FILE", str(missing))
+    with pytest.raises(ConfigError, match=r"SSL_CERT_FILE='.*no-such-bundle\.pem'"):
+        client_tls()

@@ -10,11 +10,13 @@ from voicekit.reconnect import ReconnectBudget
 from voicekit.retry import RetryPolicy
 from voicekit.sse import EventTooLarge, sse_events
 from voicekit.tasks import spawn
-from voicekit.tls import client_tls
+from voicekit.tls import HTTP1_ALPN, HTTP2_ALPN, client_tls
 from voicekit.tool_calls import ToolCallAssembler, ToolCallLimit, parse_tool_arguments
 from voicekit.websocket import close_websocket, connect_websocket, send_message
 
 __all__ = [
+    "HTTP1_ALPN",
+    "HTTP2_ALPN",
     "BackgroundTasks",
     "EventTooLarge",
     "PersistentWebSocket",

@@ -27,7 +27,7 @@ from voicekit.flows.ssrf import RefusedDestination, Resolver, resolve_public, sy
 from voicekit.flows.templates import ENV_PREFIX, names_in, process_env, render_url, render_value
 from voicekit.provider_errors import network_error, status_error
 from voicekit.retry import RetryPolicy
-from voicekit.tls import client_tls
+from voicekit.tls import HTTP1_ALPN, client_tls
 
 __all__ = ["MAX_RESPONSE_BYTES", "WebhookResult", "WebhookRunner", "field_at"]
 
@@ -98,7 +98,7 @@ class WebhookRunner:
         retry: RetryPolicy | None = None,
     ) -> None:
         self._client = client or httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, verify=client_tls()
+            follow_redirects=False, trust_env=False, verify=client_tls(HTTP1_ALPN)
         )
         self._owns_client = client is None
         self._resolve = resolve

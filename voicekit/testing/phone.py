@@ -34,7 +34,7 @@ from voicekit.background import BackgroundTasks
 from voicekit.testing.emulators.telnyx import TelnyxEmulator
 from voicekit.testing.playback import FarEndPlayback
 from voicekit.testing.recording import LineRecording
-from voicekit.tls import client_tls
+from voicekit.tls import HTTP1_ALPN, client_tls
 from voicekit.websocket import send_message
 
 __all__ = ["PhoneSimulator", "SimulatedCall", "UtteranceReport"]
@@ -66,7 +66,7 @@ class PhoneSimulator(AsyncResource):
         self.server_url = server_url.rstrip("/")
         self.telnyx = telnyx
         self._key = SigningKey(seed or secrets.token_bytes(32))
-        self._http = httpx.AsyncClient(timeout=10.0, verify=client_tls())
+        self._http = httpx.AsyncClient(timeout=10.0, verify=client_tls(HTTP1_ALPN))
         self._tasks: BackgroundTasks | None = None
         self._lines: dict[float, set[SimulatedCall]] = {}  # calls on each line clock, by speed
 

@@ -23,7 +23,7 @@ from voicekit.audio import AudioFormat
 from voicekit.errors import ProviderError
 from voicekit.provider import ProviderSettings
 from voicekit.provider_errors import network_error, retry_after_s, status_error
-from voicekit.tls import client_tls
+from voicekit.tls import HTTP1_ALPN, client_tls
 from voicekit.tts import TTS, AudioChunk, TTSSession, Utterance
 from voicekit_elevenlabs.formats import OUTPUT_FORMATS, output_format_name
 from voicekit_elevenlabs.settings import ElevenLabsSettings
@@ -164,7 +164,7 @@ class ElevenLabsRestTTS(TTS[ElevenLabsSettings]):
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.settings.timeout), verify=client_tls()
+                timeout=httpx.Timeout(self.settings.timeout), verify=client_tls(HTTP1_ALPN)
             )
         return self._client
 

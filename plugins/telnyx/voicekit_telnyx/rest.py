@@ -17,7 +17,7 @@ import httpx
 from voicekit.errors import ProviderError
 from voicekit.provider_errors import network_error, retry_after_s, status_error
 from voicekit.retry import RetryPolicy
-from voicekit.tls import client_tls
+from voicekit.tls import HTTP1_ALPN, client_tls
 
 __all__ = ["CALL_ALREADY_ENDED", "TelnyxClient"]
 
@@ -63,7 +63,7 @@ class TelnyxClient:
             base_url=base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
             timeout=httpx.Timeout(timeout),
-            verify=client_tls(),
+            verify=client_tls(HTTP1_ALPN),
         )
         self.policy = policy or RetryPolicy(attempts=4)
         self._base_url = base_url

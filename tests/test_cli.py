@@ -134,6 +134,28 @@ def test_plugins_text_shows_providers_and_missing_extras(plugin_dist: PluginDist
     assert 'missing missing-sdk: pip install "roles-dist[roles]"' in result.output
 
 
+def test_config_check_fails_when_a_chosen_provider_lacks_its_packages(
+    tmp_path: Path, plugin_dist: PluginDistFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config that passes the check starts: a provider whose plugin loaded but misses
+    a package is caught here, not at `voicekit serve` or `simulate`."""
+    plugin_dist(
+        "roles-dist",
+        {"roles": "roles_plugin"},
+        {"roles_plugin": ALL_ROLES_PLUGIN},
+        extras=["roles"],
+        requires=['missing-sdk ; extra == "roles"'],
+    )
+    monkeypatch.setenv("ROLES_TTS_KEY", "xi-very-secret-key-123456")
+    path = tmp_path / "voicekit.toml"
+    path.write_text(ROLES_CONFIG)
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    for kind in ("stt", "llm", "tts", "telephony"):
+        assert f"[{kind}] provider: {kind} provider 'roles' needs packages" in result.output
+    assert 'pip install "roles-dist[roles]"' in result.output
+
+
 def test_config_check_prints_effective_settings_masked(
     tmp_path: Path, plugin_dist: PluginDistFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, SecretStr
 
 from voicekit.config.settings import NO_LLM, VoiceKitSettings
-from voicekit.errors import ConfigError, ProviderNotFoundError
+from voicekit.errors import ConfigError, PluginError, ProviderNotFoundError
 from voicekit.plugins.registry import ProviderRegistry, credential_env_vars
 from voicekit.provider import PROVIDER_KINDS, Provider, ProviderKind, ProviderSettings
 
@@ -81,8 +81,13 @@ def resolve_providers(
             )
         except ProviderNotFoundError as exc:
             problems.append(f"[{kind}] provider: {exc}")
+            continue
         except ConfigError as exc:
             problems.append(str(exc))
+        try:
+            registry.check_installed(kind, name)
+        except PluginError as exc:
+            problems.append(f"[{kind}] provider: {exc}")
     if "telephony" in resolved:
         problems += server_problems(settings, registry.get("telephony", names["telephony"]))
     if problems:

@@ -280,17 +280,19 @@ class ProviderRegistry:
         environ: Mapping[str, str] | None = None,
     ) -> Provider:
         """Build a provider instance from its options (validated first)."""
-        self._check_installed(kind, name)
+        self.check_installed(kind, name)
         return self.instantiate(
             kind, name, self.settings(kind, name, options, source=source, environ=environ)
         )
 
     def instantiate(self, kind: ProviderKind, name: str, settings: ProviderSettings) -> Provider:
         """Build a provider from settings already validated (see :meth:`settings`)."""
-        self._check_installed(kind, name)
+        self.check_installed(kind, name)
         return self.registration(kind, name).cls(settings)
 
-    def _check_installed(self, kind: ProviderKind, name: str) -> None:
+    def check_installed(self, kind: ProviderKind, name: str) -> None:
+        """A :class:`PluginError` with the pip command when the plugin that registered
+        provider ``name`` lacks packages it needs (it loaded, but cannot run)."""
         plugin = self.registration(kind, name).plugin
         if plugin.missing:
             raise PluginError(

@@ -61,3 +61,20 @@ async def test_drain_ends_when_the_last_call_ends_even_if_one_started_meanwhile(
         second.hang_up()
     assert drained_at and drained_at[0] - start < 5.0  # not the 60 s grace period
     assert {r.call.call_id for r in calls.records} == {"call-a", "call-b"}
+
+
+def test_a_record_that_cannot_be_serialised_is_logged_not_raised(
+    tmp_path: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Writing the record runs in the call's cleanup, before the hang-up: an exception
+    there skipped the hang-up and left the caller on a silent line."""
+    from voicekit.records import CallRecord
+
+    settings = load_settings(server={"records_dir": str(tmp_path)})
+    calls = CallManager(settings, stt=FakeSTT(), llm=FakeLLM(), tts=FakeTTS())
+    deep: list[object] = []
+    for _ in range(5000):
+        deep = [deep]
+    record = CallRecord(call=CallInfo("call-x", provider_data={"deep": deep}), started_at=0.0)
+    calls._write_file(record)
+    assert "could not serialise the call record" in caplog.text and "call-x" in caplog.text

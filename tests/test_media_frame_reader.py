@@ -426,3 +426,66 @@ async def test_the_reader_and_websockets_alone_agree_on_any_stream(
         assert fast[1] in (1002, 1009, None)
         assert fast[0] == expected
         assert stock[0] == expected[: len(stock[0])]
+
+
+async def test_a_client_that_pings_and_never_reads_is_dropped_not_buffered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every ping is answered with a pong: a client that never reads them made the
+    server hold them all (1.5 GB in 40 s), and the close meant for it never went out."""
+    from voicekit.server import _uvicorn
+
+    monkeypatch.setattr(_uvicorn, "CONTROL_FRAMES_PER_S", 10**9)  # the backlog alone
+    monkeypatch.setattr(_uvicorn, "WRITE_BACKLOG_BYTES", 64 * 1024)
+    app = EchoApp()
+    server, client = await connect(app)
+    held: list[int] = []
+    original = _uvicorn.MediaWebSocketProtocol.data_received
+
+    def watched(self: Any, data: bytes) -> None:
+        original(self, data)
+        held.append(self.transport.get_write_buffer_size())
+
+    monkeypatch.setattr(_uvicorn.MediaWebSocketProtocol, "data_received", watched)
+    pings = frame(0x9, b"p" * 125) * 64
+    try:
+        with anyio.fail_after(10):
+            try:
+                while True:  # never reading: the client's own receive buffer fills too
+                    await client.stream.send(pings)
+            except (anyio.BrokenResourceError, OSError):
+                pass  # dropped
+        await app.wait(1)  # the app sees the end
+    finally:
+        await server.__aexit__(None, None, None)
+    assert app.disconnect_code is not None
+    assert max(held) < 64 * 1024 + len(pings) * 2  # the pongs of one read past the bound
+
+
+async def test_a_flood_of_control_frames_is_dropped() -> None:
+    from voicekit.server._uvicorn import CONTROL_FRAMES_PER_S
+
+    app = EchoApp()
+    server, client = await connect(app)
+    try:
+        await client.send(frame(0x1, b"before"))
+        await client.stream.send(frame(0xA, b"") * (CONTROL_FRAMES_PER_S + 1))
+        assert await client.close_code() is None  # dropped, no close handshake to wait on
+        await app.wait(2)
+    finally:
+        await server.__aexit__(None, None, None)
+    assert app.messages == [("text", "before")] and app.disconnect_code is not None
+
+
+async def test_pings_at_a_keepalive_pace_are_answered() -> None:
+    app = EchoApp()
+    server, client = await connect(app)
+    try:
+        for n in range(5):
+            await client.send(frame(0x9, b"%d" % n))
+            assert await read_frame(client.stream, client.buffer) == (0xA, b"%d" % n)
+        await client.send(frame(0x1, b"still here"))
+        await app.wait(1)
+    finally:
+        await server.__aexit__(None, None, None)
+    assert app.messages == [("text", "still here")]

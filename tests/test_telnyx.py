@@ -261,6 +261,29 @@ def test_a_start_frame_with_an_unusable_format_is_a_bad_start(
     assert err.value.kind == "bad_start" and problem in str(err.value)
 
 
+def test_custom_parameters_keep_plain_values_only_and_a_record_can_hold_them() -> None:
+    import dataclasses
+
+    from voicekit.records import CallRecord
+    from voicekit.telephony import CallInfo
+
+    nested: object = "deep"
+    for _ in range(700):
+        nested = [nested]
+    params = {"customer_id": "c-42", "tier": 2, "deep": nested, "map": {"a": "b"}}
+    params |= {f"p{i}": "x" for i in range(100)}
+    raw = json.dumps({"event": "start", "start": {"custom_parameters": params}})
+    frame = parse_frame(raw)
+    assert isinstance(frame, StartFrame)
+    kept = frame.custom_parameters
+    assert kept["customer_id"] == "c-42" and kept["tier"] == 2
+    assert "deep" not in kept and "map" not in kept and len(kept) == 64
+    record = CallRecord(
+        call=CallInfo(call_id="v3:c", provider_data={"custom_parameters": kept}), started_at=0.0
+    )
+    json.dumps(dataclasses.asdict(record), default=str)  # what the record file holds
+
+
 def test_deep_nesting_and_huge_numbers_are_bad_json() -> None:
     for raw in ("[" * 30_000, "9" * 5000, '{"event": "media", "media": ' + "[" * 20_000):
         with pytest.raises(BadFrame) as err:

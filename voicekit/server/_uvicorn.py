@@ -118,6 +118,13 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
       skips and counts it as it does any malformed frame, instead of uvicorn logging a
       traceback and ending the call with 1007.
     - The peer has ``CLOSE_TIMEOUT_S`` to answer our close frame, not uvicorn's 10 s.
+    - A peer that does not read what it is sent is dropped once ``WRITE_BACKLOG_BYTES``
+      wait to go out: websockets answers every ping with a pong, and a client that pings
+      without reading (before it has even shown a token) grew the server by 1.5 GB in
+      40 s, while a close waiting for that buffer to drain never went out.
+    - At most ``CONTROL_FRAMES_PER_S`` pings and pongs a second (Telnyx sends a few a
+      minute): a flood of empty control frames kept a core busy with no message ever
+      reaching the app, so no backpressure applied.
     - Frames are cut from the stream here and data frames delivered directly
       (:meth:`_cut_frames`).
     """
@@ -128,6 +135,8 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
     _partial_needed = 0  # the bytes that frame needs in all (0: its header is not all here)
     _framing_refused = False  # frame bytes reached websockets before the connection opened
     _handshake_timer: asyncio.TimerHandle | None = None
+    _control_second = -1  # the loop's second the control frames below were counted in
+    _control_frames = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -162,6 +171,37 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        self._receive(data)
+        if (
+            self.transport.get_write_buffer_size() > WRITE_BACKLOG_BYTES
+            and not self.transport.is_closing()
+        ):
+            self._drop("it does not read what it is sent")
+
+    def _drop(self, why: str) -> None:
+        logger.warning("dropped a media WebSocket: %s", why)
+        self.transport.abort()
+
+    def handle_ping(self) -> None:
+        if self._control_frame_allowed():
+            super().handle_ping()
+
+    def handle_pong(self, event: Any) -> None:
+        if self._control_frame_allowed():
+            super().handle_pong(event)
+
+    def _control_frame_allowed(self) -> bool:
+        second = int(self.loop.time())
+        if second != self._control_second:
+            self._control_second, self._control_frames = second, 0
+        self._control_frames += 1
+        if self._control_frames <= CONTROL_FRAMES_PER_S:
+            return True
+        if not self.transport.is_closing():
+            self._drop(f"more than {CONTROL_FRAMES_PER_S} pings and pongs in a second")
+        return False
+
+    def _receive(self, data: bytes) -> None:
         if not self._framing and self._parser_idle():
             self._framing = True
         if self._framing:
@@ -289,6 +329,8 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 CLOSE_TIMEOUT_S = 2.0
+WRITE_BACKLOG_BYTES = 1 << 20  # paced audio keeps a few KiB queued; a MiB is a peer not reading
+CONTROL_FRAMES_PER_S = 50
 _OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})  # continuation, data, control
 
 

@@ -221,6 +221,8 @@ class CallManager:
             path.write_text(json.dumps(dataclasses.asdict(record), indent=2, default=str))
         except OSError as exc:
             logger.error("call=%s: could not write the call record: %s", record.call.call_id, exc)
+        except Exception:  # a value the record cannot hold must not skip the call's hang-up
+            logger.exception("call=%s: could not serialise the call record", record.call.call_id)
 
     def health(self) -> dict[str, Any]:
         return {

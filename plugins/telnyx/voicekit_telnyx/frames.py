@@ -149,6 +149,24 @@ def _loads(raw: str | bytes) -> Any:
         raise BadFrame("bad_json", str(exc)[:80]) from None
 
 
+MAX_CUSTOM_PARAMETERS = 64
+
+
+def _flat_parameters(params: Any) -> dict[str, Any]:
+    """A start frame's ``custom_parameters``: names to plain values, as Telnyx sends them
+    (at most ``MAX_CUSTOM_PARAMETERS``). Anything nested is dropped: the parameters go
+    into the call record, and a value nested 700 deep broke writing it."""
+    if not isinstance(params, dict):
+        return {}
+    flat: dict[str, Any] = {}
+    for name, value in params.items():
+        if len(flat) == MAX_CUSTOM_PARAMETERS:
+            break
+        if isinstance(name, str) and (value is None or isinstance(value, str | int | float)):
+            flat[name] = value
+    return flat
+
+
 def parse_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
     """One frame from the wire; :class:`BadFrame` for anything that is not a usable frame."""
     if len(raw) > max_bytes:
@@ -187,7 +205,7 @@ def parse_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
             to_number=_str(start.get("to")),
             client_state=_str(start.get("client_state")),
             format=_format(start.get("media_format")),
-            custom_parameters=params if isinstance(params, dict) else {},
+            custom_parameters=_flat_parameters(params),
         )
     if event == "dtmf":
         dtmf = data.get("dtmf")

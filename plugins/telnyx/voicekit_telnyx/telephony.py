@@ -268,7 +268,8 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
         try:
             await stream.wait_start()
         except (StreamRejected, TimeoutError) as exc:
-            logger.warning("call=%s: media stream refused: %s", call_id, exc or "no start frame")
+            why = str(exc) or "no start frame in time"
+            logger.warning("call=%s: media stream refused: %s", call_id, why)
             host.end_call(call_id, "media_refused")
             await _close(websocket, 1008, "media stream refused", gone)
             await self._quietly(call_id, self.client.hangup, call_id)
@@ -286,13 +287,15 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
             await self.client.transfer(call_id, to)
             handed_on = True
 
-        await host.run_call(stream, hangup=hang_up, transfer=transfer)
-        if not stream.closed:
-            await _close(websocket, 1000, "", gone)
-        if not (handed_on or stream.stopped) and call_id in self._calls:
-            # The media went away but Telnyx did not end the call (no stop frame, no
-            # hang-up webhook yet): the caller would be left on a silent line.
-            await self._quietly(call_id, self.client.hangup, call_id)
+        try:
+            await host.run_call(stream, hangup=hang_up, transfer=transfer)
+        finally:  # even after a bug in the call: never a caller left on a silent line
+            if not stream.closed:
+                await _close(websocket, 1000, "", gone)
+            if not (handed_on or stream.stopped) and call_id in self._calls:
+                # The media went away but Telnyx did not end the call (no stop frame, no
+                # hang-up webhook yet): the caller would be left on a silent line.
+                await self._quietly(call_id, self.client.hangup, call_id)
 
     async def _token_from_connected_frame(self, websocket: Any) -> str | None:
         """Telnyx also sends the token in its ``connected`` frame (top level or nested)."""

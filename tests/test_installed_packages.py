@@ -99,3 +99,25 @@ def test_a_package_installed_between_two_passes_is_seen_by_the_second(site: Path
     dist_info(site, "late", "1.0", [])
     invalidate_caches()
     assert InstalledPackages().missing_requirements(plugin, "acme") == []
+
+
+def test_an_empty_metadata_file_falls_back_to_pkg_info(site: Path) -> None:
+    info = site / "both-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("")
+    (info / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: both\nVersion: 1.0\n")
+    facts = DistributionFacts.of(metadata.PathDistribution(info))
+    assert (facts.name, facts.version) == ("both", "1.0")
+
+
+def test_an_extra_named_with_underscores_is_the_same_extra(site: Path) -> None:
+    plugin = dist_info(
+        site,
+        "acme-voice",
+        "1.0",
+        ["Provides-Extra: my-extra", 'Requires-Dist: not-here-either; extra == "my-extra"'],
+    )
+    missing = InstalledPackages().missing_requirements(
+        metadata.PathDistribution(plugin), "my_extra"
+    )
+    assert missing == ["not-here-either"]

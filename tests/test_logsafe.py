@@ -64,3 +64,14 @@ def test_line_breaks_in_values_cannot_forge_log_lines(caplog: pytest.LogCaptureF
     logging.getLogger("voicekit.test").warning("call=%s: hello", "v3:x\nERROR forged line")
     (record,) = caplog.records
     assert record.getMessage() == "call=v3:x\\nERROR forged line: hello"
+
+
+def test_other_control_characters_are_escaped_too(caplog: pytest.LogCaptureFixture) -> None:
+    hostile = "red\x1b[31m alert\x85next\u2028line\x0bvt\x0cff\x7fdel\x00nul\ttab"
+    logging.getLogger("voicekit.test").warning("peer %s", hostile)
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert len(message.splitlines()) == 1
+    assert message == (
+        "peer red\\x1b[31m alert\\x85next\\u2028line\\x0bvt\\x0cff\\x7fdel\\x00nul\ttab"
+    )

@@ -76,6 +76,31 @@ def test_third_party_provider_is_attributed_to_its_distribution(
     assert manager.plugins["acme"].providers == [("stt", "acme")]
 
 
+def test_metadata_that_cannot_be_read_is_that_plugins_error_not_everyones(
+    plugin_dist: PluginDistFactory,
+) -> None:
+    site = plugin_dist(
+        "odd-marker",
+        {"oddmarker": "odd_marker"},
+        {"odd_marker": STT_PLUGIN.format(cls="OddSTT", name="odd")},
+        requires=['requests; python_version ~= "abc"'],  # packaging cannot compare it
+    )
+    plugin_dist(
+        "acme-stt",
+        {"acme": "acme_stt"},
+        {"acme_stt": STT_PLUGIN.format(cls="AcmeSTT", name="acme")},
+    )
+    bad_bytes = site / "bad_bytes-1.0.dist-info"
+    bad_bytes.mkdir()
+    (bad_bytes / "METADATA").write_bytes(b"Metadata-Version: 2.1\nName: bad\xff\xfe\nVersion: 1\n")
+    (bad_bytes / "entry_points.txt").write_text("[voicekit]\nbadbytes = acme_stt\n")
+    manager = load_plugins({})
+    for name in ("oddmarker", "badbytes"):
+        error = manager.plugins[name].error
+        assert error is not None and error.startswith("unreadable package metadata"), name
+    assert manager.registry.names("stt").count("acme") == 1 and FIRST_PARTY <= set(manager.plugins)
+
+
 def test_import_failure_is_reported_and_others_still_load(plugin_dist: PluginDistFactory) -> None:
     plugin_dist(
         "broken", {"broken": "broken_plugin"}, {"broken_plugin": "import does_not_exist_anywhere\n"}

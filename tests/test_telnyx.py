@@ -343,3 +343,34 @@ async def test_call_ids_stay_one_path_segment_in_rest_calls(
     await client.hangup("../../etc/evil")
     await client.aclose()
     assert paths == ["calls/..%2F..%2Fetc%2Fevil/actions/hangup"]
+
+
+@pytest.mark.anyio
+async def test_telnyx_error_events_are_one_warning_and_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """3,000 error events made 3,000 warning lines: a stream cannot flood the log."""
+    import logging
+
+    from voicekit_telnyx.media import TelnyxMediaStream
+
+    start = {"media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}
+    error = {"event": "error", "payload": {"code": 100002, "title": "x", "detail": "y"}}
+    messages = [json.dumps({"event": "start", "start": start})] + [json.dumps(error)] * 3000
+
+    class Socket:
+        async def receive(self) -> dict[str, object]:
+            if messages:
+                return {"type": "websocket.receive", "text": messages.pop(0)}
+            return {"type": "websocket.disconnect", "code": 1000}
+
+    stream = TelnyxMediaStream(Socket(), call_id="v3:c", outbound_format=ULAW_8K)
+    await stream.wait_start()
+    caplog.set_level(logging.DEBUG, logger="voicekit_telnyx")
+    events = [event async for event in stream]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert stream.error_frames == 3000 and len(events) == 1  # the end of the stream
+    assert warnings == [
+        "call=v3:c: Telnyx media error 100002 x: y",
+        "call=v3:c: 3000 Telnyx media error events in all",
+    ]

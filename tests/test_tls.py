@@ -138,3 +138,22 @@ def test_a_bundle_that_cannot_be_read_names_the_variable(
     monkeypatch.setenv("SSL_CERT_FILE", str(missing))
     with pytest.raises(ConfigError, match=r"SSL_CERT_FILE='.*no-such-bundle\.pem'"):
         client_tls()
+
+
+async def test_the_scheme_is_read_as_websockets_reads_it(
+    fresh_tls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(CERT))
+    async with websockets.serve(echo, "127.0.0.1", 0, ssl=server_tls()) as server:
+        port = server.sockets[0].getsockname()[1]
+        ws = await connect_websocket(
+            f"WSS://127.0.0.1:{port}",
+            {},
+            provider="test",
+            label="the test server",
+            key_env="TEST_KEY",
+            open_timeout_s=5,
+            policy=RetryPolicy(attempts=1),
+        )
+        await close_websocket(ws, 1.0)
+    assert len(fresh_tls) == 1

@@ -94,19 +94,31 @@ def redact(text: str) -> str:
     return text
 
 
-_LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r"})
+# Control characters in values from the network: line breaks would forge a log line (and
+# NEL, VT, FF, U+2028/9 count as line breaks to str.splitlines and to some viewers), and
+# ESC sequences would drive the terminal of whoever tails the log. Tab is left alone.
+_CONTROLS = str.maketrans(
+    {
+        **{c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c != 0x09},
+        0x0A: "\\n",
+        0x0D: "\\r",
+        0x2028: "\\u2028",
+        0x2029: "\\u2029",
+    }
+)
 
 
 def _redact_arg(value: Any) -> Any:
     """One format argument, redacted; numbers and clean values are left as they are, so
     formatters that read ``record.args`` (uvicorn's access log) keep working. Line breaks
-    in arguments (values from the network) are escaped: no one forges a log line."""
+    and other control characters in arguments (values from the network) are escaped: no
+    one forges a log line or sends the reader's terminal an escape sequence."""
     if isinstance(value, str):
-        return redact(value).translate(_LINE_BREAKS)
+        return redact(value).translate(_CONTROLS)
     if value is None or isinstance(value, int | float | bool | bytes):
         return value
     text = str(value)
-    clean = redact(text).translate(_LINE_BREAKS)
+    clean = redact(text).translate(_CONTROLS)
     return value if clean == text else clean
 
 

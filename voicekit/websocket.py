@@ -14,14 +14,24 @@ from typing import Any
 
 import anyio
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from voicekit.provider_errors import network_error, retry_after_s, status_error
 from voicekit.retry import RetryPolicy
 from voicekit.tls import client_tls
 
 __all__ = ["close_websocket", "connect_websocket", "send_message"]
+
+
+def _secure(url: str) -> bool:
+    """Whether websockets will open ``url`` with TLS (it reads the scheme its own way:
+    ``WSS://`` is secure); a URL it cannot parse fails in ``connect`` with its own error."""
+    try:
+        return parse_uri(url).secure
+    except InvalidURI:
+        return False
 
 
 async def _open(
@@ -42,7 +52,7 @@ async def _open(
                 max_size=max_size,
                 ping_interval=20,
                 compression=None,
-                ssl=client_tls() if url.startswith("wss:") else None,
+                ssl=client_tls() if _secure(url) else None,
             )
     except InvalidStatus as exc:
         response = exc.response

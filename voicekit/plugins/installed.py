@@ -25,10 +25,8 @@ _END_OF_HEADERS = re.compile(r"\r?\n\r?\n")
 
 
 def _headers(dist: metadata.Distribution) -> Message | None:
-    text = dist.read_text("METADATA")
-    if text is None:
-        text = dist.read_text("PKG-INFO")  # an egg-info or sdist-style install
-    if text is None:
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")  # egg-info has PKG-INFO
+    if not text:
         return None
     return HeaderParser().parsestr(_END_OF_HEADERS.split(text, maxsplit=1)[0])
 
@@ -41,6 +39,11 @@ class DistributionFacts:
     version: str | None
     extras: frozenset[str]
     requires: tuple[Requirement, ...]  # the ones that parse
+
+    @property
+    def extra_names(self) -> frozenset[str]:
+        """The extras by their normalised names (``my_extra`` is ``my-extra``)."""
+        return frozenset(canonicalize_name(e) for e in self.extras)
 
     @classmethod
     def of(cls, dist: metadata.Distribution) -> DistributionFacts:
@@ -104,7 +107,7 @@ class InstalledPackages:
         """Requirements of ``dist`` (its base ones, plus extra ``extra`` if it has one)
         that are not installed."""
         facts = self.facts(dist)
-        env = {"extra": extra if extra in facts.extras else ""}
+        env = {"extra": extra if canonicalize_name(extra) in facts.extra_names else ""}
         missing: list[str] = []
         for req in facts.requires:
             if req.marker is not None and not req.marker.evaluate(env):

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import pluggy
+from packaging.utils import canonicalize_name
 
 from voicekit import hookspecs
 from voicekit.errors import PluginError
@@ -95,20 +96,14 @@ class PluginManager:
             if (allow is not None and ep.name not in allow) or ep.name in block:
                 logger.debug("plugin %s skipped by %s/%s", ep.name, LOAD_ENV, BLOCK_ENV)
                 continue
-            dist = ep.dist
-            facts = installed.facts(dist) if dist is not None else None
-            info = PluginInfo(
-                name=ep.name,
-                module=ep.value,
-                distribution=facts.name if facts is not None else None,
-                version=facts.version if facts is not None else None,
-            )
-            if dist is not None and facts is not None:
-                info.missing = installed.missing_requirements(dist, ep.name)
-                if info.missing:
-                    info.install_hint = install_command(
-                        dist, ep.name if ep.name in facts.extras else None
-                    )
+            info = PluginInfo(name=ep.name, module=ep.value)
+            try:
+                self._describe(info, ep.dist, installed)
+            except Exception as exc:  # metadata we cannot read must not stop the others
+                info.error = f"unreadable package metadata: {type(exc).__name__}: {exc}"
+                logger.warning("plugin %s could not be loaded: %s", ep.name, info.error)
+                self.plugins[ep.name] = info
+                continue
             try:
                 module = ep.load()
             except Exception as exc:  # a broken plugin must not take the others down
@@ -120,6 +115,20 @@ class PluginManager:
         self.check_pending()
         self.collect_providers()
         self.collect_tools()
+
+    @staticmethod
+    def _describe(
+        info: PluginInfo, dist: metadata.Distribution | None, installed: InstalledPackages
+    ) -> None:
+        """Fill in the plugin's distribution, version and missing requirements."""
+        if dist is None:
+            return
+        facts = installed.facts(dist)
+        info.distribution, info.version = facts.name, facts.version
+        info.missing = installed.missing_requirements(dist, info.name)
+        if info.missing:
+            extra = info.name if canonicalize_name(info.name) in facts.extra_names else None
+            info.install_hint = install_command(dist, extra)
 
     def register(self, plugin: ModuleType | object, name: str | None = None) -> PluginInfo:
         """Register a plugin object directly (an app's own hooks, or tests).

@@ -89,6 +89,7 @@ class TelnyxMediaStream(MediaStream):
         self._gone: tuple[type[BaseException], ...] = (OSError, RuntimeError, *gone)
         self.bad_frames: Counter[str] = Counter()
         self.frames_in = 0
+        self.error_frames = 0  # Telnyx's error events: the first is a warning, the rest debug
         self.close_code: int | None = None  # of the socket, once it is gone
         self.stopped = False  # Telnyx ended the stream with its ``stop`` frame
 
@@ -152,6 +153,10 @@ class TelnyxMediaStream(MediaStream):
             logger.debug("call=%s: skipped a bad media frame: %s", self._call_id, exc)
 
     def _summarise(self) -> None:
+        if self.error_frames > 1:
+            logger.warning(
+                "call=%s: %d Telnyx media error events in all", self._call_id, self.error_frames
+            )
         total = sum(self.bad_frames.values())
         if total:
             kinds = ", ".join(f"{k} {n}" for k, n in self.bad_frames.most_common())
@@ -227,7 +232,9 @@ class TelnyxMediaStream(MediaStream):
                     yield StreamStopped("stopped by Telnyx")
                     return
                 elif isinstance(frame, ErrorFrame):
-                    logger.warning(
+                    self.error_frames += 1
+                    logger.log(
+                        logging.WARNING if self.error_frames == 1 else logging.DEBUG,
                         "call=%s: Telnyx media error %s %s: %s",
                         self._call_id,
                         frame.code,

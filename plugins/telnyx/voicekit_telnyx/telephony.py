@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
@@ -36,6 +35,7 @@ from voicekit.telephony import CallHost, Telephony
 from voicekit_telnyx.events import CallPayload, TelnyxWebhook, describe_invalid
 from voicekit_telnyx.frames import CODECS, BadFrame, Connected, parse_frame
 from voicekit_telnyx.media import StreamRejected, TelnyxMediaStream
+from voicekit_telnyx.replay import SeenEvents
 from voicekit_telnyx.rest import TelnyxClient
 from voicekit_telnyx.settings import TelnyxSettings
 from voicekit_telnyx.webhooks import WebhookVerificationError, decode_public_key, verify_webhook
@@ -44,7 +44,6 @@ __all__ = ["TelnyxTelephony"]
 
 logger = logging.getLogger(__name__)
 MACHINE_RESULTS = {"machine", "fax_detected"}
-SEEN_EVENTS = 10_000
 TOKEN_HEADER = "x-telnyx-streaming-auth-token"
 CONNECTED_FRAME_WAIT_S = 5.0  # a socket with no token in its headers must show it this soon
 
@@ -58,7 +57,7 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
         s = self.settings
         self.public_key = decode_public_key(s.public_key.get_secret_value())
         self._client: TelnyxClient | None = None
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen = SeenEvents(s.webhook_tolerance_s)
         self._calls: dict[str, dict[str, Any]] = {}  # what the webhooks told us, per call
         self.rejected_webhooks = 0
 
@@ -192,11 +191,8 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
             )
             return JSONResponse({"error": "not a Telnyx event"}, status_code=400)
         event_id = event.data.id
-        if event_id in self._seen:
+        if not self._seen.first_time(event_id):
             return JSONResponse({"ok": True, "duplicate": True})
-        self._seen[event_id] = None
-        if len(self._seen) > SEEN_EVENTS:
-            self._seen.popitem(last=False)
         task = self._dispatch(host, event.data.event_type, event.data.payload or CallPayload())
         return JSONResponse({"ok": True}, background=BackgroundTask(task) if task else None)
 

@@ -56,6 +56,7 @@ async def rig(
     agent: dict[str, Any] | None = None,
     turn: dict[str, Any] | None = None,
     server: dict[str, Any] | None = None,
+    telnyx_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[Rig]:
     async with (
         TelnyxEmulator() as telnyx,
@@ -83,6 +84,7 @@ async def rig(
                     "base_url": telnyx.url,
                     "connection_id": "conn-1",
                     "from_number": "+15550009999",
+                    **(telnyx_options or {}),
                 }
             )
         )

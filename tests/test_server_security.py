@@ -82,6 +82,27 @@ async def test_a_live_calls_token_admits_one_connection_and_none_after_the_call(
     assert not any(token in m for m in caplog.messages)
 
 
+@pytest.mark.parametrize("in_url", [False, True])
+async def test_a_token_in_the_url_counts_only_when_configured(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, in_url: bool
+) -> None:
+    async with rig(tmp_path, telnyx_options={"media_token_in_url": in_url}) as r:
+        r.telnyx.register_call("v3:url")
+        payload = {"call_control_id": "v3:url", "direction": "incoming", "from": "+1555"}
+        await r.phone.webhook("call.initiated", payload)
+        token = (await r.telnyx.wait_for("answer", "v3:url")).body["stream_auth_token"]
+        url = f"{media_url(r)}?token={token}"
+        if in_url:
+            async with websockets.connect(url) as ws:
+                start = {"call_control_id": "v3:url", "media_format": {"encoding": "PCMU"}}
+                await ws.send(json.dumps({"event": "start", "start": start}))
+                await until(lambda: r.calls.active)
+        else:
+            assert await refused_with(url, call_id="v3:url") == 1008
+            assert "refused a media stream: invalid or expired token" in caplog.text
+            assert r.calls.calls_total == 0
+
+
 async def test_a_token_for_a_call_that_hung_up_before_its_media_opens_nothing(
     tmp_path: Path,
 ) -> None:
@@ -253,7 +274,7 @@ async def test_half_finished_requests_are_closed_after_the_request_timeout(
 async def test_a_non_ascii_media_token_is_refused_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str
 ) -> None:
-    async with rig(tmp_path) as r:
+    async with rig(tmp_path, telnyx_options={"media_token_in_url": where == "query"}) as r:
         # A well-formed subject and expiry, so the non-ASCII MAC reaches the comparison.
         subject = base64.urlsafe_b64encode(b"v3:call").decode().rstrip("=")
         if where == "query":

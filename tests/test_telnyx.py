@@ -374,3 +374,12 @@ async def test_telnyx_error_events_are_one_warning_and_a_count(
         "call=v3:c: Telnyx media error 100002 x: y",
         "call=v3:c: 3000 Telnyx media error events in all",
     ]
+
+
+def test_json_in_bytes_must_be_utf8() -> None:
+    frame = json.dumps({"event": "stop"})
+    assert type(parse_frame(frame.encode())).__name__ == "StopFrame"
+    for encoding in ("utf-16", "utf-32"):
+        with pytest.raises(BadFrame) as err:
+            parse_frame(frame.encode(encoding))
+        assert err.value.kind == "bad_json"

@@ -142,7 +142,8 @@ def _format(media_format: Any) -> AudioFormat:
 
 def _loads(raw: str | bytes) -> Any:
     try:
-        return json.loads(raw)
+        # UTF-8 only: json.loads would take bytes in UTF-16 or UTF-32 too.
+        return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     except RecursionError:
         raise BadFrame("bad_json", "nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, 5000-digit numbers

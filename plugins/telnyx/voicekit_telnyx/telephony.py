@@ -244,7 +244,9 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
 
         gone = (OSError, RuntimeError, WebSocketDisconnect)
         await websocket.accept()
-        token = websocket.headers.get(TOKEN_HEADER) or websocket.query_params.get("token")
+        token = websocket.headers.get(TOKEN_HEADER)
+        if token is None and self.settings.media_token_in_url:
+            token = websocket.query_params.get("token")
         if token is None:
             token = await self._token_from_connected_frame(websocket)
         call_id = host.admit_media(token)  # logs the refusal with the call id

@@ -119,7 +119,8 @@ def test_plugins_lists_first_party_with_versions() -> None:
     )
 
 
-def test_plugins_text_shows_providers_and_missing_extras(plugin_dist: PluginDistFactory) -> None:
+def roles_plugin_missing_its_sdk(plugin_dist: PluginDistFactory) -> None:
+    """The roles plugin, installed, with its extra's package not installed."""
     plugin_dist(
         "roles-dist",
         {"roles": "roles_plugin"},
@@ -127,6 +128,10 @@ def test_plugins_text_shows_providers_and_missing_extras(plugin_dist: PluginDist
         extras=["roles"],
         requires=['missing-sdk ; extra == "roles"'],
     )
+
+
+def test_plugins_text_shows_providers_and_missing_extras(plugin_dist: PluginDistFactory) -> None:
+    roles_plugin_missing_its_sdk(plugin_dist)
     result = CliRunner().invoke(cli, ["plugins"])
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("roles "))
@@ -139,13 +144,7 @@ def test_config_check_fails_when_a_chosen_provider_lacks_its_packages(
 ) -> None:
     """A config that passes the check starts: a provider whose plugin loaded but misses
     a package is caught here, not at `voicekit serve` or `simulate`."""
-    plugin_dist(
-        "roles-dist",
-        {"roles": "roles_plugin"},
-        {"roles_plugin": ALL_ROLES_PLUGIN},
-        extras=["roles"],
-        requires=['missing-sdk ; extra == "roles"'],
-    )
+    roles_plugin_missing_its_sdk(plugin_dist)
     monkeypatch.setenv("ROLES_TTS_KEY", "xi-very-secret-key-123456")
     path = tmp_path / "voicekit.toml"
     path.write_text(ROLES_CONFIG)

@@ -406,7 +406,7 @@ async def test_the_reader_and_websockets_alone_agree_on_any_stream(
 ) -> None:
     """Random frame sequences cut at random places: the same messages and the same close
     code whether the reader cuts the frames or websockets parses every byte."""
-    from voicekit.server._uvicorn import MediaWebSocketProtocol
+    from voicekit.server.media_socket import MediaWebSocketProtocol
 
     rng = random.Random(seed)
     data, expected, refused = random_frames(rng)
@@ -433,20 +433,20 @@ async def test_a_client_that_pings_and_never_reads_is_dropped_not_buffered(
 ) -> None:
     """Every ping is answered with a pong: a client that never reads them made the
     server hold them all (1.5 GB in 40 s), and the close meant for it never went out."""
-    from voicekit.server import _uvicorn
+    from voicekit.server import media_socket
 
-    monkeypatch.setattr(_uvicorn, "CONTROL_FRAMES_PER_S", 10**9)  # the backlog alone
-    monkeypatch.setattr(_uvicorn, "WRITE_BACKLOG_BYTES", 64 * 1024)
+    monkeypatch.setattr(media_socket, "CONTROL_FRAMES_PER_S", 10**9)  # the backlog alone
+    monkeypatch.setattr(media_socket, "WRITE_BACKLOG_BYTES", 64 * 1024)
     app = EchoApp()
     server, client = await connect(app)
     held: list[int] = []
-    original = _uvicorn.MediaWebSocketProtocol.data_received
+    original = media_socket.MediaWebSocketProtocol.data_received
 
     def watched(self: Any, data: bytes) -> None:
         original(self, data)
         held.append(self.transport.get_write_buffer_size())
 
-    monkeypatch.setattr(_uvicorn.MediaWebSocketProtocol, "data_received", watched)
+    monkeypatch.setattr(media_socket.MediaWebSocketProtocol, "data_received", watched)
     pings = frame(0x9, b"p" * 125) * 64
     try:
         with anyio.fail_after(10):
@@ -463,7 +463,7 @@ async def test_a_client_that_pings_and_never_reads_is_dropped_not_buffered(
 
 
 async def test_a_flood_of_control_frames_is_dropped() -> None:
-    from voicekit.server._uvicorn import CONTROL_FRAMES_PER_S
+    from voicekit.server.media_socket import CONTROL_FRAMES_PER_S
 
     app = EchoApp()
     server, client = await connect(app)

@@ -56,9 +56,9 @@ def server_tls() -> ssl.SSLContext:
     return context
 
 
-async def connect(port: int) -> Any:
+async def connect(port: int, scheme: str = "wss") -> Any:
     return await connect_websocket(
-        f"wss://127.0.0.1:{port}",
+        f"{scheme}://127.0.0.1:{port}",
         {},
         provider="test",
         label="the test server",
@@ -98,15 +98,7 @@ async def test_a_certificate_nobody_vouches_for_is_refused(
 async def test_plain_ws_needs_no_context(fresh_tls: list[int]) -> None:
     async with websockets.serve(echo, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-        ws = await connect_websocket(
-            f"ws://127.0.0.1:{port}",
-            {},
-            provider="test",
-            label="the test server",
-            key_env="TEST_KEY",
-            open_timeout_s=5,
-        )
-        await close_websocket(ws, 1.0)
+        await close_websocket(await connect(port, "ws"), 1.0)
     assert fresh_tls == []
 
 
@@ -146,14 +138,5 @@ async def test_the_scheme_is_read_as_websockets_reads_it(
     monkeypatch.setenv("SSL_CERT_FILE", str(CERT))
     async with websockets.serve(echo, "127.0.0.1", 0, ssl=server_tls()) as server:
         port = server.sockets[0].getsockname()[1]
-        ws = await connect_websocket(
-            f"WSS://127.0.0.1:{port}",
-            {},
-            provider="test",
-            label="the test server",
-            key_env="TEST_KEY",
-            open_timeout_s=5,
-            policy=RetryPolicy(attempts=1),
-        )
-        await close_websocket(ws, 1.0)
+        await close_websocket(await connect(port, "WSS"), 1.0)
     assert len(fresh_tls) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from voicekit.server._uvicorn import HIGH_WATER, MediaWebSocketProtocol
+from voicekit.server.media_socket import HIGH_WATER, MediaWebSocketProtocol
 
 
 def test_reading_pauses_only_above_the_high_water_mark() -> None:

@@ -1,18 +1,9 @@
-"""uvicorn tuned for voicekit: signals left to voicekit, reading paused only under load,
-and no connection held open by a client that never finishes its request.
+"""uvicorn tuned for voicekit: signals left to voicekit, media sockets read by
+:mod:`voicekit.server.media_socket`, and no connection held open by a client that never
+finishes its request.
 
 - uvicorn's ``serve()`` installs its own SIGINT/SIGTERM handlers; voicekit drains calls on
   SIGTERM itself (and emulators inside tests must not touch signals at all).
-- uvicorn's WebSocket protocol pauses reading after every message and resumes when the
-  app takes it: two epoll calls per 20 ms media frame on every call. ``MediaWebSocketProtocol``
-  pauses only when ``HIGH_WATER`` messages are waiting, which keeps backpressure against
-  a flooding client without the per-frame churn.
-- A media socket receives 50 small messages a second per call, and websockets' general
-  parser (generators, a ``Frame`` object, an event list) costs more per message than the
-  rest of the inbound path. :meth:`MediaWebSocketProtocol.data_received` cuts the byte
-  stream into whole frames itself, delivers the common case (a masked, unfragmented text
-  or binary frame) directly and hands every other frame, whole, to websockets, so every
-  rule websockets enforces still applies and its parser is always between frames.
 - uvicorn has no timeout for reading a request: a client that opens a connection and
   sends half a request line, or trickles a body, holds a socket and a file descriptor
   forever (200 of them were held over 60 s). :func:`http_protocol` gives each request a
@@ -30,26 +21,17 @@ from collections.abc import Generator
 from typing import Any, cast
 
 import uvicorn
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import State
 
-try:  # websockets' C helper, as its own parser uses
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover  (a build without the C extension)
-    from websockets.utils import apply_mask
+from voicekit.server.media_socket import MediaWebSocketProtocol
 
 __all__ = [
-    "HIGH_WATER",
     "MAX_HEADER_BYTES",
-    "MediaWebSocketProtocol",
     "Server",
     "http_protocol",
     "server_config",
 ]
 
 logger = logging.getLogger(__name__)
-
-HIGH_WATER = 32
 
 
 class Server(uvicorn.Server):
@@ -102,236 +84,6 @@ class Server(uvicorn.Server):
             connection.shutdown()
         for server in self.servers:
             await server.wait_closed()
-
-
-class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-io WebSocket protocol, hardened for media streams from the internet.
-
-    - Reads pause only above ``HIGH_WATER`` queued messages. uvicorn pauses when
-      ``read_paused`` is false and resumes when it is true and the queue is empty;
-      reporting "already paused" while few messages wait skips the pause, and the
-      matching resume is then a no-op on the transport.
-    - The opening handshake must finish within ``handshake_timeout_s``, and a handshake
-      that websockets refuses (a header line too long: 431) is answered and closed;
-      uvicorn would leave that socket open for ever.
-    - A text message that is not UTF-8 reaches the app as bytes, so the media route
-      skips and counts it as it does any malformed frame, instead of uvicorn logging a
-      traceback and ending the call with 1007.
-    - The peer has ``CLOSE_TIMEOUT_S`` to answer our close frame, not uvicorn's 10 s.
-    - A peer that does not read what it is sent is dropped once ``WRITE_BACKLOG_BYTES``
-      wait to go out: websockets answers every ping with a pong, and a client that pings
-      without reading (before it has even shown a token) grew the server by 1.5 GB in
-      40 s, while a close waiting for that buffer to drain never went out.
-    - At most ``CONTROL_FRAMES_PER_S`` pings and pongs a second (Telnyx sends a few a
-      minute): a flood of empty control frames kept a core busy with no message ever
-      reaching the app, so no backpressure applied.
-    - Frames are cut from the stream here and data frames delivered directly
-      (:meth:`_cut_frames`).
-    """
-
-    handshake_timeout_s: float = 10.0
-    _really_paused = False
-    _framing = False  # data_received cuts frames (the connection is open, websockets idle)
-    _partial_needed = 0  # the bytes that frame needs in all (0: its header is not all here)
-    _framing_refused = False  # frame bytes reached websockets before the connection opened
-    _handshake_timer: asyncio.TimerHandle | None = None
-    _control_second = -1  # the loop's second the control frames below were counted in
-    _control_frames = 0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.close_timeout = CLOSE_TIMEOUT_S
-        self._partial = bytearray()  # the start of a frame still arriving, given to no one
-
-    @property
-    def read_paused(self) -> bool:
-        queue = getattr(self, "queue", None)
-        return self._really_paused or (queue is not None and queue.qsize() < HIGH_WATER)
-
-    @read_paused.setter
-    def read_paused(self, value: bool) -> None:
-        self._really_paused = value
-
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        self._handshake_timer = self.loop.call_later(
-            self.handshake_timeout_s, self._handshake_expired
-        )
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-            self._handshake_timer = None
-        super().connection_lost(exc)
-
-    def _handshake_expired(self) -> None:
-        self._handshake_timer = None
-        if not self.handshake_complete and not self.transport.is_closing():
-            logger.info("closed a WebSocket whose handshake did not finish in time")
-            self.transport.close()
-
-    def data_received(self, data: bytes) -> None:
-        self._receive(data)
-        if (
-            self.transport.get_write_buffer_size() > WRITE_BACKLOG_BYTES
-            and not self.transport.is_closing()
-        ):
-            self._drop("it does not read what it is sent")
-
-    def _drop(self, why: str) -> None:
-        logger.warning("dropped a media WebSocket: %s", why)
-        self.transport.abort()
-
-    def handle_ping(self) -> None:
-        if self._control_frame_allowed():
-            super().handle_ping()
-
-    def handle_pong(self, event: Any) -> None:
-        if self._control_frame_allowed():
-            super().handle_pong(event)
-
-    def _control_frame_allowed(self) -> bool:
-        second = int(self.loop.time())
-        if second != self._control_second:
-            self._control_second, self._control_frames = second, 0
-        self._control_frames += 1
-        if self._control_frames <= CONTROL_FRAMES_PER_S:
-            return True
-        if not self.transport.is_closing():
-            self._drop(f"more than {CONTROL_FRAMES_PER_S} pings and pongs in a second")
-        return False
-
-    def _receive(self, data: bytes) -> None:
-        if not self._framing and self._parser_idle():
-            self._framing = True
-        if self._framing:
-            if self._partial:
-                self._partial += data  # in place: a frame may trickle in a byte at a time
-                if len(self._partial) < self._partial_needed:
-                    return
-                data, self._partial = bytes(self._partial), bytearray()
-            self._cut_frames(data)
-            return
-        if self.handshake_initiated and self.conn.state is not State.OPEN:
-            # Frames before the app accepted: websockets may stop inside one, with nothing
-            # left in its buffer to show it. This connection is parsed by websockets alone.
-            self._framing_refused = True
-        super().data_received(data)
-        if not self.handshake_initiated and self.conn.handshake_exc is not None:
-            # websockets refused the request itself (a line too long: 414/431) and queued
-            # its answer; uvicorn neither writes it nor closes the socket.
-            self.transport.write(b"".join(self.conn.data_to_send()))
-            self.handshake_complete = True
-            self.transport.close()
-
-    def _parser_idle(self) -> bool:
-        """websockets holds no bytes of an open connection: what comes next starts a frame."""
-        conn = self.conn
-        return (
-            conn.state is State.OPEN
-            and not self._framing_refused
-            and conn.parser_exc is None
-            and not conn.reader.buffer
-            and not conn.reader.eof
-            and not self.close_sent
-        )
-
-    def _cut_frames(self, data: bytes) -> None:
-        """Deliver the whole frames in ``data``; keep the start of one still arriving.
-
-        A masked, unfragmented text or binary frame (every media frame) goes to the app
-        directly. Any other frame (control, fragment, reserved bits, unmasked, a 64-bit
-        length) is handed whole to websockets, which applies its rules to it and is then
-        between frames again. A frame longer than the connection's message limit is handed
-        over as soon as its header is here, to be refused (1009) without being buffered;
-        so at most one message's worth of bytes is ever held here. Once websockets has
-        failed or the connection is closing, every byte goes to websockets.
-        """
-        conn = self.conn
-        limit = conn.max_message_size
-        end = len(data)
-        pos = 0
-        while pos < end:
-            if conn.parser_exc is not None or conn.state is not State.OPEN or self.close_sent:
-                break
-            first = data[pos]
-            second = data[pos + 1] if end - pos > 1 else 0x80  # taken as masked until here
-            if not second & 0x80 or (first & 0x0F) not in _OPCODES:
-                break  # unmasked or an unknown opcode: websockets refuses it from its header
-            room = (
-                limit if limit is None or conn.current_size is None else limit - conn.current_size
-            )
-            stop = self._frame_end(data, pos, room)
-            if stop is None or stop > end:  # its header or its payload is still arriving
-                self._partial = bytearray(data[pos:])
-                self._partial_needed = 0 if stop is None else stop - pos
-                return
-            if stop < 0:
-                break  # over the message limit: websockets refuses it from its header
-            if (
-                (first == 0x81 or first == 0x82)  # FIN, no RSV, text or binary
-                and (second & 0x7F) != 127  # a 7- or 16-bit length
-                and conn.current_size is None
-            ):
-                head = pos + (4 if (second & 0x7F) == 126 else 2)
-                self.curr_msg_data_type = "text" if first == 0x81 else "bytes"
-                self.frames = [apply_mask(data[head + 4 : stop], data[head : head + 4])]
-                self.send_receive_event_to_app()
-            else:
-                self._to_websockets(data[pos:stop])
-            pos = stop
-        if pos < end:
-            self._framing = False  # websockets takes the rest, and everything after it
-            self._to_websockets(data[pos:])
-
-    @staticmethod
-    def _frame_end(data: bytes, pos: int, limit: int | None) -> int | None:
-        """Where the frame starting at ``pos`` ends (past ``data``'s end if its payload is
-        still arriving); None if its header is not all here yet, -1 if its length is over
-        ``limit``."""
-        end = len(data)
-        if end - pos < 2:
-            return None
-        second = data[pos + 1]
-        length = second & 0x7F
-        head = pos + 2
-        if length == 126:
-            if end - head < 2:
-                return None
-            length = (data[head] << 8) | data[head + 1]
-            head += 2
-        elif length == 127:
-            if end - head < 8:
-                return None
-            length = int.from_bytes(data[head : head + 8], "big")
-            head += 8
-        if limit is not None and length > limit:
-            return -1
-        return head + (4 if second & 0x80 else 0) + length
-
-    def _to_websockets(self, data: bytes) -> None:
-        super().data_received(data)
-
-    def send_receive_event_to_app(self) -> None:
-        if self.curr_msg_data_type != "text" or self.close_sent:
-            super().send_receive_event_to_app()
-            return
-        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
-        self.frames = []
-        try:
-            message: dict[str, Any] = {"type": "websocket.receive", "text": data.decode()}
-        except UnicodeDecodeError:
-            message = {"type": "websocket.receive", "bytes": data}
-        self.queue.put_nowait(message)  # type: ignore[arg-type]
-        if not self.read_paused:
-            self.read_paused = True
-            self.transport.pause_reading()
-
-
-CLOSE_TIMEOUT_S = 2.0
-WRITE_BACKLOG_BYTES = 1 << 20  # paced audio keeps a few KiB queued; a MiB is a peer not reading
-CONTROL_FRAMES_PER_S = 50
-_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})  # continuation, data, control
 
 
 _TIMEOUT_RESPONSE = (

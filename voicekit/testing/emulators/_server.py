@@ -107,7 +107,8 @@ class LoopbackServer:
     async def __aenter__(self) -> Self:
         import uvicorn  # test-only dependency, imported when an emulator starts
 
-        from voicekit.server._uvicorn import MediaWebSocketProtocol, Server, server_config
+        from voicekit.server._uvicorn import Server, server_config
+        from voicekit.server.media_socket import MediaWebSocketProtocol
 
         if self.app is None:
             raise RuntimeError("LoopbackServer: set .app before entering")

@@ -289,21 +289,54 @@ async def test_a_frame_the_reader_does_not_take_gets_websockets_rules(
     assert app.messages == [("text", "before")]  # nothing after the bad frame
 
 
-async def test_a_frame_begun_before_the_app_accepted_is_read_by_websockets_alone() -> None:
-    """websockets reads a frame's header while the connection opens and then waits for
-    the rest with nothing in its buffer. That rest is built so that, read as frames, it is
-    the text "SMUG" and 18 x's: it must arrive as the one 30-byte message it is."""
-    mask = bytes([0x81, 0x84, 0x00, 0x00])  # also a text frame header (masked, 4 bytes)
-    wire = b"\x00\x00" + b"SMUG" + bytes([0x81, 0x92]) + bytes(4) + b"x" * 18
-    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(wire))
+async def test_frames_sent_before_the_handshake_is_answered_drop_the_connection() -> None:
+    """A client must wait for the answer to its upgrade request (RFC 6455, 4.1). Bytes
+    sent before it would be parsed by websockets a whole read at a time, past the
+    per-frame budget below, so the connection is dropped instead."""
     app = EchoApp(accept_after_s=0.2)
-    server, client = await connect(app, before_accept=bytes([0x82, 0x80 | len(wire)]))
+    server = LoopbackServer(app, limits=ServerSettings(max_message_bytes=MAX_BYTES))
+    await server.__aenter__()
     try:
-        await client.send(mask + wire + frame(0x1, b"next"))
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            "GET /media HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        await stream.send(request)
+        await anyio.sleep(0.05)  # read and not yet answered
+        await stream.send(frame(0x1, b"too soon"))
+        received = b""
+        with anyio.fail_after(5):
+            try:
+                while chunk := await stream.receive():
+                    received += chunk
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                pass
+    finally:
+        await server.__aexit__(None, None, None)
+    assert not received.startswith(b"HTTP/1.1 101") and app.messages == []
+
+
+async def test_a_flood_of_empty_fragments_is_dropped() -> None:
+    """Continuation frames of a message that never ends: no message reaches the app, so
+    reading never pauses; a core was kept busy, and calls failed, with no token shown."""
+    from voicekit.server.media_socket import CONTROL_FRAMES_PER_S
+
+    app = EchoApp()
+    server, client = await connect(app)
+    try:
+        await client.send(frame(0x1, b"before"))
+        fragments = frame(0x1, b"", fin=False) + frame(0x0, b"", fin=False) * 10_000
+        with contextlib.suppress(anyio.BrokenResourceError, OSError):
+            await client.stream.send(fragments)
+        assert await client.close_code() is None  # dropped
         await app.wait(2)
     finally:
         await server.__aexit__(None, None, None)
-    assert app.messages == [("bytes", payload), ("text", "next")]
+    assert app.messages == [("text", "before")] and app.disconnect_code is not None
+    assert CONTROL_FRAMES_PER_S < 10_000
 
 
 @pytest.mark.parametrize(

@@ -62,9 +62,12 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
       wait to go out: websockets answers every ping with a pong, and a client that pings
       without reading (before it has even shown a token) grew the server by 1.5 GB in
       40 s, while a close waiting for that buffer to drain never went out.
-    - At most ``CONTROL_FRAMES_PER_S`` pings and pongs a second (Telnyx sends a few a
-      minute): a flood of empty control frames kept a core busy with no message ever
-      reaching the app, so no backpressure applied.
+    - At most ``CONTROL_FRAMES_PER_S`` pings, pongs and message fragments a second
+      (Telnyx sends a few pings a minute and no fragments): a flood of empty control
+      frames, or of empty continuation frames of a message that never ends, kept a core
+      busy with no message ever reaching the app, so no backpressure applied.
+    - Bytes after the upgrade request and before its answer drop the connection (a client
+      must wait for the answer): websockets would parse them a whole read at a time.
     - Frames are cut from the stream here and data frames delivered directly
       (:meth:`_cut_frames`).
     """
@@ -73,7 +76,6 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
     _really_paused = False
     _framing = False  # data_received cuts frames (the connection is open, websockets idle)
     _partial_needed = 0  # the bytes that frame needs in all (0: its header is not all here)
-    _framing_refused = False  # frame bytes reached websockets before the connection opened
     _handshake_timer: asyncio.TimerHandle | None = None
     _control_second = -1  # the loop's second the control frames below were counted in
     _control_frames = 0
@@ -130,7 +132,13 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         if self._control_frame_allowed():
             super().handle_pong(event)
 
+    def handle_cont(self, event: Any) -> None:
+        if self._control_frame_allowed():
+            super().handle_cont(event)
+
     def _control_frame_allowed(self) -> bool:
+        """Pings, pongs and message fragments: a few a minute from Telnyx, and each one
+        handled without a message reaching the app, so without backpressure."""
         second = int(self.loop.time())
         if second != self._control_second:
             self._control_second, self._control_frames = second, 0
@@ -138,7 +146,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         if self._control_frames <= CONTROL_FRAMES_PER_S:
             return True
         if not self.transport.is_closing():
-            self._drop(f"more than {CONTROL_FRAMES_PER_S} pings and pongs in a second")
+            self._drop(f"more than {CONTROL_FRAMES_PER_S} pings, pongs and fragments in a second")
         return False
 
     def _receive(self, data: bytes) -> None:
@@ -152,11 +160,14 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
                 data, self._partial = bytes(self._partial), bytearray()
             self._cut_frames(data)
             return
-        if self.handshake_initiated and self.conn.state is not State.OPEN:
-            # Frames before the app accepted: websockets may stop inside one, with nothing
-            # left in its buffer to show it. This connection is parsed by websockets alone.
-            self._framing_refused = True
-        super().data_received(data)
+        if self.handshake_initiated and self.conn.state is State.CONNECTING:
+            # Bytes after the upgrade request, before it was answered: a client must wait
+            # for the answer (RFC 6455, 4.1). Parsed here they would be websockets' alone,
+            # a whole read at a time, past any per-frame budget. (Bytes in the request's
+            # own read never get here: uvicorn's HTTP side drops them.)
+            self._drop("it sent frames before its handshake was answered")
+            return
+        super().data_received(data)  # the upgrade request, rebuilt by uvicorn's HTTP side
         if not self.handshake_initiated and self.conn.handshake_exc is not None:
             # websockets refused the request itself (a line too long: 414/431) and queued
             # its answer; uvicorn neither writes it nor closes the socket.
@@ -169,7 +180,6 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         conn = self.conn
         return (
             conn.state is State.OPEN
-            and not self._framing_refused
             and conn.parser_exc is None
             and not conn.reader.buffer
             and not conn.reader.eof
@@ -192,6 +202,8 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         end = len(data)
         pos = 0
         while pos < end:
+            if self.transport.is_closing():
+                return  # dropped: the rest of this read is not worth parsing
             if conn.parser_exc is not None or conn.state is not State.OPEN or self.close_sent:
                 break
             first = data[pos]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +164,11 @@ def _flat_parameters(params: Any) -> dict[str, Any]:
     for name, value in params.items():
         if len(flat) == MAX_CUSTOM_PARAMETERS:
             break
-        if isinstance(name, str) and (value is None or isinstance(value, str | int | float)):
+        if isinstance(name, str) and (
+            value is None
+            or isinstance(value, str | int)
+            or (isinstance(value, float) and math.isfinite(value))  # NaN is not JSON
+        ):
             flat[name] = value
     return flat
 

@@ -522,3 +522,27 @@ async def test_pings_at_a_keepalive_pace_are_answered() -> None:
     finally:
         await server.__aexit__(None, None, None)
     assert app.messages == [("text", "still here")]
+
+
+async def test_an_upgraded_connection_leaves_no_http_side_behind() -> None:
+    """The HTTP protocol's request deadline was left armed after the upgrade, holding the
+    connection's HTTP side for request_timeout_s: a flood of junk media connections grew
+    a server by megabytes a second."""
+    import gc
+
+    from tests.session_helpers import until
+
+    def http_sides() -> int:
+        gc.collect()
+        return sum(type(o).__name__ == "DeadlineHTTPProtocol" for o in gc.get_objects())
+
+    app = EchoApp()
+    server, client = await connect(app)
+    try:
+        await client.send(frame(0x8, struct.pack("!H", 1000)))
+        await client.close_code()
+        await app.wait(1)
+        await client.stream.aclose()
+        await until(lambda: http_sides() == 0)
+    finally:
+        await server.__aexit__(None, None, None)

@@ -87,5 +87,12 @@ def test_full_collections_happen_when_no_call_is_up_or_after_many_calls() -> Non
         policy.call_ended(calls_left=0)  # idle
         assert policy.collections == 2
         assert not any(isinstance(o, Cycle) for o in gc.get_objects())
+        leave_cycle()  # as a refused media connection does
+        policy.connection_refused()
+        policy.connection_refused()
+        assert policy.collections == 2  # refusals are not calls: no collection per refusal
+        policy.connection_refused()
+        assert policy.collections == 3
+        assert not any(isinstance(o, Cycle) for o in gc.get_objects())
     finally:
         gc.set_threshold(*thresholds)

@@ -179,10 +179,20 @@ class _RequestDeadline:
         super().data_received(data)  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def handle_websocket_upgrade(self, *args: Any) -> None:
+        # The connection is the WebSocket protocol's from here (it has its own handshake
+        # deadline), and this protocol never hears of it again: a timer left armed kept
+        # every upgraded connection's HTTP side alive for request_timeout_s.
+        self._disarm()
+        super().handle_websocket_upgrade(*args)  # type: ignore[misc]
+
+    def _disarm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-        super().connection_lost(exc)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]

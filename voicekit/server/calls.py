@@ -107,12 +107,14 @@ class CallManager:
         key = self.tokens.check(token)
         if key is None:
             logger.warning("refused a media stream: invalid or expired token")
+            collector.connection_refused()
             return None
         admission = self.live.admit(key)
         if not admission.admitted:
             logger.warning(
                 "call=%s: refused a media stream: %s", admission.call_id, admission.refusal
             )
+            collector.connection_refused()
             return None
         return admission.call_id
 

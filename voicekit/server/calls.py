@@ -24,6 +24,7 @@ from voicekit.config.resolve import PUBLIC_URL_MISSING
 from voicekit.config.settings import VoiceKitSettings
 from voicekit.errors import ConfigError
 from voicekit.llm import LLM
+from voicekit.lograte import FoldedWarning
 from voicekit.phrases import phrase_cache
 from voicekit.plugins.observers import Observers
 from voicekit.records import CallRecord
@@ -56,6 +57,7 @@ class CallManager:
     ) -> None:
         self.settings = settings
         self.responder = responder
+        self._bad_tokens = FoldedWarning(logger)  # junk media connections cannot flood the log
         self.phrases = phrase_cache(settings)
         self.stt, self.llm, self.tts = stt, llm, tts
         self.hooks = hooks
@@ -106,7 +108,7 @@ class CallManager:
     def admit_media(self, token: str | None) -> str | None:
         key = self.tokens.check(token)
         if key is None:
-            logger.warning("refused a media stream: invalid or expired token")
+            self._bad_tokens.warning("refused a media stream: invalid or expired token")
             collector.connection_refused()
             return None
         admission = self.live.admit(key)

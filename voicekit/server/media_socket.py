@@ -22,6 +22,8 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from voicekit.lograte import FoldedWarning
+
 try:  # websockets' C helper, as its own parser uses
     from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover  (a build without the C extension)
@@ -36,6 +38,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+_DROPS = FoldedWarning(logger)  # a client that reconnects to be dropped again cannot flood
 
 HIGH_WATER = 32  # messages waiting for the app before reading pauses
 CLOSE_TIMEOUT_S = 2.0
@@ -121,7 +124,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             self._drop("it does not read what it is sent")
 
     def _drop(self, why: str) -> None:
-        logger.warning("dropped a media WebSocket: %s", why)
+        _DROPS.warning("dropped a media WebSocket: %s", why)
         self.transport.abort()
 
     def handle_ping(self) -> None:

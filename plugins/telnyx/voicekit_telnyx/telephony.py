@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from voicekit.audio import AudioFormat
 from voicekit.errors import CallRefused, ConfigError
+from voicekit.lograte import FoldedWarning
 from voicekit.provider import ProviderSettings
 from voicekit.telephony import CallHost, Telephony
 from voicekit_telnyx.events import CallPayload, TelnyxWebhook, describe_invalid
@@ -60,6 +61,7 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
         self._seen = SeenEvents(s.webhook_tolerance_s)
         self._calls: dict[str, dict[str, Any]] = {}  # what the webhooks told us, per call
         self.rejected_webhooks = 0
+        self._rejections = FoldedWarning(logger)  # unsigned requests cannot flood the log
 
     @classmethod
     def stream_formats(cls, options: Mapping[str, Any]) -> tuple[AudioFormat, ...]:
@@ -179,7 +181,7 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
             )
         except WebhookVerificationError as exc:
             self.rejected_webhooks += 1
-            logger.warning("rejected a Telnyx webhook from %s: %s", peer, exc)
+            self._rejections.warning("rejected a Telnyx webhook from %s: %s", peer, exc)
             return JSONResponse({"error": "invalid signature"}, status_code=401)
         try:
             event = TelnyxWebhook.model_validate_json(body)

@@ -34,8 +34,8 @@ class FoldedWarning:
             self.folded += 1
             self.logger.debug(msg, *args)
             return
-        if self.folded:
+        if self._last is not None and self.folded:
             msg += f" (and {self.folded} more like it in the last %.0f s)"
-            args = (*args, now - self._last if self._last is not None else 0.0)
+            args = (*args, now - self._last)
         self.logger.warning(msg, *args)
         self._last, self.folded = now, 0

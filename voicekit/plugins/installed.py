@@ -40,10 +40,11 @@ class DistributionFacts:
     extras: frozenset[str]
     requires: tuple[Requirement, ...]  # the ones that parse
 
-    @property
-    def extra_names(self) -> frozenset[str]:
-        """The extras by their normalised names (``my_extra`` is ``my-extra``)."""
-        return frozenset(canonicalize_name(e) for e in self.extras)
+    def has_extra(self, name: str) -> bool:
+        """Whether the distribution offers extra ``name``, compared by normalised names
+        (``my_extra`` is ``my-extra``)."""
+        wanted = canonicalize_name(name)
+        return any(canonicalize_name(e) == wanted for e in self.extras)
 
     @classmethod
     def of(cls, dist: metadata.Distribution) -> DistributionFacts:
@@ -107,7 +108,7 @@ class InstalledPackages:
         """Requirements of ``dist`` (its base ones, plus extra ``extra`` if it has one)
         that are not installed."""
         facts = self.facts(dist)
-        env = {"extra": extra if canonicalize_name(extra) in facts.extra_names else ""}
+        env = {"extra": extra if facts.has_extra(extra) else ""}
         missing: list[str] = []
         for req in facts.requires:
             if req.marker is not None and not req.marker.evaluate(env):

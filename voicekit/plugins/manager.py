@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import pluggy
-from packaging.utils import canonicalize_name
 
 from voicekit import hookspecs
 from voicekit.errors import PluginError
@@ -127,7 +126,7 @@ class PluginManager:
         info.distribution, info.version = facts.name, facts.version
         info.missing = installed.missing_requirements(dist, info.name)
         if info.missing:
-            extra = info.name if canonicalize_name(info.name) in facts.extra_names else None
+            extra = info.name if facts.has_extra(info.name) else None
             info.install_hint = install_command(dist, extra)
 
     def register(self, plugin: ModuleType | object, name: str | None = None) -> PluginInfo:

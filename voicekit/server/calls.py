@@ -109,16 +109,15 @@ class CallManager:
         key = self.tokens.check(token)
         if key is None:
             self._bad_tokens.warning("refused a media stream: invalid or expired token")
-            collector.connection_refused()
-            return None
-        admission = self.live.admit(key)
-        if not admission.admitted:
+        else:
+            admission = self.live.admit(key)
+            if admission.admitted:
+                return admission.call_id
             logger.warning(
                 "call=%s: refused a media stream: %s", admission.call_id, admission.refusal
             )
-            collector.connection_refused()
-            return None
-        return admission.call_id
+        collector.connection_refused()
+        return None
 
     async def run_call(
         self,

@@ -117,15 +117,13 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._receive(data)
-        if (
-            self.transport.get_write_buffer_size() > WRITE_BACKLOG_BYTES
-            and not self.transport.is_closing()
-        ):
+        if self.transport.get_write_buffer_size() > WRITE_BACKLOG_BYTES:
             self._drop("it does not read what it is sent")
 
     def _drop(self, why: str) -> None:
-        _DROPS.warning("dropped a media WebSocket: %s", why)
-        self.transport.abort()
+        if not self.transport.is_closing():
+            _DROPS.warning("dropped a media WebSocket: %s", why)
+            self.transport.abort()
 
     def handle_ping(self) -> None:
         if self._control_frame_allowed():
@@ -148,8 +146,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         self._control_frames += 1
         if self._control_frames <= CONTROL_FRAMES_PER_S:
             return True
-        if not self.transport.is_closing():
-            self._drop(f"more than {CONTROL_FRAMES_PER_S} pings, pongs and fragments in a second")
+        self._drop(f"more than {CONTROL_FRAMES_PER_S} pings, pongs and fragments in a second")
         return False
 
     def _receive(self, data: bytes) -> None:

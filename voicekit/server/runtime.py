@@ -99,27 +99,23 @@ class IdleCollector:
     def call_ended(self, calls_left: int) -> None:
         """A call ended and ``calls_left`` are still up: collect if that is now cheap for
         callers (none left) or if too many calls have ended since the last time."""
-        if not self.active:
-            return
-        self.ended_since += 1
-        if calls_left == 0 or self.ended_since >= self.every_calls:
-            self._collect()
+        self._ended(collect_now=calls_left == 0)
 
     def connection_refused(self) -> None:
-        """A media connection was refused (a bad token, a second socket, no start): it
+        """A media connection was refused (a bad token, a second socket, an ended call): it
         leaves the same library cycles as a call (the HTTP side of its upgrade, the
         parser), so refused connections count toward a full collection too. A flood of
         them grew a server by 5 MB a second while a call was up."""
+        self._ended(collect_now=False)
+
+    def _ended(self, *, collect_now: bool) -> None:
         if not self.active:
             return
         self.ended_since += 1
-        if self.ended_since >= self.every_calls:
-            self._collect()
-
-    def _collect(self) -> None:
-        self.ended_since = 0
-        self.collections += 1
-        gc.collect()
+        if collect_now or self.ended_since >= self.every_calls:
+            self.ended_since = 0
+            self.collections += 1
+            gc.collect()
 
 
 collector = IdleCollector()

@@ -17,6 +17,24 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def child_bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Where ``PYTHONDONTWRITEBYTECODE`` is set (many CI images set it), the suite's child
+    processes (the CLI, ``voicekit serve``, the docs' blocks) keep compiled bytecode in
+    one directory of this run's temp dir, shared by the workers, instead of each child
+    compiling voicekit from source again: the checkout still gets no ``__pycache__``.
+    Nothing changes where the variable is not set."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        yield
+        return
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PYTHONDONTWRITEBYTECODE")
+        patch.setenv("PYTHONPYCACHEPREFIX", str(shared / "child-bytecode"))
+        yield
+
+
 PluginDistFactory = Callable[..., Path]
 
 

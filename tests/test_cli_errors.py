@@ -1,5 +1,7 @@
-"""Every expected failure of the CLI, run as a user runs it: one ``error:`` line that says
-what to fix, exit status 2, no traceback."""
+"""Every expected failure of the CLI: one ``error:`` line that says what to fix, exit
+status 2, no traceback. Failures that happen before anything starts are checked in
+process; those on the way to a running server (a busy port, a missing extra, a dead
+Telnyx) are run as a user runs them, in a process of their own."""
 
 from __future__ import annotations
 
@@ -9,6 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from voicekit.cli import commands  # noqa: F401  (registers the subcommands)
+from voicekit.cli.main import cli
 
 PUBLIC_KEY = "A" * 43 + "="
 BASE = """
@@ -55,6 +61,16 @@ def voicekit(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
+def voicekit_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command line in this process, its outcome shaped as a finished process's; an
+    exception other than the exit itself counts as a traceback."""
+    result = CliRunner().invoke(cli, list(args))
+    traceback = "" if isinstance(result.exception, SystemExit | None) else "Traceback"
+    return subprocess.CompletedProcess(
+        ["voicekit", *args], result.exit_code, result.stdout, result.stderr + traceback
+    )
+
+
 def assert_clean_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -65,7 +81,7 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], *needles: str) 
 
 
 def test_dial_without_a_connection_id(tmp_path: Path) -> None:
-    result = voicekit("dial", "+15557654321", "--config", str(config(tmp_path)))
+    result = voicekit_in_process("dial", "+15557654321", "--config", str(config(tmp_path)))
     assert_clean_error(result, "connection_id")
     assert "Started server" not in result.stderr  # checked before the server starts
 
@@ -78,7 +94,7 @@ def test_dial_when_telnyx_cannot_be_reached(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("number", ["12345", "+1 555", "sip:nohost"])
 def test_dial_checks_the_number_before_anything(tmp_path: Path, number: str) -> None:
-    result = voicekit("dial", number, "--config", str(config(tmp_path)))
+    result = voicekit_in_process("dial", number, "--config", str(config(tmp_path)))
     assert_clean_error(result, "E.164", number)
 
 

@@ -2,7 +2,9 @@
 
 The distribution in examples/voicekit-echo-plugin is really installed with pip (no
 network: hatchling comes from the test environment), into a directory of its own that
-the test puts on the path, so the test environment itself is left unchanged.
+the test puts on the path, so the test environment itself is left unchanged. The listing
+is checked through ``python -m voicekit`` in a process of its own; the other checks run
+the same command line in this process.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from importlib import invalidate_caches
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from voicekit import Message, TextDelta, Usage
+from voicekit.cli import commands  # noqa: F401  (registers the subcommands)
+from voicekit.cli.main import cli
 from voicekit.config import load_settings, resolve_providers
 from voicekit.plugins import load_plugins
 
@@ -79,17 +84,24 @@ def test_listed_by_voicekit_plugins(echo_site: Path) -> None:
     assert any(x.startswith("echo ") and "llm:echo" in x for x in text.splitlines())
 
 
-def test_named_among_installed_providers(echo_site: Path, tmp_path: Path) -> None:
+def run_cli_in_process(*args: str, env: dict[str, str] | None = None) -> Result:
+    """The command line in this process, with the plugin on the path (``on_path``)."""
+    return CliRunner(env=env).invoke(cli, list(args))
+
+
+def test_named_among_installed_providers(on_path: Path, tmp_path: Path) -> None:
     (tmp_path / "voicekit.toml").write_text('[llm]\nprovider = "ecko"\n')
-    result = run_cli(echo_site, "config", "check", "--config", "voicekit.toml", cwd=tmp_path)
-    assert result.returncode == 2
+    result = run_cli_in_process("config", "check", "--config", str(tmp_path / "voicekit.toml"))
+    assert result.exit_code == 2
     assert "no llm provider named 'ecko'; installed llm providers: " in result.stderr
     listed = result.stderr.split("installed llm providers: ")[1].split(".")[0].split(", ")
     assert "echo" in listed
 
 
-def test_blocked_like_any_plugin(echo_site: Path) -> None:
-    result = run_cli(echo_site, "plugins", "--json", extra_env={"VOICEKIT_BLOCK_PLUGINS": "echo"})
+def test_blocked_like_any_plugin(on_path: Path) -> None:
+    listed = run_cli_in_process("plugins", "--json")
+    assert "echo" in {p["name"] for p in json.loads(listed.stdout)}
+    result = run_cli_in_process("plugins", "--json", env={"VOICEKIT_BLOCK_PLUGINS": "echo"})
     names = {p["name"] for p in json.loads(result.stdout)}
     assert "echo" not in names and "elevenlabs" in names
 

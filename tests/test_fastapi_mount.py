@@ -7,7 +7,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from fastapi import FastAPI
 from voicekit_telnyx import TelnyxTelephony
 from voicekit_telnyx.settings import TelnyxSettings
 
@@ -28,6 +27,8 @@ class ClosingTTS(FakeTTS):
 
 
 async def test_a_call_through_create_app_mounted_in_fastapi(tmp_path: Path) -> None:
+    from fastapi import FastAPI  # here: every test worker collects this module, few run it
+
     server = LoopbackServer(lifespan=True, graceful=True)
     prefix = f"{server.http_url}/voice"
     tts = ClosingTTS()

@@ -31,6 +31,7 @@ import websockets
 from voicekit._resource import AsyncResource
 from voicekit.audio import AudioConverter, AudioFormat, read_wav
 from voicekit.background import BackgroundTasks
+from voicekit.testing.asgi import open_asgi_websocket
 from voicekit.testing.emulators.telnyx import TelnyxEmulator
 from voicekit.testing.playback import FarEndPlayback
 from voicekit.testing.recording import LineRecording
@@ -60,13 +61,27 @@ class UtteranceReport:
 class PhoneSimulator(AsyncResource):
     """Places simulated calls into a voicekit server; see the module docstring."""
 
-    def __init__(self, server_url: str, telnyx: TelnyxEmulator, *, seed: bytes | None = None):
+    def __init__(
+        self,
+        server_url: str,
+        telnyx: TelnyxEmulator,
+        *,
+        seed: bytes | None = None,
+        app: Any = None,
+    ):
+        """``app``: reach that ASGI app in memory (webhooks and media sockets, no network,
+        on the event loop's clock, virtual or not) instead of the server at ``server_url``;
+        run its lifespan with :func:`voicekit.testing.asgi.asgi_lifespan`."""
         from nacl.signing import SigningKey
 
         self.server_url = server_url.rstrip("/")
         self.telnyx = telnyx
+        self.app = app
         self._key = SigningKey(seed or secrets.token_bytes(32))
-        self._http = httpx.AsyncClient(timeout=10.0, verify=client_tls(HTTP1_ALPN))
+        transport = None if app is None else httpx.ASGITransport(app=app)
+        self._http = httpx.AsyncClient(
+            timeout=10.0, verify=client_tls(HTTP1_ALPN), transport=transport
+        )
         self._tasks: BackgroundTasks | None = None
         self._lines: dict[float, set[SimulatedCall]] = {}  # calls on each line clock, by speed
 
@@ -263,9 +278,15 @@ class SimulatedCall:
             response.raise_for_status()
         url, token = stream["stream_url"], stream.get("stream_auth_token")
         headers = {"x-telnyx-streaming-auth-token": token} if token else {}
-        self.ws = await websockets.connect(
-            url, additional_headers=headers, max_size=2**22, compression=None
-        )
+        if self.phone.app is not None:
+            assert self.phone._tasks is not None
+            self.ws = await open_asgi_websocket(
+                self.phone.app, url, start_soon=self.phone._tasks.start, headers=headers
+            )
+        else:
+            self.ws = await websockets.connect(
+                url, additional_headers=headers, max_size=2**22, compression=None
+            )
         await self._send({"event": "connected", "version": "1.0.0"})
         await self._send(
             {

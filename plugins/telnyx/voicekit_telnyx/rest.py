@@ -58,12 +58,14 @@ class TelnyxClient:
         base_url: str,
         timeout: float,
         policy: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ):
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
             timeout=httpx.Timeout(timeout),
             verify=client_tls(HTTP1_ALPN),
+            transport=transport,
         )
         self.policy = policy or RetryPolicy(attempts=4)
         self._base_url = base_url

@@ -22,7 +22,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import anyio
@@ -41,6 +41,9 @@ from voicekit_telnyx.rest import TelnyxClient
 from voicekit_telnyx.settings import TelnyxSettings
 from voicekit_telnyx.webhooks import WebhookVerificationError, decode_public_key, verify_webhook
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = ["TelnyxTelephony"]
 
 logger = logging.getLogger(__name__)
@@ -53,11 +56,19 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
     name: ClassVar[str] = "telnyx"
     Settings: ClassVar[type[ProviderSettings]] = TelnyxSettings
 
-    def __init__(self, settings: TelnyxSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: TelnyxSettings | None = None,
+        *,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """``http_transport`` replaces the network for Call Control requests (a test
+        answering them in memory, with ``httpx.ASGITransport`` or ``httpx.MockTransport``)."""
         super().__init__(settings)
         s = self.settings
         self.public_key = decode_public_key(s.public_key.get_secret_value())
         self._client: TelnyxClient | None = None
+        self._http_transport = http_transport
         self._seen = SeenEvents(s.webhook_tolerance_s)
         self._calls: dict[str, dict[str, Any]] = {}  # what the webhooks told us, per call
         self.rejected_webhooks = 0
@@ -78,6 +89,7 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
                 base_url=s.base_url,
                 timeout=s.timeout,
                 policy=self.retry_policy,
+                transport=self._http_transport,
             )
         return self._client
 

@@ -34,6 +34,7 @@ def test_provider_error_carries_retryable_and_status() -> None:
 def test_importing_voicekit_imports_no_plugin_and_no_sdk() -> None:
     code = (
         "import sys, voicekit, voicekit.cli, voicekit.config, voicekit.plugins;"
+        "[getattr(voicekit, name) for name in voicekit.__all__];"
         "bad = sorted(m for m in sys.modules if m.startswith('voicekit_') or "
         "m.split('.')[0] in {'openai', 'anthropic', 'starlette', 'uvicorn', 'nacl', 'piper',"
         " 'pocketsphinx'});"
@@ -46,6 +47,42 @@ def test_importing_voicekit_imports_no_plugin_and_no_sdk() -> None:
 def test_public_api_names_exist() -> None:
     for name in voicekit.__all__:
         assert hasattr(voicekit, name), name
+    assert set(voicekit.__all__) <= set(dir(voicekit))
+    assert not hasattr(voicekit, "nope")  # an AttributeError, as for any module
+
+
+def test_each_layer_is_imported_when_first_used() -> None:
+    """``import voicekit`` loads no layer; a name loads its own module and what that needs."""
+    code = (
+        "import sys, voicekit;"
+        "bare = sorted(m for m in sys.modules if m.startswith('voicekit'));"
+        "from voicekit import ULAW_8K;"
+        "audio = {m for m in sys.modules if m.startswith('voicekit')};"
+        "print(bare, sorted(audio & {'voicekit.server', 'voicekit.session', 'voicekit.flows',"
+        " 'voicekit.config', 'voicekit.plugins'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['voicekit'] []"
+
+
+def test_a_command_imports_its_own_module_only() -> None:
+    code = (
+        "import sys; from click.testing import CliRunner; from voicekit.cli.main import cli;"
+        "result = CliRunner().invoke(cli, ['plugins', '--json']); assert result.exit_code == 0;"
+        "print(sorted(m for m in sys.modules if m.startswith('voicekit.cli.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['voicekit.cli.main', 'voicekit.cli.plugins_cmd']"
+
+
+def test_every_command_is_where_the_group_looks_for_it() -> None:
+    from voicekit.cli import commands  # noqa: F401  (registers them all)
+    from voicekit.cli.main import COMMAND_MODULES, cli
+
+    assert set(cli.commands) == set(COMMAND_MODULES)
+    for name, modules in COMMAND_MODULES.items():
+        assert cli.commands[name].callback.__module__ == modules[0], name  # type: ignore[union-attr]
+    assert set(cli.commands["flow"].commands) == {"check", "chat", "warm"}  # type: ignore[attr-defined]
 
 
 def test_python_dash_m_runs_the_cli() -> None:

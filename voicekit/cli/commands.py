@@ -1,4 +1,9 @@
-"""Registers every subcommand on the ``voicekit`` group (one module per command)."""
+"""Registers every subcommand on the ``voicekit`` group at once.
+
+The group imports each command's module when that command is used
+(``voicekit.cli.main.COMMAND_MODULES``); importing this module registers them all, for
+code that inspects ``cli.commands`` directly.
+"""
 
 from voicekit.cli import (  # noqa: F401
     config_cmd,

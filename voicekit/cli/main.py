@@ -8,16 +8,26 @@ traceback.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
 from voicekit._version import __version__
 from voicekit.errors import VoiceKitError
 
-__all__ = ["cli", "configure_logging", "expected_error", "main", "missing_extra", "reports_errors"]
+__all__ = [
+    "COMMAND_MODULES",
+    "LazyCommands",
+    "cli",
+    "configure_logging",
+    "expected_error",
+    "main",
+    "missing_extra",
+    "reports_errors",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,7 +104,45 @@ def missing_extra(module: str) -> str:
     return f"this command needs {module}, from voicekit's {extra!r} extra: {command}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyCommands(click.Group):
+    """A group whose subcommands are imported when one is run, listed or asked for help.
+
+    Each command module imports what its command needs (settings, plugins, the server,
+    the local engines); importing them all made every command, even ``voicekit plugins``,
+    pay for every other one.
+    """
+
+    def __init__(self, *args: Any, modules: dict[str, tuple[str, ...]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.modules = modules  # command name: the modules that define it and its subcommands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.modules))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module in self.modules.get(cmd_name, ()):
+            importlib.import_module(module)  # registers the command on this group
+        return super().get_command(ctx, cmd_name)
+
+
+# Each subcommand and the modules that register it (and its own subcommands).
+COMMAND_MODULES = {
+    "config": ("voicekit.cli.config_cmd",),
+    "dial": ("voicekit.cli.serve_cmd",),
+    "flow": ("voicekit.cli.flow_cmd", "voicekit.cli.warm_cmd"),
+    "plugins": ("voicekit.cli.plugins_cmd",),
+    "say": ("voicekit.cli.speech_cmds",),
+    "serve": ("voicekit.cli.serve_cmd",),
+    "simulate": ("voicekit.cli.simulate_cmd",),
+    "transcribe": ("voicekit.cli.speech_cmds",),
+}
+
+
+@click.group(
+    cls=LazyCommands,
+    modules=COMMAND_MODULES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "--version", prog_name="voicekit")
 @click.option(
     "-v",
@@ -136,6 +184,4 @@ def configure_logging(verbose: int) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from voicekit.cli import commands  # noqa: F401  (registers the subcommands)
-
     cli()

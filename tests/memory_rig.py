@@ -124,6 +124,8 @@ async def memory_rig(
         with anyio.fail_after(30):  # every call's server side ends once its caller is gone
             while app.state.calls.active:  # noqa: ASYNC110
                 await anyio.sleep(0.05)
+        # Every route must end cleanly, whatever the callers did: a server would only log it.
+        assert phone.app_errors == [], phone.app_errors
 
 
 async def until(predicate: Any, limit_s: float = 60.0) -> None:

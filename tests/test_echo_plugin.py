@@ -32,6 +32,12 @@ PLUGIN_SRC = ROOT / "examples" / "voicekit-echo-plugin"
 
 @pytest.fixture(scope="module")
 def echo_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plugin installed once per run: the first worker to finish installing publishes
+    its directory (an atomic rename); a worker that comes later uses it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "echo-site"
+    if shared.is_dir():
+        return shared
     target = tmp_path_factory.mktemp("echo-site")
     subprocess.run(
         [
@@ -51,7 +57,11 @@ def echo_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     assert list(target.glob("voicekit_echo_plugin-1.0.0.dist-info"))
-    return target
+    try:
+        target.rename(shared)
+    except OSError:  # another worker published it first: theirs is the same
+        return target
+    return shared
 
 
 @pytest.fixture

@@ -134,7 +134,8 @@ async def test_media_stream_without_a_valid_token_is_closed(tmp_path: Path, toke
     async with memory_rig(tmp_path) as r:
         url = f"{PUBLIC_URL}/telephony/telnyx/media"
         headers = {}
-        if token == "expired":
+        if token == "expired":  # for a call that is up: only its age refuses it
+            assert r.calls.reserve_call("v3:x")
             expired = r.calls.tokens.issue("v3:x", now=time.time() - 3600)
             headers = {"x-telnyx-streaming-auth-token": expired}
         elif token == "forged":
@@ -146,6 +147,9 @@ async def test_media_stream_without_a_valid_token_is_closed(tmp_path: Path, toke
                 await ws.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
         assert r.calls.calls_total == 0
+        if token == "expired":  # the same call's token, issued now, is admitted
+            assert r.calls.admit_media(r.calls.issue_media_token("v3:x")) == "v3:x"
+            r.calls.end_call("v3:x", "test over")
 
 
 async def test_malformed_media_frames_are_skipped(

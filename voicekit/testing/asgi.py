@@ -7,64 +7,110 @@ call) runs on whatever clock the event loop has, such as trio's ``MockClock``, s
 that lasts a minute takes milliseconds and a behaviour test waits for nothing.
 
 ``ASGIWebSocket`` has the part of a ``websockets`` client connection the phone simulator
-uses (``send``, ``recv``, ``async for``, ``close``, ``close_code``), and raises
-``websockets.ConnectionClosed`` the way one does, so code written for a real socket runs
-unchanged. What it does not exercise is the server's own WebSocket protocol (framing,
-limits), which ``voicekit serve`` tests cover over loopback.
+uses (``send``, ``recv``, ``async for``, ``close``, ``close_code``) and closes the way
+one does: ``ConnectionClosedOK`` after a normal close, ``ConnectionClosedError``
+otherwise, an ``async for`` that ends quietly only after a normal close. An exception
+the app lets escape is what a server makes of it: logged, kept in ``app_error``, and an
+abnormal closure (1006) for the client. What it does not exercise is the server's own
+WebSocket protocol (framing, limits), which ``voicekit serve`` tests cover over loopback.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from websockets.exceptions import ConnectionClosed
-from websockets.frames import Close
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from websockets.frames import OK_CLOSE_CODES, Close
 
 __all__ = ["ASGIWebSocket", "asgi_lifespan", "open_asgi_websocket"]
 
+logger = logging.getLogger(__name__)
+
 Message = dict[str, Any]
 ABNORMAL_CLOSURE = 1006
+OPEN_TIMEOUT_S = 10.0  # as websockets.connect's open_timeout
 
 
 @asynccontextmanager
 async def asgi_lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
-    """Run ``app``'s lifespan: startup on entry, shutdown on exit, as a server would.
-    Yields the lifespan state, which each connection's scope gets a copy of."""
+    """``async with asgi_lifespan(app) as state:`` runs ``app``'s lifespan as a server
+    would: startup on entry, shutdown on exit. A failed startup or shutdown raises
+    ``RuntimeError`` with the app's message. An app without lifespan support (it raises
+    or returns at once) runs without one, as uvicorn's default does. ``state`` is the
+    lifespan state, for :func:`open_asgi_websocket`'s ``state``."""
     state: dict[str, Any] = {}
     to_app, app_receives = anyio.create_memory_object_stream[Message](math.inf)
     app_sends, from_app = anyio.create_memory_object_stream[Message](math.inf)
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": state}
+    failure: list[BaseException] = []
 
     async def run() -> None:
         async with app_sends:
-            await app(scope, app_receives.receive, app_sends.send)
+            try:
+                await app(scope, app_receives.receive, app_sends.send)
+            except Exception as exc:
+                failure.append(exc)
 
+    problem: RuntimeError | None = None  # raised once the app's task is done with
     async with anyio.create_task_group() as tg, to_app, from_app:
         tg.start_soon(run)
         await to_app.send({"type": "lifespan.startup"})
-        await _expect(from_app, "lifespan.startup.complete")
         try:
-            yield state
-        finally:
-            with anyio.CancelScope(shield=True):
-                await to_app.send({"type": "lifespan.shutdown"})
-                await _expect(from_app, "lifespan.shutdown.complete")
+            supported = await _lifespan_reply(from_app, "startup", failure) is not None
+        except RuntimeError as exc:
+            problem = exc
+        else:
+            if not supported:
+                logger.info("the app does not support the ASGI lifespan: running without it")
+            try:
+                yield state
+            finally:
+                if supported:
+                    with anyio.CancelScope(shield=True):
+                        await to_app.send({"type": "lifespan.shutdown"})
+                        try:
+                            await _lifespan_reply(from_app, "shutdown", failure)
+                        except RuntimeError as exc:
+                            problem = exc
+        tg.cancel_scope.cancel()  # an app still running after its lifespan ended
+    if problem is not None:
+        raise problem
 
 
-async def _expect(replies: MemoryObjectReceiveStream[Message], wanted: str) -> None:
-    reply = await replies.receive()
-    if reply["type"] != wanted:
-        raise RuntimeError(f"the app answered {reply['type']}: {reply.get('message', '')}")
+async def _lifespan_reply(
+    replies: MemoryObjectReceiveStream[Message], phase: str, failure: list[BaseException]
+) -> Message | None:
+    """The app's answer to ``phase``: None if it does not do lifespans (it ended without
+    answering); ``RuntimeError`` if it reported the phase failed."""
+    try:
+        reply = await replies.receive()
+    except anyio.EndOfStream:
+        if phase == "startup":
+            return None
+        raise RuntimeError(f"the app ended without completing its {phase}") from (
+            failure[0] if failure else None
+        )
+    if reply["type"] != f"lifespan.{phase}.complete":
+        message = reply.get("message") or "no message"
+        raise RuntimeError(f"the app's lifespan {phase} failed: {message}") from (
+            failure[0] if failure else None
+        )
+    return reply
 
 
 class ASGIWebSocket:
-    """The client end of a WebSocket connection to an ASGI app, in memory."""
+    """The client end of a WebSocket connection to an ASGI app, in memory.
+
+    ``close_code`` and ``close_reason`` are None and "" while the connection is open, then
+    the code and reason of the closing handshake (1006 when the app's side ended without
+    one). ``app_error`` is the exception the app's side ended with, if any."""
 
     def __init__(
         self, to_app: MemoryObjectSendStream[Message], from_app: MemoryObjectReceiveStream[Message]
@@ -73,24 +119,28 @@ class ASGIWebSocket:
         self._from_app = from_app
         self.close_code: int | None = None
         self.close_reason = ""
+        self.app_error: BaseException | None = None
+        self._handshake: tuple[Close | None, Close | None] = (None, None)  # received, sent
+        self._app_closed_first = False
 
-    async def send(self, message: str | bytes) -> None:
-        """Send a text (``str``) or binary message; ``ConnectionClosed`` once closed."""
+    async def send(self, message: str | bytes | Iterable[str] | Iterable[bytes]) -> None:
+        """Send a text (``str``) or binary (bytes-like) message, or one made of an
+        iterable's pieces, as ``websockets`` does; ``ConnectionClosed`` once closed."""
+        event = _receive_event(message)  # a TypeError first, as websockets checks
         if self.close_code is not None:
             raise self._closed()
-        key = "text" if isinstance(message, str) else "bytes"
         try:
-            await self._to_app.send({"type": "websocket.receive", key: message})
+            await self._to_app.send(event)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise self._gone() from None
 
     async def recv(self) -> str | bytes:
-        """The app's next message; ``ConnectionClosed`` when it closed the connection."""
+        """The app's next message; ``ConnectionClosed`` when the connection is closed."""
         while self.close_code is None:
             try:
                 message = await self._from_app.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):
-                self._set_closed(ABNORMAL_CLOSURE, "")
+                self._set_closed(ABNORMAL_CLOSURE, "", handshake=False)
                 break
             if message["type"] == "websocket.send":
                 text = message.get("text")
@@ -106,14 +156,14 @@ class ASGIWebSocket:
     async def __anext__(self) -> str | bytes:
         try:
             return await self.recv()
-        except ConnectionClosed:
+        except ConnectionClosedOK:
             raise StopAsyncIteration from None
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close from the client's side: the app receives ``websocket.disconnect``."""
         if self.close_code is not None:
             return
-        self._set_closed(code, reason)
+        self._set_closed(code, reason, handshake=True)
         await self._disconnect()
 
     async def _disconnect(self) -> None:
@@ -131,21 +181,51 @@ class ASGIWebSocket:
             try:
                 message = self._from_app.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                self._set_closed(ABNORMAL_CLOSURE, "")
+                self._set_closed(ABNORMAL_CLOSURE, "", handshake=False)
             else:
                 if message["type"] == "websocket.close":
                     self._closed_by(message)
         return self._closed()
 
     def _closed_by(self, close: Message) -> None:
-        self._set_closed(int(close.get("code", 1000)), str(close.get("reason") or ""))
+        """The app sent ``close``: it closed first."""
+        code = close.get("code")
+        if self.close_code is None:
+            self._app_closed_first = True
+        self._set_closed(1000 if code is None else int(code), str(close.get("reason") or ""))
 
-    def _set_closed(self, code: int, reason: str) -> None:
+    def _set_closed(self, code: int, reason: str, *, handshake: bool = True) -> None:
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
+            frame = Close(code, reason) if handshake else None
+            self._handshake = (frame, frame)  # the peer echoes the close it was sent
 
     def _closed(self) -> ConnectionClosed:
-        return ConnectionClosed(Close(self.close_code or ABNORMAL_CLOSURE, self.close_reason), None)
+        received, sent = self._handshake
+        normal = (
+            received is not None
+            and sent is not None
+            and received.code in OK_CLOSE_CODES
+            and sent.code in OK_CLOSE_CODES
+        )
+        order = None if received is None or sent is None else self._app_closed_first
+        return (ConnectionClosedOK if normal else ConnectionClosedError)(received, sent, order)
+
+
+def _receive_event(message: Any) -> Message:
+    """The ``websocket.receive`` event of what ``send`` was given."""
+    if isinstance(message, str):
+        return {"type": "websocket.receive", "text": message}
+    if isinstance(message, bytes | bytearray | memoryview):
+        return {"type": "websocket.receive", "bytes": bytes(message)}
+    if isinstance(message, Iterable) and not isinstance(message, Mapping):
+        pieces = list(message)
+        if all(isinstance(p, str) for p in pieces):
+            return {"type": "websocket.receive", "text": "".join(pieces)}
+        if all(isinstance(p, bytes | bytearray | memoryview) for p in pieces):
+            return {"type": "websocket.receive", "bytes": b"".join(bytes(p) for p in pieces)}
+        raise TypeError("a message's pieces must be all str or all bytes-like")
+    raise TypeError(f"a message is str, bytes-like or an iterable of them, not {type(message)}")
 
 
 async def open_asgi_websocket(
@@ -155,12 +235,16 @@ async def open_asgi_websocket(
     start_soon: Callable[[Callable[[], Awaitable[None]]], object],
     headers: Mapping[str, str] | None = None,
     state: Mapping[str, Any] | None = None,
+    open_timeout: float | None = OPEN_TIMEOUT_S,
 ) -> ASGIWebSocket:
-    """Connect to ``app`` at ``url``'s path and query; returns once the app accepted, or
-    raises ``ConnectionClosed`` if it closed instead. The app's side of the connection
-    runs in a task ``start_soon`` starts (a task group's ``start_soon``), which should
-    outlive the client, as a server's does. ``state`` is the lifespan's
-    (:func:`asgi_lifespan`)."""
+    """Connect to ``app`` at ``url``'s path and query; returns once the app accepted.
+    Raises ``ConnectionClosed`` if it closed or failed instead, and ``TimeoutError`` if
+    it did neither within ``open_timeout`` seconds (on the event loop's clock).
+
+    The app's side of the connection runs in a task ``start_soon`` starts (a task group's
+    ``start_soon``), which should outlive the client, as a server's does. An exception
+    it raises is logged and kept in the socket's ``app_error``, never raised into that
+    task group. ``state`` is the lifespan's (:func:`asgi_lifespan`)."""
     parts = urlsplit(url)
     scope = {
         "type": "websocket",
@@ -182,6 +266,7 @@ async def open_asgi_websocket(
     }
     to_app, app_receives = anyio.create_memory_object_stream[Message](math.inf)
     app_sends, from_app = anyio.create_memory_object_stream[Message](math.inf)
+    socket = ASGIWebSocket(to_app, from_app)
 
     async def receive() -> Message:
         try:
@@ -191,16 +276,28 @@ async def open_asgi_websocket(
 
     async def run() -> None:
         async with app_sends, app_receives:
-            await app(scope, receive, app_sends.send)
+            try:
+                await app(scope, receive, app_sends.send)
+            except Exception as exc:
+                socket.app_error = exc
+                logger.exception("the app failed on the WebSocket %s", scope["path"])
 
     start_soon(run)
     await to_app.send({"type": "websocket.connect"})
-    socket = ASGIWebSocket(to_app, from_app)
     try:
-        first = await from_app.receive()
+        with anyio.fail_after(open_timeout):
+            first = await from_app.receive()
     except anyio.EndOfStream:
-        first = {"type": "websocket.close", "code": ABNORMAL_CLOSURE}
-    if first["type"] != "websocket.accept":
-        socket._closed_by(first)
-        raise socket._closed()
+        first = None
+    except TimeoutError:
+        raise TimeoutError(
+            f"the app neither accepted nor closed the WebSocket {scope['path']} "
+            f"within {open_timeout} s"
+        ) from None
+    if first is None or first["type"] != "websocket.accept":
+        if first is None or first["type"] != "websocket.close":
+            socket._set_closed(ABNORMAL_CLOSURE, "", handshake=False)
+        else:
+            socket._closed_by(first)
+        raise socket._closed() from socket.app_error
     return socket

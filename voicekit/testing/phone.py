@@ -31,7 +31,7 @@ import websockets
 from voicekit._resource import AsyncResource
 from voicekit.audio import AudioConverter, AudioFormat, read_wav
 from voicekit.background import BackgroundTasks
-from voicekit.testing.asgi import open_asgi_websocket
+from voicekit.testing.asgi import ASGIWebSocket, open_asgi_websocket
 from voicekit.testing.emulators.telnyx import TelnyxEmulator
 from voicekit.testing.playback import FarEndPlayback
 from voicekit.testing.recording import LineRecording
@@ -77,6 +77,7 @@ class PhoneSimulator(AsyncResource):
         self.server_url = server_url.rstrip("/")
         self.telnyx = telnyx
         self.app = app
+        self._sockets: list[ASGIWebSocket] = []  # in memory: each call's media socket
         self._key = SigningKey(seed or secrets.token_bytes(32))
         transport = None if app is None else httpx.ASGITransport(app=app)
         self._http = httpx.AsyncClient(
@@ -88,6 +89,12 @@ class PhoneSimulator(AsyncResource):
     async def __aenter__(self) -> Self:
         self._tasks = await self.own(BackgroundTasks("phone simulator")).__aenter__()
         return self
+
+    @property
+    def app_errors(self) -> list[BaseException]:
+        """In memory: the exceptions the app let escape from the calls' media sockets
+        (a server would log them and drop the connection); a test should expect none."""
+        return [s.app_error for s in self._sockets if s.app_error is not None]
 
     @property
     def public_key(self) -> str:
@@ -200,7 +207,18 @@ class PhoneSimulator(AsyncResource):
 
 
 class SimulatedCall:
-    """One call; use ``async with phone.call() as call:``."""
+    """One call; use ``async with phone.call() as call:``.
+
+    What the phone heard and saw, for a test to check:
+
+    - ``agent_audio``: every byte of agent audio received, in the call's codec;
+    - ``agent_messages``: (arrival time, seconds of audio) of each agent media message;
+    - ``marks_echoed``: the marks the phone echoed once their audio had played;
+    - ``clears``: the times a ``clear`` arrived (the agent was interrupted);
+    - ``utterances``: an :class:`UtteranceReport` per ``say``, with ``latency_ms``;
+    - ``closed_code``: the WebSocket close code once the server closed the stream;
+    - ``call_id``: the Telnyx call control id the server knows the call by.
+    """
 
     def __init__(
         self,
@@ -263,7 +281,15 @@ class SimulatedCall:
                 },
             )
             response.raise_for_status()
-            stream = (await self.phone.telnyx.wait_for("answer", self.call_id)).body
+            try:
+                stream = (await self.phone.telnyx.wait_for("answer", self.call_id)).body
+            except TimeoutError:
+                raise TimeoutError(
+                    f"the server took call {self.call_id} but never sent Telnyx its answer "
+                    "command: check that its [providers.telnyx] base_url (or, in memory, "
+                    "TelnyxTelephony(http_transport=...)) reaches this TelnyxEmulator, and "
+                    "the server's log"
+                ) from None
         else:
             stream = self.dial
             response = await self.phone.webhook(
@@ -283,6 +309,7 @@ class SimulatedCall:
             self.ws = await open_asgi_websocket(
                 self.phone.app, url, start_soon=self.phone._tasks.start, headers=headers
             )
+            self.phone._sockets.append(self.ws)
         else:
             self.ws = await websockets.connect(
                 url, additional_headers=headers, max_size=2**22, compression=None

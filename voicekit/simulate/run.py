@@ -27,6 +27,7 @@ from voicekit.errors import ConfigError
 from voicekit.flows.builtin import with_builtin_flow
 from voicekit.hookspecs import hookimpl
 from voicekit.phrases import PhraseCache
+from voicekit.phrases.warm import WarmReport
 from voicekit.plugins import PluginManager, load_plugins
 from voicekit.records import CallRecord
 from voicekit.simulate.emulate import emulated_providers
@@ -110,14 +111,18 @@ def _wav_audio(path: Path, fmt: AudioFormat) -> bytes:
 
 
 async def _speak_lines(
-    call: SimulatedCall, utterances: list[bytes], agent_first: bool
+    call: SimulatedCall, utterances: list[bytes], agent_first: bool, warmed: anyio.Event
 ) -> list[float | None]:
+    """Speak each line once the agent's turn before it is over. The first waits for the
+    phrase cache too: every turn the caller starts finds it warm, as on a server with
+    a warmed cache directory, while the opening plays."""
     heard: list[float | None] = []
     since = anyio.current_time()
     if agent_first:
         await call.agent_turn_over(since, first_audio_s=AGENT_FIRST_AUDIO_S)
     else:
         await call.wait(0.5)
+    await warmed.wait()
     for audio in utterances:
         if call.closed_code is not None:
             break
@@ -203,11 +208,26 @@ async def simulate(
             f"tts={tts.name}, line {fmt}"
         )
         result = SimulationResult(call_format=fmt)
+        warmed = anyio.Event()
+        texts_to_warm: list[str] = []
         if calls.phrases is not None:  # as a server with a warmed cache directory would
-            await _warm(settings, tts, fmt, calls.phrases, out)
+            texts_to_warm = _known_phrases(settings)
+            await _warm(tts, fmt, texts_to_warm[:1], calls.phrases, settings)  # the opening
         async with loopback:
             phone.server_url = loopback.http_url
             async with anyio.create_task_group() as tg:
+
+                async def warm_the_rest() -> None:
+                    if calls.phrases is not None:
+                        report = await _warm(tts, fmt, texts_to_warm, calls.phrases, settings)
+                        out(
+                            f"phrase cache: {report.synthesised + report.already} of "
+                            f"{len(texts_to_warm)} known phrases ready (scripts play with no "
+                            "TTS round-trip)"
+                        )
+                    warmed.set()
+
+                tg.start_soon(warm_the_rest)
 
                 async def watch() -> None:
                     while not transcript.ended.is_set():
@@ -220,7 +240,7 @@ async def simulate(
                     if record:
                         call.recording = result.recording = LineRecording(fmt)
                     agent_first = _agent_speaks_first(settings)
-                    result.heard_at = await _speak_lines(call, utterances, agent_first)
+                    result.heard_at = await _speak_lines(call, utterances, agent_first, warmed)
                 with anyio.move_on_after(15):
                     await transcript.ended.wait()
                 tg.cancel_scope.cancel()
@@ -230,24 +250,24 @@ async def simulate(
         return result
 
 
-async def _warm(
-    settings: VoiceKitSettings,
-    tts: TTS,
-    fmt: AudioFormat,
-    cache: PhraseCache,
-    out: Callable[[str], None],
-) -> None:
+def _known_phrases(settings: VoiceKitSettings) -> list[str]:
+    """The texts a call can say that the phrase cache can hold; the opening first."""
     from voicekit.flows.phrases import call_phrases
     from voicekit.flows.runtime import flow_from_settings
+
+    return call_phrases(settings, flow_from_settings(settings))
+
+
+async def _warm(
+    tts: TTS, fmt: AudioFormat, texts: list[str], cache: PhraseCache, settings: VoiceKitSettings
+) -> WarmReport:
+    """Synthesise those of ``texts`` not in ``cache`` yet, in the TTS format of a call on
+    a ``fmt`` line."""
     from voicekit.phrases.warm import warm_phrases
     from voicekit.session.negotiate import choose_format
 
-    texts = call_phrases(settings, flow_from_settings(settings))
-    tts_fmt = choose_format(fmt, tts.output_formats)
-    report = await warm_phrases(tts, tts_fmt, texts, cache, settings.turn)
-    out(
-        f"phrase cache: {report.synthesised + report.already} of {len(texts)} known phrases "
-        "ready (scripts play with no TTS round-trip)"
+    return await warm_phrases(
+        tts, choose_format(fmt, tts.output_formats), texts, cache, settings.turn
     )
 
 

@@ -1,7 +1,7 @@
 """Piper, loaded once per process: text in, 16-bit PCM and character timings out.
 
-The ONNX model is loaded (and, when the ``onnx`` package is there, patched in memory to
-report how many samples each phoneme lasts) the first time a call needs it, then shared
+The ONNX model is loaded (and patched in memory to report how many samples each phoneme
+lasts: :mod:`voicekit_local.alignment_output`) the first time a call needs it, then shared
 by every call. Each synthesis uses one ONNX thread: concurrency comes from the worker
 threads of :mod:`voicekit_local.workers`, one per core.
 
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from voicekit.tts import Alignment
+from voicekit_local.alignment_output import AlignmentPatchError, with_alignment_output
 
 __all__ = ["PiperEngine", "default_voice_model", "load_engine", "voice_sample_rate"]
 
@@ -209,19 +210,17 @@ def _load(path: Path) -> PiperEngine:
     from piper.config import PiperConfig
 
     config = json.loads(Path(f"{path}.json").read_text(encoding="utf-8"))
-    model: str | bytes = str(path)
-    aligned = False
+    model = path.read_bytes()
     try:
-        import onnx
-        from piper.patch_voice_with_alignment import add_alignment_output
-
-        graph = onnx.load(str(path))
-        add_alignment_output(graph)
-        model, aligned = graph.SerializeToString(), True
-    except ImportError:
-        logger.info("local TTS: the onnx package is missing; word timings are estimated")
-    except ValueError:  # already patched on disk
+        model, _ = with_alignment_output(model)
         aligned = True
+    except AlignmentPatchError as exc:
+        aligned = False
+        logger.warning(
+            "local TTS: %s has no phoneme durations (%s); word timings are estimated",
+            path.name,
+            exc,
+        )
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1  # parallelism is the worker threads' job
     options.inter_op_num_threads = 1

@@ -354,3 +354,12 @@ def test_an_empty_telephony_key_in_the_environment_counts_as_configured(
     monkeypatch.delenv("TELNYX_PUBLIC_KEY", raising=False)
     result = CliRunner().invoke(cli, ["config", "check"])
     assert result.exit_code == 2 and "TELNYX_PUBLIC_KEY" in result.output
+
+
+def test_say_with_nothing_to_say_is_an_error(tmp_path: Path) -> None:
+    from voicekit.cli import commands  # noqa: F401  (registers the subcommands)
+
+    for text in ("", " ", "..."):
+        result = CliRunner().invoke(cli, ["say", text, "--out", str(tmp_path / "x.wav")])
+        assert result.exit_code == 2 and "has no word to say" in result.stderr
+    assert not (tmp_path / "x.wav").exists()

@@ -48,6 +48,8 @@ def test_public_api_names_exist() -> None:
     for name in voicekit.__all__:
         assert hasattr(voicekit, name), name
     assert set(voicekit.__all__) <= set(dir(voicekit))
+    public = sorted(n for n in voicekit.__all__ if not n.startswith("__"))
+    assert [n for n in dir(voicekit) if not n.startswith("__")] == public  # no helpers
     assert not hasattr(voicekit, "nope")  # an AttributeError, as for any module
 
 

@@ -12,6 +12,7 @@ from voicekit.audio import AudioConverter, AudioFormat, Framer, read_wav, write_
 from voicekit.cli.main import cli, config_option, reports_errors
 from voicekit.config import load_settings
 from voicekit.config.resolve import create_provider
+from voicekit.errors import ConfigError
 from voicekit.session.negotiate import choose_format
 from voicekit.stt import STT, EndOfTurn, Transcript
 from voicekit.tts import TTS
@@ -61,6 +62,8 @@ async def _say(tts: TTS, text: str, out: Path) -> None:
 @reports_errors
 def say_command(text: str, out: Path, config_path: str | None) -> None:
     """Synthesise TEXT with the configured TTS and write it to a WAV file."""
+    if not any(ch.isalnum() for ch in text):
+        raise ConfigError(f"TEXT ({text!r}) has no word to say")
     settings = load_settings(config_path)
     tts = create_provider(settings, "tts")
     assert isinstance(tts, TTS)

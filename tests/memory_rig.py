@@ -91,8 +91,8 @@ async def memory_rig(
     settings = load_settings(
         agent={"first_speaker": "caller", "instructions": TEST_INSTRUCTIONS, **(agent or {})},
         turn={"idle_timeout_s": 60, **(turn or {})},
-        server={
-            "records_dir": str(tmp_path / "records"),
+        server={  # no records_dir: files are written in a worker thread, and while the
+            # event loop waits for a thread the virtual clock jumps to its next timer
             "shutdown_grace_s": 0.2,
             "public_url": PUBLIC_URL,
             **(server or {}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,25 @@ async def test_an_ended_call_is_freed_without_the_garbage_collector(tmp_path: Pa
             assert [name for name, ref in parts.items() if ref() is not None] == []
         finally:
             gc.enable()
+
+
+async def test_a_drain_waits_for_the_last_records_to_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shutting down right after a call ended still leaves its record on disk: the record
+    is written in a worker thread, and the server is not idle until it is."""
+    from voicekit.server import CallManager
+
+    write_file = CallManager._write_file
+
+    def slow_write(self: CallManager, record: Any) -> None:
+        time.sleep(0.5)  # a slow disk
+        write_file(self, record)
+
+    monkeypatch.setattr(CallManager, "_write_file", slow_write)
+    async with rig(tmp_path) as r:
+        async with r.phone.call() as call:
+            await until(lambda: r.calls.active)
+        await until(lambda: r.calls.records)
+        await r.calls.drain(0.0)
+        assert (tmp_path / "records" / f"{call.call_id}.json").exists()

@@ -250,9 +250,8 @@ async def test_a_caller_who_hangs_up_mid_reply_is_recorded_with_only_what_played
     assert turn.heard_text and long.startswith(turn.heard_text)
     # The fake voice speaks 60 ms a character: no more than what reached the phone.
     assert len(turn.heard_text) <= played_s / (CHAR_MS / 1000) < len(long) / 2
-    saved = json.loads((tmp_path / "records" / f"{call.call_id}.json").read_text())
-    assert saved["turns"][0]["heard_text"] == turn.heard_text
-    assert saved["transcript"][-1]["text"] == turn.heard_text
+    assert r.calls.records[-1].transcript[-1].text == turn.heard_text  # the record on disk:
+    # test_server.py (files are written in a worker thread, which a virtual clock outruns)
     assert r.llm.cancelled + r.llm.completed == 1
     # The hang-up closed the media route cleanly (a failed route task logs an error).
     assert not any(rec.levelno >= logging.ERROR for rec in caplog.records)

@@ -78,6 +78,7 @@ class CallManager:
         self._idle = anyio.Event()
         self._idle.set()
         self._machines: set[str] = set()  # AMD results that arrived before the media
+        self._writing = 0  # ended calls whose record is still being written
 
     # -- CallHost ---------------------------------------------------------------------------
 
@@ -179,8 +180,12 @@ class CallManager:
                 )
             self.records.append(record)
             del self.records[:-1000]
-            with anyio.CancelScope(shield=True):  # a record is written even at shutdown
-                await self._write(record)
+            self._writing += 1  # not idle (a drain waits) until the record is on disk
+            try:
+                with anyio.CancelScope(shield=True):  # a record is written even at shutdown
+                    await self._write(record)
+            finally:
+                self._writing -= 1
             self._maybe_idle()
             collector.call_ended(len(self.live))
 
@@ -197,7 +202,7 @@ class CallManager:
             self._idle = anyio.Event()
 
     def _maybe_idle(self) -> None:
-        if not self.active and not len(self.live):
+        if not self.active and not len(self.live) and not self._writing:
             self._idle.set()
 
     def machine_detected(self, call_id: str) -> None:

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]  # test_docs runs the docs' test files with it
-
 
 @pytest.fixture
 def anyio_backend() -> str:

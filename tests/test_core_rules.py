@@ -122,3 +122,58 @@ def test_the_streaming_helpers_api_is_pinned() -> None:
     for name in voicekit.streaming.__all__:
         if not name.isupper():  # constants are documented where they are defined
             assert getattr(voicekit.streaming, name).__doc__, name
+
+
+THREADS = """
+import sys, threading, voicekit
+names = sys.argv[1:]
+barrier = threading.Barrier(len(names))
+failures = []
+def first_use(name):
+    barrier.wait()
+    try:
+        getattr(voicekit, name)
+    except BaseException as exc:
+        failures.append(repr(exc))
+threads = [threading.Thread(target=first_use, args=(n,)) for n in names]
+for t in threads: t.start()
+for t in threads: t.join()
+print(failures, voicekit.errors.ConfigError.__name__)
+"""
+
+
+def test_first_use_from_many_threads_at_once_imports_cleanly() -> None:
+    """voicekit's modules import each other: lazy imports from threads take turns."""
+    names = ["create_provider", "VoiceKitSettings", "Flow", "create_app", "CallSession"]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", THREADS, *names[n:], *names[:n]],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
+    assert [run.communicate(timeout=60)[0].strip() for run in runs] == ["[] ConfigError"] * 2
+
+
+def test_a_command_added_by_user_code_is_not_replaced() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from voicekit.cli.main import cli
+
+    @click.command("say")
+    def own_say() -> None:
+        click.echo("the user's own say")
+
+    original = cli.commands.get("say")
+    cli.add_command(own_say)
+    try:
+        assert CliRunner().invoke(cli, ["say"]).output == "the user's own say\n"
+        typo = CliRunner().invoke(cli, ["simulat"])
+        assert typo.exit_code == 2 and "Did you mean 'simulate'?" in typo.output
+    finally:
+        if original is None:
+            del cli.commands["say"]
+        else:
+            cli.commands["say"] = original

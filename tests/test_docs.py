@@ -103,24 +103,18 @@ BLOCKS = [b for b in python_blocks() if b[1] != "fragment"]
 
 @pytest.mark.parametrize("marker, code", [b[1:] for b in BLOCKS], ids=[b[0] for b in BLOCKS])
 def test_every_python_block_in_the_docs_runs_as_written(
-    tmp_path: Path, marker: str, code: str, request: pytest.FixtureRequest
+    tmp_path: Path, marker: str, code: str
 ) -> None:
-    """Each block, exactly as written (nothing prepended), as a user would run it: a
-    program with ``python`` in a process of its own; a test file with pytest (in this
-    process, with pytest's own ``pytester``: a run of its own, its modules unloaded after).
-    A block that is only a piece of something larger says so with ``<!-- fragment -->``
-    before it."""
-    if marker == "pytest":
-        pytester: pytest.Pytester = request.getfixturevalue("pytester")
-        pytester.makepyfile(test_doc=code)
-        run = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "test_doc.py")
-        assert run.ret == 0, "\n".join(run.outlines[-80:] + run.errlines[-40:])
-        return
-    script = tmp_path / "doc.py"
+    """Each block, exactly as written (nothing prepended), as a user would run it, in a
+    fresh interpreter: a program with ``python``, a test file with ``pytest`` (in this
+    process, a block could pass on modules the suite had already imported). A block that
+    is only a piece of something larger says so with ``<!-- fragment -->`` before it."""
+    script = tmp_path / ("test_doc.py" if marker == "pytest" else "doc.py")
     script.write_text(code)
-    result = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(script)]
+    if marker != "pytest":
+        command = [sys.executable, str(script)]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 

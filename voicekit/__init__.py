@@ -11,6 +11,8 @@ of about a third of one.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -221,12 +223,21 @@ __all__ = [
 ]
 
 
+# One lazy import at a time: voicekit's modules import each other, and two threads
+# importing two of them for the first time at once could each wait for the other.
+_importing = threading.RLock()
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voicekit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once: later lookups are plain attribute reads
+    with _importing:
+        if module is not None:
+            value = getattr(importlib.import_module(module), name)
+        elif importlib.util.find_spec(f"voicekit.{name}") is not None:
+            value = importlib.import_module(f"voicekit.{name}")  # voicekit.errors and such
+        else:
+            raise AttributeError(f"module 'voicekit' has no attribute {name!r}")
+        globals()[name] = value  # once: later lookups are plain attribute reads
     return value
 
 

@@ -120,8 +120,11 @@ class LazyCommands(click.Group):
         return sorted(set(self.commands) | set(self.modules))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        for module in self.modules.get(cmd_name, ()):
-            importlib.import_module(module)  # registers the command on this group
+        if cmd_name not in self.commands:  # a command added with add_command stays
+            names = self.modules if cmd_name not in self.modules else (cmd_name,)
+            for name in names:  # an unknown name: all, so the error can suggest one
+                for module in self.modules[name]:
+                    importlib.import_module(module)  # registers the command on this group
         return super().get_command(ctx, cmd_name)
 
 

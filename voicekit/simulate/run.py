@@ -110,19 +110,27 @@ def _wav_audio(path: Path, fmt: AudioFormat) -> bytes:
     return converter.process(audio) + converter.flush()
 
 
+# How long the caller waits, after the opening, for the phrase cache to finish warming:
+# less than the agent's idle prompt, which a caller keeping quiet longer would hear.
+WARM_WAIT_S = 3.0
+
+
 async def _speak_lines(
     call: SimulatedCall, utterances: list[bytes], agent_first: bool, warmed: anyio.Event
 ) -> list[float | None]:
-    """Speak each line once the agent's turn before it is over. The first waits for the
-    phrase cache too: every turn the caller starts finds it warm, as on a server with
-    a warmed cache directory, while the opening plays."""
+    """Speak each line once the agent's turn before it is over. The first also waits for
+    the phrase cache, which warms while the opening plays, so the caller's turns find it
+    warm as on a server with a warmed cache directory; but for ``WARM_WAIT_S`` at most
+    (a phrase not ready by then is synthesised live), and not once the call is over."""
     heard: list[float | None] = []
     since = anyio.current_time()
     if agent_first:
         await call.agent_turn_over(since, first_audio_s=AGENT_FIRST_AUDIO_S)
     else:
         await call.wait(0.5)
-    await warmed.wait()
+    with anyio.move_on_after(WARM_WAIT_S):
+        while not warmed.is_set() and call.closed_code is None:  # noqa: ASYNC110
+            await anyio.sleep(0.05)
     for audio in utterances:
         if call.closed_code is not None:
             break
@@ -218,14 +226,19 @@ async def simulate(
             async with anyio.create_task_group() as tg:
 
                 async def warm_the_rest() -> None:
-                    if calls.phrases is not None:
-                        report = await _warm(tts, fmt, texts_to_warm, calls.phrases, settings)
-                        out(
-                            f"phrase cache: {report.synthesised + report.already} of "
-                            f"{len(texts_to_warm)} known phrases ready (scripts play with no "
-                            "TTS round-trip)"
-                        )
-                    warmed.set()
+                    try:
+                        if calls.phrases is not None:
+                            report = await _warm(tts, fmt, texts_to_warm, calls.phrases, settings)
+                            out(
+                                f"phrase cache: {report.synthesised + report.already} of "
+                                f"{len(texts_to_warm)} known phrases ready (scripts play with "
+                                "no TTS round-trip)"
+                            )
+                    except Exception as exc:  # the call goes on; phrases are synthesised live
+                        logger.warning("phrase cache: warming failed: %s", exc)
+                        out(f"phrase cache: warming failed ({exc}); phrases are synthesised live")
+                    finally:
+                        warmed.set()
 
                 tg.start_soon(warm_the_rest)
 

@@ -24,6 +24,9 @@ _GRAPH_NODE, _GRAPH_OUTPUT = 1, 12
 _NODE_OUTPUT, _NODE_OP_TYPE = 2, 4
 _VALUE_INFO_NAME = 1
 _VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
+# A piper voice has a few thousand nodes; a file of millions is not one, and reading it
+# field by field would hold the engine's load lock for most of a minute.
+MAX_NODES = 100_000
 
 
 class AlignmentPatchError(ValueError):
@@ -37,8 +40,12 @@ def with_alignment_output(model: bytes) -> tuple[bytes, bool]:
     view = memoryview(model)
     ceil_outputs: set[bytes] = set()
     outputs: set[bytes] = set()
+    nodes = 0
     for graph in _values(view, _MODEL_GRAPH):
         for node in _values(graph, _GRAPH_NODE):
+            nodes += 1
+            if nodes > MAX_NODES:
+                raise AlignmentPatchError(f"more than {MAX_NODES} nodes: not a piper voice")
             if any(bytes(t) == b"Ceil" for t in _values(node, _NODE_OP_TYPE)):
                 ceil_outputs.update(bytes(o) for o in _values(node, _NODE_OUTPUT))
         for output in _values(graph, _GRAPH_OUTPUT):

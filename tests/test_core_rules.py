@@ -10,6 +10,12 @@ import voicekit
 from voicekit import errors
 
 
+def python_prints(code: str) -> str:
+    """What ``code`` prints, run by a fresh interpreter (imports start from nothing)."""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return run.stdout.strip()
+
+
 def test_error_tree_docstring_draws_every_error_class() -> None:
     doc = errors.__doc__ or ""
     classes = [
@@ -40,8 +46,7 @@ def test_importing_voicekit_imports_no_plugin_and_no_sdk() -> None:
         " 'pocketsphinx'});"
         "print(','.join(bad))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    assert python_prints(code) == ""
 
 
 def test_public_api_names_exist() -> None:
@@ -63,8 +68,7 @@ def test_each_layer_is_imported_when_first_used() -> None:
         "print(bare, sorted(audio & {'voicekit.server', 'voicekit.session', 'voicekit.flows',"
         " 'voicekit.config', 'voicekit.plugins'}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['voicekit'] []"
+    assert python_prints(code) == "['voicekit'] []"
 
 
 def test_a_command_imports_its_own_module_only() -> None:
@@ -73,8 +77,7 @@ def test_a_command_imports_its_own_module_only() -> None:
         "result = CliRunner().invoke(cli, ['plugins', '--json']); assert result.exit_code == 0;"
         "print(sorted(m for m in sys.modules if m.startswith('voicekit.cli.')))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['voicekit.cli.main', 'voicekit.cli.plugins_cmd']"
+    assert python_prints(code) == "['voicekit.cli.main', 'voicekit.cli.plugins_cmd']"
 
 
 def test_every_command_is_where_the_group_looks_for_it() -> None:

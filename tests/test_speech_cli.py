@@ -83,3 +83,25 @@ def test_wav_round_trip_and_errors(tmp_path: Path) -> None:
     (tmp_path / "txt.wav").write_text("hello")
     with pytest.raises(AudioFormatError, match="not a WAV file"):
         read_wav(tmp_path / "txt.wav")
+
+
+async def test_transcribe_takes_the_left_channel_of_a_stereo_recording(tmp_path: Path) -> None:
+    """A ``simulate --record`` file has the caller on the left and the agent on the right:
+    only the caller is transcribed."""
+    caller = silence(800, ULAW_8K) + voice(800, ULAW_8K) + silence(900, ULAW_8K)
+    agent = voice(1500, ULAW_8K, freq=220) + silence(1000, ULAW_8K)
+    stereo = b"".join(bytes([c, a]) for c, a in zip(caller, agent, strict=True))
+    call = tmp_path / "call.wav"
+    write_wav(call, AudioFormat("mulaw", 8000, 2), stereo)
+    async with SonioxEmulator(utterances=["the caller", "the agent"]) as sx:
+        env = cli_env(
+            VOICEKIT_STT__PROVIDER="soniox",
+            SONIOX_API_KEY="test-soniox-key",
+            VOICEKIT_PROVIDERS__SONIOX__URL=sx.url,
+        )
+        code, stdout, stderr = await run_cli("transcribe", str(call), "--speed", "10", env=env)
+    assert code == 0, stderr
+    assert stdout.splitlines() == ["the caller"]  # one turn: the agent's voice never went
+    assert "transcribing the first (left)" in stderr
+    # Mono: one channel's bytes, and the 1.5 s of silence that ends the last turn.
+    assert sx.streams[0].audio_bytes == len(caller) + ULAW_8K.bytes_for_ms(1500)

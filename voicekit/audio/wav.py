@@ -9,7 +9,7 @@ from pathlib import Path
 from voicekit.audio.formats import AudioFormat, Encoding
 from voicekit.errors import AudioFormatError
 
-__all__ = ["read_wav", "write_wav"]
+__all__ = ["first_channel", "read_wav", "write_wav"]
 
 _TAGS: dict[int, tuple[Encoding, int]] = {1: ("pcm_s16le", 16), 6: ("alaw", 8), 7: ("mulaw", 8)}
 _CODES = {"pcm_s16le": 1, "alaw": 6, "mulaw": 7}
@@ -68,3 +68,13 @@ def write_wav(path: str | Path, fmt: AudioFormat, audio: bytes) -> None:
         len(audio),
     )
     Path(path).write_bytes(header + audio + (b"\x00" if len(audio) & 1 else b""))
+
+
+def first_channel(fmt: AudioFormat, audio: bytes) -> tuple[AudioFormat, bytes]:
+    """The first (left) channel of ``audio``, and its mono format; mono audio as it is.
+    A call recording (``voicekit simulate --record``) has the caller on the left."""
+    if fmt.channels == 1:
+        return fmt, audio
+    width, frame = fmt.sample_width, fmt.block_size
+    left = b"".join(audio[i : i + width] for i in range(0, len(audio) - frame + 1, frame))
+    return AudioFormat(fmt.encoding, fmt.sample_rate), left

@@ -9,6 +9,7 @@ import anyio
 import click
 
 from voicekit.audio import AudioConverter, AudioFormat, Framer, read_wav, write_wav
+from voicekit.audio.wav import first_channel
 from voicekit.cli.main import cli, config_option, reports_errors
 from voicekit.config import load_settings
 from voicekit.config.resolve import create_provider
@@ -72,6 +73,9 @@ def say_command(text: str, out: Path, config_path: str | None) -> None:
 
 async def _transcribe(stt: STT, path: Path, speed: float) -> None:
     fmt, audio = read_wav(path)
+    if fmt.channels > 1:  # a call recording: the caller is on the left
+        click.echo(f"{path.name}: {fmt.channels} channels; transcribing the first (left)", err=True)
+        fmt, audio = first_channel(fmt, audio)
     target = choose_format(fmt, stt.input_formats)
     converter = AudioConverter(fmt, target)
     framer = Framer(fmt, 20)

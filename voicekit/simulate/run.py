@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 
 from voicekit.audio import PCM_16K, ULAW_8K, AudioConverter, AudioFormat, read_wav
+from voicekit.audio.wav import first_channel
 from voicekit.config.resolve import create_provider
 from voicekit.config.settings import NO_LLM, VoiceKitSettings
 from voicekit.errors import ConfigError
@@ -100,12 +101,7 @@ class _Transcript:
 def _wav_audio(path: Path, fmt: AudioFormat) -> bytes:
     """The caller's audio in ``path``, in the call's format. A stereo file is taken to be
     a ``--record`` recording: its left channel (the caller) is played."""
-    wav_fmt, audio = read_wav(path)
-    if wav_fmt.channels > 1:
-        width = wav_fmt.sample_width
-        frame = wav_fmt.block_size
-        audio = b"".join(audio[i : i + width] for i in range(0, len(audio), frame))
-        wav_fmt = AudioFormat(wav_fmt.encoding, wav_fmt.sample_rate)
+    wav_fmt, audio = first_channel(*read_wav(path))
     converter = AudioConverter(wav_fmt, fmt)
     return converter.process(audio) + converter.flush()
 

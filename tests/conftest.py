@@ -17,6 +17,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def run_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This run's temp directory, the same for every xdist worker (each worker's own
+    base temp is a subdirectory of it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
 @pytest.fixture(scope="session", autouse=True)
 def child_bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Where ``PYTHONDONTWRITEBYTECODE`` is set (many CI images set it), the suite's child
@@ -27,8 +34,7 @@ def child_bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
         yield
         return
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+    shared = run_temp_dir(tmp_path_factory)
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("PYTHONDONTWRITEBYTECODE")
         patch.setenv("PYTHONPYCACHEPREFIX", str(shared / "child-bytecode"))

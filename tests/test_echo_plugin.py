@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.conftest import run_temp_dir
 from voicekit import Message, TextDelta, Usage
 from voicekit.cli import commands  # noqa: F401  (registers the subcommands)
 from voicekit.cli.main import cli
@@ -34,8 +35,7 @@ PLUGIN_SRC = ROOT / "examples" / "voicekit-echo-plugin"
 def echo_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The plugin installed once per run: the first worker to finish installing publishes
     its directory (an atomic rename); a worker that comes later uses it."""
-    base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "echo-site"
+    shared = run_temp_dir(tmp_path_factory) / "echo-site"
     if shared.is_dir():
         return shared
     target = tmp_path_factory.mktemp("echo-site")

@@ -56,16 +56,27 @@ async def test_say_without_a_key_names_the_variable(tmp_path: Path) -> None:
     assert code == 2 and "ELEVENLABS_API_KEY" in stderr and "Traceback" not in stderr
 
 
-async def test_transcribe_prints_one_line_per_turn(tmp_path: Path) -> None:
-    call = tmp_path / "call.wav"
-    write_wav(call, ULAW_8K, voice(800, ULAW_8K) + silence(900, ULAW_8K) + voice(500, ULAW_8K))
-    async with SonioxEmulator(utterances=["I need a plumber", "today please"]) as sx:
+async def transcribe_with_soniox(
+    call: Path, utterances: list[str]
+) -> tuple[int, str, str, SonioxEmulator]:
+    """``voicekit transcribe call`` (ten times real time) against an emulated Soniox that
+    hears ``utterances``: exit status, stdout, stderr, and the emulator."""
+    async with SonioxEmulator(utterances=utterances) as sx:
         env = cli_env(
             VOICEKIT_STT__PROVIDER="soniox",
             SONIOX_API_KEY="test-soniox-key",
             VOICEKIT_PROVIDERS__SONIOX__URL=sx.url,
         )
         code, stdout, stderr = await run_cli("transcribe", str(call), "--speed", "10", env=env)
+    return code, stdout, stderr, sx
+
+
+async def test_transcribe_prints_one_line_per_turn(tmp_path: Path) -> None:
+    call = tmp_path / "call.wav"
+    write_wav(call, ULAW_8K, voice(800, ULAW_8K) + silence(900, ULAW_8K) + voice(500, ULAW_8K))
+    code, stdout, stderr, sx = await transcribe_with_soniox(
+        call, ["I need a plumber", "today please"]
+    )
     assert code == 0, stderr
     assert stdout.splitlines() == ["I need a plumber", "today please"]
     assert sx.configs[0]["audio_format"] == "mulaw"  # the file's codec, untouched
@@ -93,13 +104,7 @@ async def test_transcribe_takes_the_left_channel_of_a_stereo_recording(tmp_path:
     stereo = b"".join(bytes([c, a]) for c, a in zip(caller, agent, strict=True))
     call = tmp_path / "call.wav"
     write_wav(call, AudioFormat("mulaw", 8000, 2), stereo)
-    async with SonioxEmulator(utterances=["the caller", "the agent"]) as sx:
-        env = cli_env(
-            VOICEKIT_STT__PROVIDER="soniox",
-            SONIOX_API_KEY="test-soniox-key",
-            VOICEKIT_PROVIDERS__SONIOX__URL=sx.url,
-        )
-        code, stdout, stderr = await run_cli("transcribe", str(call), "--speed", "10", env=env)
+    code, stdout, stderr, sx = await transcribe_with_soniox(call, ["the caller", "the agent"])
     assert code == 0, stderr
     assert stdout.splitlines() == ["the caller"]  # one turn: the agent's voice never went
     assert "transcribing the first (left)" in stderr

@@ -11,6 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.rewrite_cache import share_rewritten_tests
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    share_rewritten_tests(config)
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -86,24 +92,36 @@ def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plu
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each long real-time call opens a different worker's share of the run.
+    """Each long real-time call opens a different worker's share of the run, and the
+    tests that mostly wait on a real clock come next.
 
     pytest-xdist's worksteal scheduler hands worker i the i-th contiguous block of the
     collection, and idle workers steal from the end of the others' blocks, so a test at
     the head of a block runs at once on that worker. Put together, the real-time calls
     (marked slow, mostly waiting) would run one after another on one worker and be the
     run's critical path; one at the head of each block, they overlap each other and the
-    rest of the suite.
+    rest of the suite. The tests marked ``waits`` (a few seconds each of a loopback
+    server or a child process) open the other blocks: left where they fall, several
+    ended up together at the end of the run, with one worker waiting while the other
+    five had finished; placed behind a real-time call, they ran after it.
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
-    rest = [item for item in items if item.get_closest_marker("slow") is None]
+    waits = [
+        item
+        for item in items
+        if item.get_closest_marker("waits") is not None and item.get_closest_marker("slow") is None
+    ]
+    early = {id(item) for item in slow + waits}
+    rest = [item for item in items if id(item) not in early]
+    free = [block for block in range(workers) if block >= len(slow)] or list(range(workers))
+    waits_of = {block: waits[i :: len(free)] for i, block in enumerate(free)}
     ordered: list[pytest.Item] = []
     remaining = len(items)
     for block in range(workers):
         size = remaining // (workers - block)  # as worksteal sizes its blocks
         remaining -= size
-        heads = slow[block::workers]
+        heads = slow[block::workers] + waits_of.get(block, [])
         taken = max(0, size - len(heads))
         ordered += heads + rest[:taken]
         rest = rest[taken:]

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,21 @@ def python_blocks() -> list[tuple[str, str, str]]:
 BLOCKS = [b for b in python_blocks() if b[1] != "fragment"]
 
 
-@pytest.mark.parametrize("marker, code", [b[1:] for b in BLOCKS], ids=[b[0] for b in BLOCKS])
+def _block_params() -> list[Any]:
+    """The blocks as test parameters; one that places a call on a loopback server spends
+    seconds listening in real time, so it is marked ``waits`` to start early."""
+    return [
+        pytest.param(
+            marker,
+            code,
+            id=block_id,
+            marks=[pytest.mark.waits] if "PhoneSimulator" in code else [],
+        )
+        for block_id, marker, code in BLOCKS
+    ]
+
+
+@pytest.mark.parametrize("marker, code", _block_params())
 def test_every_python_block_in_the_docs_runs_as_written(
     tmp_path: Path, marker: str, code: str
 ) -> None:

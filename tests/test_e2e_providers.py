@@ -16,7 +16,7 @@ from voicekit.session import CallSession
 from voicekit.testing import FakeLLM, FakeMediaStream, silence, voice
 from voicekit.testing.emulators import ElevenLabsEmulator, SonioxEmulator
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.waits]
 
 
 async def test_pcmu_call_through_soniox_and_elevenlabs_with_zero_transcoding() -> None:

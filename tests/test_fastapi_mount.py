@@ -16,7 +16,7 @@ from voicekit.testing import FakeLLM, FakeSTT, FakeTTS, voice
 from voicekit.testing.emulators import LoopbackServer, TelnyxEmulator
 from voicekit.testing.phone import PhoneSimulator
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.waits]
 
 
 class ClosingTTS(FakeTTS):

@@ -29,7 +29,7 @@ from voicekit.testing.emulators import (
 )
 from voicekit.testing.phone import PhoneSimulator
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.waits]
 
 
 def free_port() -> int:

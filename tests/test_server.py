@@ -17,7 +17,7 @@ from tests.server_helpers import ENDPOINT_MS, Rig, rig
 from voicekit.audio import ULAW_8K
 from voicekit.testing import voice
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.waits]
 
 
 async def until(predicate, limit_s: float = 15.0) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,91 @@
+"""The test modules' assertion rewriting, done once per run instead of once per worker.
+
+pytest rewrites every test module's ``assert`` statements so a failure shows its values,
+and caches the result as a ``.pyc`` beside the module, unless Python may not write
+bytecode (``PYTHONDONTWRITEBYTECODE``, which many CI images set). Then each of the six
+xdist workers parses and rewrites all of ``tests/`` again: about a second of CPU each,
+six seconds of a suite that is bound by two cores.
+
+Where bytecode may not be written, the controlling process rewrites the test modules once,
+before the workers start, into a directory of its own under the system's temp dir
+(removed when the run ends; the checkout gets nothing), and each worker reads them from
+there. pytest's own reader checks each file against its module's source hash, so a stale
+or damaged file is rewritten again as usual. This uses three of pytest's private
+functions; if a pytest release renames them, the suite runs as before, only slower.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+
+__all__ = ["share_rewritten_tests", "shared_cache"]
+
+CACHE_ENV = "PYTEST_SHARED_REWRITE_CACHE"  # not VOICEKIT_*: the config would see it
+
+
+_shared: Path | None = None
+
+
+def shared_cache() -> Path | None:
+    """The directory this process reads (a worker) or filled (the controller), if any."""
+    return _shared
+
+
+def share_rewritten_tests(config: pytest.Config) -> None:
+    """Call from ``pytest_configure``: the controller fills the cache, a worker reads it."""
+    if not sys.dont_write_bytecode:
+        return  # pytest caches rewritten modules beside them, shared by every process
+    try:
+        from _pytest.assertion import rewrite
+        from _pytest.assertion.rewrite import PYC_TAIL, _rewrite_test, _write_pyc
+    except ImportError:  # pragma: no cover  (a pytest without these: rewrite as usual)
+        return
+    if hasattr(config, "workerinput"):
+        global _shared
+        shared = os.environ.pop(CACHE_ENV, None)  # not for the tests' own child processes
+        if shared:
+            _shared = Path(shared)
+            rewrite.get_cache_dir = _redirected(_shared, rewrite.get_cache_dir)
+        return
+    if not config.getoption("numprocesses", None) or config.getoption("dist", "no") == "no":
+        return  # one process: nothing to share
+    state = (
+        config.stash.get(rewrite.assertstate_key, None)
+        if hasattr(rewrite, "assertstate_key")
+        else None
+    )
+    if state is None:
+        return  # assertion rewriting is off (--assert=plain)
+    shared = Path(tempfile.mkdtemp(prefix="voicekit-rewritten-tests-"))
+    config.add_cleanup(lambda: shutil.rmtree(shared, ignore_errors=True))
+    patterns = config.getini("python_files")
+    for root in config.getini("testpaths") or ["."]:
+        for source in sorted((config.rootpath / root).rglob("*.py")):
+            if not any(fnmatch(source.name, pattern) for pattern in patterns):
+                continue
+            cache = _cache_dir(shared, source)
+            cache.mkdir(parents=True, exist_ok=True)
+            source_hash, code = _rewrite_test(source, config)
+            _write_pyc(state, code, source_hash, cache / (source.name[:-3] + PYC_TAIL))
+    os.environ[CACHE_ENV] = str(shared)  # the workers, started after this, inherit it
+    config.add_cleanup(lambda: os.environ.pop(CACHE_ENV, None))
+
+
+def _cache_dir(shared: Path, source: Path) -> Path:
+    return shared.joinpath(*source.resolve().parts[1:-1])
+
+
+def _redirected(shared: Path, original: Callable[[Path], Path]) -> Callable[[Path], Path]:
+    def get_cache_dir(file_path: Path) -> Path:
+        cache = _cache_dir(shared, file_path)
+        return cache if cache.is_dir() else original(file_path)
+
+    return get_cache_dir

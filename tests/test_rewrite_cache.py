@@ -1,0 +1,32 @@
+"""The suite's shared assertion rewriting (tests/rewrite_cache.py) is in effect."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from _pytest.assertion import rewrite
+
+from tests.rewrite_cache import shared_cache
+
+
+@pytest.mark.skipif(
+    not sys.dont_write_bytecode or "PYTEST_XDIST_WORKER" not in os.environ,
+    reason="only xdist workers where PYTHONDONTWRITEBYTECODE is set read shared rewrites",
+)
+def test_this_worker_read_this_module_rewritten_by_the_controller() -> None:
+    shared = shared_cache()
+    assert shared is not None, "the controller did not share its rewrites (a pytest change?)"
+    here = rewrite.get_cache_dir(Path(__file__).resolve())
+    assert here.is_relative_to(shared)
+    assert (here / (__name__.rsplit(".", 1)[-1] + rewrite.PYC_TAIL)).is_file()
+
+
+def test_asserts_in_this_module_are_rewritten() -> None:
+    """Whatever the cache, a failing assert still explains itself."""
+    values = [1, 2]
+    with pytest.raises(AssertionError) as failure:
+        assert values == [1, 3]
+    assert "[1, 2] == [1, 3]" in str(failure.value)

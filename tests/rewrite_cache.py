@@ -7,7 +7,7 @@ xdist workers parses and rewrites all of ``tests/`` again: about a second of CPU
 six seconds of a suite that is bound by two cores.
 
 Where bytecode may not be written, the controlling process rewrites the test modules once,
-before the workers start, into a directory of its own under the system's temp dir
+while the workers start, into a directory of its own under the system's temp dir
 (removed when the run ends; the checkout gets nothing), and each worker reads them from
 there. pytest's own reader checks each file against its module's source hash, so a stale
 or damaged file is rewritten again as usual. This uses three of pytest's private
@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from fnmatch import fnmatch
 from pathlib import Path
@@ -48,8 +49,8 @@ def share_rewritten_tests(config: pytest.Config) -> None:
         from _pytest.assertion.rewrite import PYC_TAIL, _rewrite_test, _write_pyc
     except ImportError:  # pragma: no cover  (a pytest without these: rewrite as usual)
         return
+    global _shared
     if hasattr(config, "workerinput"):
-        global _shared
         shared = os.environ.pop(CACHE_ENV, None)  # not for the tests' own child processes
         if shared:
             _shared = Path(shared)
@@ -64,19 +65,37 @@ def share_rewritten_tests(config: pytest.Config) -> None:
     )
     if state is None:
         return  # assertion rewriting is off (--assert=plain)
-    shared = Path(tempfile.mkdtemp(prefix="voicekit-rewritten-tests-"))
-    config.add_cleanup(lambda: shutil.rmtree(shared, ignore_errors=True))
-    patterns = config.getini("python_files")
-    for root in config.getini("testpaths") or ["."]:
-        for source in sorted((config.rootpath / root).rglob("*.py")):
-            if not any(fnmatch(source.name, pattern) for pattern in patterns):
+    _shared = shared = Path(tempfile.mkdtemp(prefix="voicekit-rewritten-tests-"))
+    sources = [
+        source
+        for root in config.getini("testpaths") or ["."]
+        for source in sorted((config.rootpath / root).rglob("*.py"))
+        if any(fnmatch(source.name, pattern) for pattern in config.getini("python_files"))
+    ]
+
+    def rewrite_all() -> None:
+        for source in sources:
+            try:
+                source_hash, code = _rewrite_test(source, config)
+            except Exception:  # a worker's own import reports it properly
                 continue
             cache = _cache_dir(shared, source)
             cache.mkdir(parents=True, exist_ok=True)
-            source_hash, code = _rewrite_test(source, config)
             _write_pyc(state, code, source_hash, cache / (source.name[:-3] + PYC_TAIL))
+
+    # While the workers start (a second or two of importing pytest and the conftest),
+    # in the test modules' collection order. A worker that gets to a module first
+    # rewrites it itself; a file is only ever seen whole (written aside, then renamed).
+    writer = threading.Thread(target=rewrite_all, name="rewrite tests", daemon=True)
+    writer.start()
     os.environ[CACHE_ENV] = str(shared)  # the workers, started after this, inherit it
-    config.add_cleanup(lambda: os.environ.pop(CACHE_ENV, None))
+
+    def cleanup() -> None:
+        writer.join()
+        os.environ.pop(CACHE_ENV, None)
+        shutil.rmtree(shared, ignore_errors=True)
+
+    config.add_cleanup(cleanup)
 
 
 def _cache_dir(shared: Path, source: Path) -> Path:

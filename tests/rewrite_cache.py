@@ -66,12 +66,7 @@ def share_rewritten_tests(config: pytest.Config) -> None:
     if state is None:
         return  # assertion rewriting is off (--assert=plain)
     _shared = shared = Path(tempfile.mkdtemp(prefix="voicekit-rewritten-tests-"))
-    sources = [
-        source
-        for root in config.getini("testpaths") or ["."]
-        for source in sorted((config.rootpath / root).rglob("*.py"))
-        if any(fnmatch(source.name, pattern) for pattern in config.getini("python_files"))
-    ]
+    sources = _test_modules(config)
 
     def rewrite_all() -> None:
         for source in sources:
@@ -96,6 +91,22 @@ def share_rewritten_tests(config: pytest.Config) -> None:
         shutil.rmtree(shared, ignore_errors=True)
 
     config.add_cleanup(cleanup)
+
+
+def _test_modules(config: pytest.Config) -> list[Path]:
+    """The test modules the run's arguments name (``tests/`` when none are given), in
+    collection order."""
+    patterns = config.getini("python_files")
+    found: list[Path] = []
+    for arg in config.args:
+        path = config.invocation_params.dir / arg.split("::", 1)[0]
+        candidates = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        found += [
+            source
+            for source in candidates
+            if source.suffix == ".py" and any(fnmatch(source.name, p) for p in patterns)
+        ]
+    return found
 
 
 def _cache_dir(shared: Path, source: Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,19 +13,31 @@ from _pytest.assertion import rewrite
 from tests.rewrite_cache import shared_cache
 
 
+@pytest.fixture
+def rewriting(request: pytest.FixtureRequest) -> None:
+    if request.config.getoption("assertmode") == "plain":
+        pytest.skip("assertion rewriting is off (--assert=plain)")
+
+
 @pytest.mark.skipif(
     not sys.dont_write_bytecode or "PYTEST_XDIST_WORKER" not in os.environ,
     reason="only xdist workers where PYTHONDONTWRITEBYTECODE is set read shared rewrites",
 )
-def test_this_worker_read_this_module_rewritten_by_the_controller() -> None:
+def test_this_worker_reads_the_modules_the_controller_rewrote(rewriting: None) -> None:
     shared = shared_cache()
     assert shared is not None, "the controller did not share its rewrites (a pytest change?)"
     here = rewrite.get_cache_dir(Path(__file__).resolve())
     assert here.is_relative_to(shared)
-    assert (here / (__name__.rsplit(".", 1)[-1] + rewrite.PYC_TAIL)).is_file()
+    # The controller writes them while the workers start; in a short run this test can
+    # come first.
+    pyc = here / (__name__.rsplit(".", 1)[-1] + rewrite.PYC_TAIL)
+    deadline = time.monotonic() + 60
+    while not pyc.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pyc.is_file()
 
 
-def test_asserts_in_this_module_are_rewritten() -> None:
+def test_asserts_in_this_module_are_rewritten(rewriting: None) -> None:
     """Whatever the cache, a failing assert still explains itself."""
     values = [1, 2]
     with pytest.raises(AssertionError) as failure:

@@ -8,14 +8,25 @@ import textwrap
 from collections.abc import Callable, Iterator
 from importlib import invalidate_caches
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.rewrite_cache import share_rewritten_tests
+from tests.rewrite_cache import read_shared_rewrites, rewrite_for_workers, tell_worker
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    share_rewritten_tests(config)
+    read_shared_rewrites(config)
+
+
+@pytest.hookimpl(optionalhook=True)  # the xdist hooks: absent with -p no:xdist
+def pytest_xdist_setupnodes(config: pytest.Config) -> None:
+    rewrite_for_workers(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    tell_worker(node)
 
 
 @pytest.fixture
@@ -91,6 +102,7 @@ def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plu
         sys.modules.pop(mod, None)
 
 
+@pytest.hookimpl(trylast=True)  # after -k, -m and the like have deselected
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Each long real-time call opens a different worker's share of the run, and the
     tests that mostly wait on a real clock come next.
@@ -105,7 +117,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ended up together at the end of the run, with one worker waiting while the other
     five had finished; placed behind a real-time call, they ran after it.
     """
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not count.isdigit() or int(count) < 1:
+        return  # one process (-n 0): the order as written, to debug in
+    workers = int(count)
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
     waits = [
         item

@@ -6,17 +6,28 @@ bytecode (``PYTHONDONTWRITEBYTECODE``, which many CI images set). Then each of t
 xdist workers parses and rewrites all of ``tests/`` again: about a second of CPU each,
 six seconds of a suite that is bound by two cores.
 
-Where bytecode may not be written, the controlling process rewrites the test modules once,
-while the workers start, into a directory of its own under the system's temp dir
-(removed when the run ends; the checkout gets nothing), and each worker reads them from
-there. pytest's own reader checks each file against its module's source hash, so a stale
-or damaged file is rewritten again as usual. This uses three of pytest's private
-functions; if a pytest release renames them, the suite runs as before, only slower.
+Where bytecode may not be written, the controlling process rewrites the test modules the
+run names once, in a thread while the workers start, into a new directory in pytest's
+temp directory for this run (removed when the run ends; pytest prunes old run
+directories, so a killed run leaves nothing for long; the checkout gets nothing). Each
+worker is told the directory with its start-up data and reads the modules from there;
+one it reaches before the controller has written it, it rewrites itself. pytest's own
+reader checks each file against its module's source, so a stale or damaged file is
+rewritten again as usual.
+
+This reaches into pytest's private ``_pytest.assertion.rewrite`` (``_rewrite_test``,
+``_write_pyc``, ``PYC_TAIL``, ``assertstate_key``, and ``get_cache_dir``, which workers
+replace) and ``config._tmp_path_factory``. If a release changes them, the suite runs as
+before, only slower, and ``tests/test_rewrite_cache.py`` fails to say so.
+
+One visible difference: a warning Python gives while compiling a test module (an invalid
+escape sequence in a string) is printed once as the run starts, by the controller,
+instead of in the warnings summary. ``-W error`` still turns it into the same
+collection error, raised by the worker that then compiles the module itself.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -24,12 +35,14 @@ import threading
 from collections.abc import Callable
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["share_rewritten_tests", "shared_cache"]
+__all__ = ["read_shared_rewrites", "rewrite_for_workers", "shared_cache", "tell_worker"]
 
-CACHE_ENV = "PYTEST_SHARED_REWRITE_CACHE"  # not VOICEKIT_*: the config would see it
+WORKER_INPUT_KEY = "shared_rewrite_cache"
+JOIN_TIMEOUT_S = 5.0  # one module's rewrite at most, then the run ends regardless
 
 
 _shared: Path | None = None
@@ -40,73 +53,102 @@ def shared_cache() -> Path | None:
     return _shared
 
 
-def share_rewritten_tests(config: pytest.Config) -> None:
-    """Call from ``pytest_configure``: the controller fills the cache, a worker reads it."""
-    if not sys.dont_write_bytecode:
-        return  # pytest caches rewritten modules beside them, shared by every process
+def _private_api() -> Any:
+    """pytest's assertion-rewriting module, if it still has what this needs."""
     try:
         from _pytest.assertion import rewrite
-        from _pytest.assertion.rewrite import PYC_TAIL, _rewrite_test, _write_pyc
-    except ImportError:  # pragma: no cover  (a pytest without these: rewrite as usual)
-        return
+    except ImportError:  # pragma: no cover
+        return None
+    needed = ("PYC_TAIL", "_rewrite_test", "_write_pyc", "assertstate_key", "get_cache_dir")
+    return rewrite if all(hasattr(rewrite, name) for name in needed) else None
+
+
+def read_shared_rewrites(config: pytest.Config) -> None:
+    """Call from ``pytest_configure``: a worker reads the modules the controller rewrote."""
     global _shared
-    if hasattr(config, "workerinput"):
-        shared = os.environ.pop(CACHE_ENV, None)  # not for the tests' own child processes
-        if shared:
-            _shared = Path(shared)
-            rewrite.get_cache_dir = _redirected(_shared, rewrite.get_cache_dir)
-        return
-    if not config.getoption("numprocesses", None) or config.getoption("dist", "no") == "no":
-        return  # one process: nothing to share
-    state = (
-        config.stash.get(rewrite.assertstate_key, None)
-        if hasattr(rewrite, "assertstate_key")
-        else None
-    )
+    rewrite = _private_api()
+    shared = getattr(config, "workerinput", {}).get(WORKER_INPUT_KEY)
+    if shared and rewrite is not None and sys.dont_write_bytecode:
+        _shared = Path(shared)
+        rewrite.get_cache_dir = _redirected(_shared, rewrite.get_cache_dir)
+
+
+def rewrite_for_workers(config: pytest.Config) -> None:
+    """Call from xdist's ``pytest_xdist_setupnodes`` (workers are about to start, so not
+    under ``--collect-only``): the controller rewrites the test modules for them."""
+    global _shared
+    rewrite = _private_api()
+    if not sys.dont_write_bytecode or rewrite is None:
+        return  # pytest caches rewritten modules beside them, shared by every process
+    state = config.stash.get(rewrite.assertstate_key, None)
     if state is None:
         return  # assertion rewriting is off (--assert=plain)
-    _shared = shared = Path(tempfile.mkdtemp(prefix="voicekit-rewritten-tests-"))
+    _shared = shared = _run_directory(config)
     sources = _test_modules(config)
+
+    stop = threading.Event()
 
     def rewrite_all() -> None:
         for source in sources:
+            if stop.is_set():
+                return
             try:
-                source_hash, code = _rewrite_test(source, config)
-            except Exception:  # a worker's own import reports it properly
+                stamp, code = rewrite._rewrite_test(source, config)  # the source's hash or stat
+                cache = _cache_dir(shared, source)
+                cache.mkdir(parents=True, exist_ok=True)
+                pyc = cache / (source.name[:-3] + rewrite.PYC_TAIL)
+                rewrite._write_pyc(state, code, stamp, pyc)
+            except Exception:  # the worker rewrites it, and reports any error in it
                 continue
-            cache = _cache_dir(shared, source)
-            cache.mkdir(parents=True, exist_ok=True)
-            _write_pyc(state, code, source_hash, cache / (source.name[:-3] + PYC_TAIL))
 
     # While the workers start (a second or two of importing pytest and the conftest),
     # in the test modules' collection order. A worker that gets to a module first
     # rewrites it itself; a file is only ever seen whole (written aside, then renamed).
     writer = threading.Thread(target=rewrite_all, name="rewrite tests", daemon=True)
     writer.start()
-    os.environ[CACHE_ENV] = str(shared)  # the workers, started after this, inherit it
 
     def cleanup() -> None:
-        writer.join()
-        os.environ.pop(CACHE_ENV, None)
+        stop.set()  # an interrupted run does not wait for the rest
+        writer.join(timeout=JOIN_TIMEOUT_S)
         shutil.rmtree(shared, ignore_errors=True)
 
     config.add_cleanup(cleanup)
 
 
+def tell_worker(node: Any) -> None:
+    """Call from xdist's ``pytest_configure_node``: the worker learns the directory with
+    its start-up data (not from the environment, which the tests' child processes and
+    whoever started pytest share)."""
+    if _shared is not None:
+        node.workerinput[WORKER_INPUT_KEY] = str(_shared)
+
+
+def _run_directory(config: pytest.Config) -> Path:
+    """A new directory in this run's pytest temp directory, which pytest prunes after a
+    few runs even when a run is killed; a private ``mkdtemp`` if that is not reachable."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if isinstance(factory, pytest.TempPathFactory):
+        return Path(tempfile.mkdtemp(prefix="rewritten-tests-", dir=factory.getbasetemp()))
+    return Path(tempfile.mkdtemp(prefix="voicekit-rewritten-tests-"))
+
+
 def _test_modules(config: pytest.Config) -> list[Path]:
-    """The test modules the run's arguments name (``tests/`` when none are given), in
-    collection order."""
+    """The test modules under ``testpaths`` that the run's arguments name, in collection
+    order: all of them when an argument is not a path (``--pyargs``) or contains them
+    all (``.``). Nothing outside ``testpaths`` (a virtualenv's own tests under ``.``)."""
     patterns = config.getini("python_files")
-    found: list[Path] = []
-    for arg in config.args:
-        path = config.invocation_params.dir / arg.split("::", 1)[0]
-        candidates = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        found += [
-            source
-            for source in candidates
-            if source.suffix == ".py" and any(fnmatch(source.name, p) for p in patterns)
-        ]
-    return found
+    modules = [
+        source
+        for root in config.getini("testpaths") or ["tests"]
+        for source in sorted((config.rootpath / root).resolve().rglob("*.py"))
+        if source.is_file() and any(fnmatch(source.name, p) for p in patterns)
+    ]
+    named = [
+        (config.invocation_params.dir / arg.split("::", 1)[0]).resolve() for arg in config.args
+    ]
+    if not all(path.exists() for path in named):
+        return modules
+    return [m for m in modules if any(m == path or path in m.parents for path in named)]
 
 
 def _cache_dir(shared: Path, source: Path) -> Path:

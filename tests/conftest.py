@@ -103,7 +103,7 @@ def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plu
 
 
 @pytest.hookimpl(trylast=True)  # after -k, -m and the like have deselected
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Each long real-time call opens a different worker's share of the run, and the
     tests that mostly wait on a real clock come next.
 
@@ -117,10 +117,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ended up together at the end of the run, with one worker waiting while the other
     five had finished; placed behind a real-time call, they ran after it.
     """
-    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
-    if not count.isdigit() or int(count) < 1:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
         return  # one process (-n 0): the order as written, to debug in
-    workers = int(count)
+    workers = max(1, int(workerinput["workercount"]))
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
     waits = [
         item

@@ -9,7 +9,8 @@ six seconds of a suite that is bound by two cores.
 Where bytecode may not be written, the controlling process rewrites the test modules the
 run names once, in a thread while the workers start, into a new directory in pytest's
 temp directory for this run (removed when the run ends; pytest prunes old run
-directories, so a killed run leaves nothing for long; the checkout gets nothing). Each
+directories, a killed run's after its three-day lock timeout; the checkout gets
+nothing). Each
 worker is told the directory with its start-up data and reads the modules from there;
 one it reaches before the controller has written it, it rewrites itself. pytest's own
 reader checks each file against its module's source, so a stale or damaged file is
@@ -18,7 +19,8 @@ rewritten again as usual.
 This reaches into pytest's private ``_pytest.assertion.rewrite`` (``_rewrite_test``,
 ``_write_pyc``, ``PYC_TAIL``, ``assertstate_key``, and ``get_cache_dir``, which workers
 replace) and ``config._tmp_path_factory``. If a release changes them, the suite runs as
-before, only slower, and ``tests/test_rewrite_cache.py`` fails to say so.
+before, only slower, and ``tests/test_rewrite_cache.py`` fails to say so. (The same
+for ``-p no:tmpdir``: nothing is shared without pytest's temp directory.)
 
 One visible difference: a warning Python gives while compiling a test module (an invalid
 escape sequence in a string) is printed once as the run starts, by the controller,
@@ -83,7 +85,10 @@ def rewrite_for_workers(config: pytest.Config) -> None:
     state = config.stash.get(rewrite.assertstate_key, None)
     if state is None:
         return  # assertion rewriting is off (--assert=plain)
-    _shared = shared = _run_directory(config)
+    shared = _run_directory(config)
+    if shared is None:
+        return
+    _shared = shared
     sources = _test_modules(config)
 
     stop = threading.Event()
@@ -123,13 +128,13 @@ def tell_worker(node: Any) -> None:
         node.workerinput[WORKER_INPUT_KEY] = str(_shared)
 
 
-def _run_directory(config: pytest.Config) -> Path:
-    """A new directory in this run's pytest temp directory, which pytest prunes after a
-    few runs even when a run is killed; a private ``mkdtemp`` if that is not reachable."""
+def _run_directory(config: pytest.Config) -> Path | None:
+    """A new directory in this run's pytest temp directory (pytest prunes old ones, a
+    killed run's after pytest's three-day lock timeout); None without one."""
     factory = getattr(config, "_tmp_path_factory", None)
-    if isinstance(factory, pytest.TempPathFactory):
-        return Path(tempfile.mkdtemp(prefix="rewritten-tests-", dir=factory.getbasetemp()))
-    return Path(tempfile.mkdtemp(prefix="voicekit-rewritten-tests-"))
+    if not isinstance(factory, pytest.TempPathFactory):
+        return None  # -p no:tmpdir: the workers rewrite for themselves
+    return Path(tempfile.mkdtemp(prefix="rewritten-tests-", dir=factory.getbasetemp()))
 
 
 def _test_modules(config: pytest.Config) -> list[Path]:

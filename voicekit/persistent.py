@@ -44,7 +44,7 @@ from voicekit.clock import loop_clock
 from voicekit.errors import ProviderError, ProviderUnavailable
 from voicekit.reconnect import ReconnectBudget
 from voicekit.retry import RetryPolicy
-from voicekit.websocket import close_websocket, connect_websocket, send_message
+from voicekit.websocket import close_websocket, connect_websocket, send_message, write_message_now
 
 __all__ = ["PersistentWebSocket"]
 
@@ -219,6 +219,21 @@ class PersistentWebSocket(AsyncResource):
             await send_message(self._ws, message)
         except (ConnectionClosed, OSError):
             return False
+        self._last_send = self._now()
+        return True
+
+    def write_now(self, message: str | bytes) -> bool:
+        """:meth:`send_now` without awaiting, for a caller that cannot (a socket's own
+        callback): True if the message was written, or the write failed and the
+        connection is gone (the reader reconnects, and what the subclass keeps to replay
+        is resent); False, with nothing written, when it would have to wait."""
+        if not self._connected:
+            return False
+        try:
+            if not write_message_now(self._ws, message):
+                return False
+        except (ConnectionClosed, OSError):
+            return True
         self._last_send = self._now()
         return True
 

@@ -93,6 +93,16 @@ class MediaStream(ABC):
     def __aiter__(self) -> AsyncIterator[MediaEvent]:
         """Inbound events; ends after :class:`StreamStopped` or when the socket closes."""
 
+    def offer_audio(self, take: Callable[[bytes], bool] | None) -> bool:
+        """Offer each inbound audio frame to ``take`` as it arrives, before it is queued
+        for :meth:`__aiter__`; ``None`` stops. Returns whether this stream can.
+
+        ``take`` runs in the socket's own callback and returns whether it took the frame;
+        a frame it does not take, and every frame after it that arrives while it waits,
+        is iterated as usual, so the order is kept. The default cannot.
+        """
+        return False
+
     @abstractmethod
     async def send_audio(self, data: bytes) -> None:
         """Queue audio (in ``outbound_format``) for playback to the caller.

@@ -22,7 +22,7 @@ from voicekit.provider_errors import network_error, retry_after_s, status_error
 from voicekit.retry import RetryPolicy
 from voicekit.tls import client_tls
 
-__all__ = ["close_websocket", "connect_websocket", "send_message"]
+__all__ = ["close_websocket", "connect_websocket", "send_message", "write_message_now"]
 
 
 def _secure(url: str) -> bool:
@@ -101,13 +101,23 @@ async def send_message(ws: Any, message: bytes | str) -> None:
 
     A call streams 50 audio messages a second to its STT, and ``send`` spends about a
     third of its time per message on its context manager and drain check even when the
-    socket is open and its buffer empty. Then this writes the frame directly; otherwise
-    (closing, a fragmented send under way, the transport's buffer above its high-water
-    mark) it awaits ``send``, which waits for the buffer to drain or raises
-    ``ConnectionClosed``. A failed write aborts the connection and raises ``OSError``, as
-    ``send`` would have failed. It reads the attributes of ``websockets.asyncio``
-    connections (checked with websockets 17); any connection without them goes through
-    ``send``.
+    socket is open and its buffer empty. Then this writes the frame directly
+    (:func:`write_message_now`); otherwise (closing, a fragmented send under way, the
+    transport's buffer above its high-water mark) it awaits ``send``, which waits for the
+    buffer to drain or raises ``ConnectionClosed``.
+    """
+    if not write_message_now(ws, message):
+        await ws.send(message)
+
+
+def write_message_now(ws: Any, message: bytes | str) -> bool:
+    """Write ``message`` on ``ws`` at once if nothing stands in the way; False, with
+    nothing written, when it would have to wait (closing, a fragmented send under way, the
+    transport's buffer above its high-water mark).
+
+    A failed write aborts the connection and raises ``OSError``, as ``send`` would have
+    failed. It reads the attributes of ``websockets.asyncio`` connections (checked with
+    websockets 17); for any connection without them it returns False.
     """
     protocol: Any = getattr(ws, "protocol", None)
     if (
@@ -115,9 +125,8 @@ async def send_message(ws: Any, message: bytes | str) -> None:
         or getattr(ws, "paused", True)
         or getattr(ws, "send_in_progress", False) is not None
         or not hasattr(ws, "send_data")
-    ):  # busy, closing, or a websockets release without these: the documented way
-        await ws.send(message)
-        return
+    ):
+        return False
     if isinstance(message, str):
         protocol.send_text(message.encode())
     else:
@@ -127,6 +136,7 @@ async def send_message(ws: Any, message: bytes | str) -> None:
     except Exception as exc:
         ws.transport.abort()
         raise OSError(f"WebSocket write failed: {exc}") from exc
+    return True
 
 
 async def close_websocket(ws: Any, timeout_s: float = 1.0) -> None:

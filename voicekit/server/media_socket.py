@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -33,6 +34,7 @@ __all__ = [
     "CLOSE_TIMEOUT_S",
     "CONTROL_FRAMES_PER_S",
     "HIGH_WATER",
+    "TEXT_HANDLER_EXTENSION",
     "WRITE_BACKLOG_BYTES",
     "MediaWebSocketProtocol",
 ]
@@ -41,6 +43,8 @@ logger = logging.getLogger(__name__)
 _DROPS = FoldedWarning(logger)  # a client that reconnects to be dropped again cannot flood
 
 HIGH_WATER = 32  # messages waiting for the app before reading pauses
+# The ASGI scope extension through which an app sets a synchronous text-message handler.
+TEXT_HANDLER_EXTENSION = "voicekit.text_handler"
 CLOSE_TIMEOUT_S = 2.0
 WRITE_BACKLOG_BYTES = 1 << 20  # paced audio keeps a few KiB queued; a MiB is a peer not reading
 CONTROL_FRAMES_PER_S = 50
@@ -73,6 +77,12 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
       must wait for the answer): websockets would parse them a whole read at a time.
     - Frames are cut from the stream here and data frames delivered directly
       (:meth:`_cut_frames`).
+    - The app may set a handler for text messages through the scope's
+      ``TEXT_HANDLER_EXTENSION`` (a function taking the handler, or None): each text
+      message is offered to it from this callback, with no queue and no task switch,
+      while no earlier message is waiting in the queue, so the order is kept. A message
+      it declines (False) is queued as usual. A handler that raises is logged and
+      dropped, and the message is queued.
     """
 
     handshake_timeout_s: float = 10.0
@@ -82,6 +92,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
     _handshake_timer: asyncio.TimerHandle | None = None
     _control_second = -1  # the loop's second the control frames below were counted in
     _control_frames = 0
+    _text_handler: Callable[[str], bool] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -108,6 +119,15 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             self._handshake_timer.cancel()
             self._handshake_timer = None
         super().connection_lost(exc)
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # not set when the handshake was refused
+        if scope is not None:
+            scope.setdefault("extensions", {})[TEXT_HANDLER_EXTENSION] = self._set_text_handler
+
+    def _set_text_handler(self, handler: Callable[[str], bool] | None) -> None:
+        self._text_handler = handler
 
     def _handshake_expired(self) -> None:
         self._handshake_timer = None
@@ -271,10 +291,26 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
         try:
-            message: dict[str, Any] = {"type": "websocket.receive", "text": data.decode()}
+            text = data.decode()
         except UnicodeDecodeError:
-            message = {"type": "websocket.receive", "bytes": data}
+            message: dict[str, Any] = {"type": "websocket.receive", "bytes": data}
+        else:
+            if self._offered(text):
+                return
+            message = {"type": "websocket.receive", "text": text}
         self.queue.put_nowait(message)  # type: ignore[arg-type]
         if not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
+
+    def _offered(self, text: str) -> bool:
+        """Whether the app's text handler took ``text`` (never ahead of a queued message)."""
+        handler = self._text_handler
+        if handler is None or not self.queue.empty():
+            return False
+        try:
+            return handler(text)
+        except Exception:
+            self._text_handler = None
+            logger.exception("a media text handler failed; this socket's messages are queued")
+            return False

@@ -148,6 +148,17 @@ class SonioxStream(PersistentWebSocket, STTStream):
         self._trim_replay()
         await self.send_now(data)  # if it cannot go now, the replay sends it
 
+    def send_audio_now(self, data: bytes) -> bool:
+        if self.closing or not data:
+            return True  # as send_audio: nothing to send
+        start = self._sent_ms
+        if not self.write_now(data):
+            return False
+        self._sent_ms += self.format.duration_ms(len(data))
+        self._replay.append((start, data))
+        self._trim_replay()
+        return True
+
     def _trim_replay(self) -> None:
         covered = self._state.final_ms
         limit = self._sent_ms - self.settings.replay_s * 1000

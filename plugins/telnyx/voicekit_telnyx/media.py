@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -243,6 +243,44 @@ class TelnyxMediaStream(MediaStream):
                     )
         finally:
             self._summarise()
+
+    def offer_audio(self, take: Callable[[bytes], bool] | None) -> bool:
+        """Inbound audio frames go to ``take`` from the socket's callback (voicekit's own
+        server offers that through the scope; any other ASGI server does not)."""
+        from voicekit.server.media_socket import TEXT_HANDLER_EXTENSION
+
+        scope = getattr(self.websocket, "scope", None) or {}
+        set_handler = (scope.get("extensions") or {}).get(TEXT_HANDLER_EXTENSION)
+        if set_handler is None:
+            return False
+        if take is None:
+            set_handler(None)
+            return True
+        fmt = self.inbound_format
+        if self._swap and fmt.encoding == "pcm_s16le":
+            return False  # big-endian L16 is swapped in __aiter__
+        block = fmt.block_size
+        limit = self._max_frame_bytes
+
+        def handle(text: str) -> bool:
+            try:
+                frame = parse_frame(text, max_bytes=limit)
+            except BadFrame:
+                return False  # __aiter__ counts it
+            if (
+                not isinstance(frame, MediaFrame)
+                or frame.track != "inbound"
+                or not frame.payload
+                or len(frame.payload) % block
+            ):
+                return False
+            if not take(frame.payload):
+                return False
+            self.frames_in += 1
+            return True
+
+        set_handler(handle)
+        return True
 
     async def _send(self, text: str) -> None:
         if self._closed:

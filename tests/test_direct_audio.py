@@ -22,11 +22,11 @@ from voicekit_telnyx.media import TelnyxMediaStream
 from tests.test_media_frame_reader import connect, frame
 from tests.test_soniox import finals, stt_for, turns
 from voicekit.audio import PCM_16K, ULAW_8K, AudioConverter
-from voicekit.server.media_socket import TEXT_HANDLER_EXTENSION
 from voicekit.session.actions import Keypad
 from voicekit.session.inbound_clock import InboundClock
 from voicekit.session.media_in import InboundMedia
 from voicekit.stt import STTStream
+from voicekit.telephony import TEXT_HANDLER_EXTENSION
 from voicekit.testing import FakeMediaStream, FakeSTT
 from voicekit.testing.emulators import SonioxEmulator
 from voicekit.testing.fake_stt import FakeSTTStream

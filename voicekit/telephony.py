@@ -17,6 +17,7 @@ from voicekit.audio.formats import AudioFormat
 from voicekit.provider import Provider, ProviderKind, SettingsT
 
 __all__ = [
+    "TEXT_HANDLER_EXTENSION",
     "CallHost",
     "CallInfo",
     "Dtmf",
@@ -27,6 +28,10 @@ __all__ = [
     "StreamStopped",
     "Telephony",
 ]
+
+# The ASGI scope extension through which voicekit's server lets a media route set a
+# synchronous handler for the socket's text messages (see MediaStream.offer_audio).
+TEXT_HANDLER_EXTENSION = "voicekit.text_handler"
 
 
 @dataclass(frozen=True, slots=True)

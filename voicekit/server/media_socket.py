@@ -24,6 +24,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from voicekit.lograte import FoldedWarning
+from voicekit.telephony import TEXT_HANDLER_EXTENSION
 
 try:  # websockets' C helper, as its own parser uses
     from websockets.speedups import apply_mask
@@ -34,7 +35,6 @@ __all__ = [
     "CLOSE_TIMEOUT_S",
     "CONTROL_FRAMES_PER_S",
     "HIGH_WATER",
-    "TEXT_HANDLER_EXTENSION",
     "WRITE_BACKLOG_BYTES",
     "MediaWebSocketProtocol",
 ]
@@ -43,8 +43,7 @@ logger = logging.getLogger(__name__)
 _DROPS = FoldedWarning(logger)  # a client that reconnects to be dropped again cannot flood
 
 HIGH_WATER = 32  # messages waiting for the app before reading pauses
-# The ASGI scope extension through which an app sets a synchronous text-message handler.
-TEXT_HANDLER_EXTENSION = "voicekit.text_handler"
+
 CLOSE_TIMEOUT_S = 2.0
 WRITE_BACKLOG_BYTES = 1 << 20  # paced audio keeps a few KiB queued; a MiB is a peer not reading
 CONTROL_FRAMES_PER_S = 50

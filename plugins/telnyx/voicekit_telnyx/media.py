@@ -12,6 +12,7 @@ import numpy as np
 
 from voicekit.audio import AudioFormat
 from voicekit.telephony import (
+    TEXT_HANDLER_EXTENSION,
     CallInfo,
     Dtmf,
     InboundAudio,
@@ -247,8 +248,6 @@ class TelnyxMediaStream(MediaStream):
     def offer_audio(self, take: Callable[[bytes], bool] | None) -> bool:
         """Inbound audio frames go to ``take`` from the socket's callback (voicekit's own
         server offers that through the scope; any other ASGI server does not)."""
-        from voicekit.server.media_socket import TEXT_HANDLER_EXTENSION
-
         scope = getattr(self.websocket, "scope", None) or {}
         set_handler = (scope.get("extensions") or {}).get(TEXT_HANDLER_EXTENSION)
         if set_handler is None:

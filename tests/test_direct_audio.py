@@ -309,3 +309,47 @@ async def test_the_session_does_not_offer_where_it_cannot_take(why: str) -> None
         await anyio.sleep(0.01)
         media.hang_up()
     assert media.offers == []
+
+
+class RaisingSTT(TakingSTT):
+    """Writes the frame, then fails: a third party's bug."""
+
+    def send_audio_now(self, data: bytes) -> bool:
+        self.now.append(data)
+        raise RuntimeError("failed after writing")
+
+
+async def test_an_stt_that_raises_after_writing_never_gets_the_frame_twice() -> None:
+    media = OfferingMedia()
+    reader, _ = inbound(media)
+    stt = RaisingSTT()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader.run, stt)
+        await anyio.sleep(0.01)
+        take = media.offers[0]
+        assert take is not None and take(b"\x01" * 160)  # taken: it may have been written
+        assert media.offers[-1] is None  # and the session stopped offering
+        media.feed(b"\x02" * 160)  # the rest of the call goes the usual way
+        await anyio.sleep(0.01)
+        media.hang_up()
+    assert stt.now == [b"\x01" * 160]
+    assert stt.awaited == [b"\x02" * 160]
+
+
+async def test_a_closed_socket_lets_go_of_its_handler() -> None:
+    handlers: list[Any] = []
+
+    class KeepingApp(HandlerApp):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            handlers.append(scope)
+            await super().__call__(scope, receive, send)
+
+    app = KeepingApp(lambda text: True)
+    server, client = await connect(app)  # type: ignore[arg-type]
+    try:
+        await client.send(frame(0x1, b"one"))
+        await client.stream.aclose()
+        await anyio.sleep(0.1)
+    finally:
+        await server.__aexit__(None, None, None)
+    assert TEXT_HANDLER_EXTENSION not in handlers[0]["extensions"]

@@ -88,9 +88,12 @@ class STTStream(AsyncResource):
         """Send ``data`` at once if that needs no waiting, and say so; False leaves the
         stream exactly as it was, and the caller awaits :meth:`send_audio` instead.
 
-        The session calls this from the media socket's own callback, so a caller's frame
-        reaches the STT with no task switch (50 a second per call). The default never
-        can; a provider whose writes are usually immediate implements it.
+        The session calls this from the media socket's own callback, on the event loop's
+        thread, so a caller's frame reaches the STT with no task switch (50 a second per
+        call). It must not block. If it raises, the frame counts as sent (it may have
+        been written) and the session uses :meth:`send_audio` for the rest of the call.
+        The default never can; a provider whose writes are usually immediate implements
+        it.
         """
         return False
 

@@ -102,9 +102,10 @@ class MediaStream(ABC):
         """Offer each inbound audio frame to ``take`` as it arrives, before it is queued
         for :meth:`__aiter__`; ``None`` stops. Returns whether this stream can.
 
-        ``take`` runs in the socket's own callback and returns whether it took the frame;
-        a frame it does not take, and every frame after it that arrives while it waits,
-        is iterated as usual, so the order is kept. The default cannot.
+        Call ``take`` on the event loop's thread (the socket's own callback), never from
+        another thread; it returns whether it took the frame. A frame it does not take,
+        and every frame after it that arrives while it waits, is iterated as usual, so
+        the order is kept. The default cannot.
         """
         return False
 

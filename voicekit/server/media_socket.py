@@ -114,6 +114,10 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._text_handler = None  # it holds the call's STT stream; the scope holds us
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope.get("extensions", {}).pop(TEXT_HANDLER_EXTENSION, None)
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None

@@ -111,8 +111,13 @@ class InboundMedia:
             try:
                 if not send_now(data):
                     return False
-            except VoiceKitError as exc:
-                logger.warning("call=%s: STT send failed: %s", self.call_id, exc)
+            except Exception as exc:
+                # It may have written the frame: never send it again the other way. Stop
+                # offering, so the rest of the call goes through send_audio.
+                logger.warning(
+                    "call=%s: STT send failed: %s: %s", self.call_id, type(exc).__name__, exc
+                )
+                self.media.offer_audio(None)
             received(duration_ms(len(data)), at)
             return True
 

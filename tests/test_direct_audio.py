@@ -11,8 +11,9 @@ can take it, and stops offering when the stream ends.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -273,21 +274,31 @@ def inbound(media: FakeMediaStream, stt_format: Any = ULAW_8K) -> tuple[InboundM
     )
 
 
-async def test_the_session_takes_frames_from_the_callback_and_stops_offering_at_the_end() -> None:
-    media = OfferingMedia()
+@contextlib.asynccontextmanager
+async def reading(
+    media: OfferingMedia, stt: FakeSTTStream
+) -> AsyncIterator[tuple[Callable[[bytes], bool], InboundClock]]:
+    """The session reading ``media`` into ``stt``; yields the ``take`` it offered and its
+    arrival clock, and hangs up at the end."""
     reader, clock = inbound(media)
-    stt = TakingSTT()
     async with anyio.create_task_group() as tg:
         tg.start_soon(reader.run, stt)
         await anyio.sleep(0.01)
         take = media.offers[0]
         assert take is not None
+        yield take, clock
+        await anyio.sleep(0.01)
+        media.hang_up()
+
+
+async def test_the_session_takes_frames_from_the_callback_and_stops_offering_at_the_end() -> None:
+    media = OfferingMedia()
+    stt = TakingSTT()
+    async with reading(media, stt) as (take, clock):
         assert take(b"\x01" * 160) and take(b"\x02" * 160)
         stt.can = False
         assert not take(b"\x03" * 160)  # declined: the frame goes the usual way
         media.feed(b"\x03" * 160)
-        await anyio.sleep(0.01)
-        media.hang_up()
     assert stt.now == [b"\x01" * 160, b"\x02" * 160]
     assert stt.awaited == [b"\x03" * 160]
     assert clock.arrival(40) is not None  # the taken frames were clocked as they arrived
@@ -321,17 +332,11 @@ class RaisingSTT(TakingSTT):
 
 async def test_an_stt_that_raises_after_writing_never_gets_the_frame_twice() -> None:
     media = OfferingMedia()
-    reader, _ = inbound(media)
     stt = RaisingSTT()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(reader.run, stt)
-        await anyio.sleep(0.01)
-        take = media.offers[0]
-        assert take is not None and take(b"\x01" * 160)  # taken: it may have been written
+    async with reading(media, stt) as (take, _):
+        assert take(b"\x01" * 160)  # taken: it may have been written
         assert media.offers[-1] is None  # and the session stopped offering
         media.feed(b"\x02" * 160)  # the rest of the call goes the usual way
-        await anyio.sleep(0.01)
-        media.hang_up()
     assert stt.now == [b"\x01" * 160]
     assert stt.awaited == [b"\x02" * 160]
 

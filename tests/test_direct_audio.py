@@ -358,3 +358,33 @@ async def test_a_closed_socket_lets_go_of_its_handler() -> None:
     finally:
         await server.__aexit__(None, None, None)
     assert TEXT_HANDLER_EXTENSION not in handlers[0]["extensions"]
+
+
+class SlowSTT(TakingSTT):
+    """send_audio takes a while: frames offered meanwhile must wait their turn."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = anyio.Event()
+
+    async def send_audio(self, data: bytes) -> None:
+        await self.release.wait()
+        self.awaited.append(data)
+
+
+async def test_no_frame_is_taken_while_an_earlier_one_is_still_being_sent() -> None:
+    media = OfferingMedia()
+    stt = SlowSTT()
+    stt.can = False
+    async with reading(media, stt) as (take, _):
+        assert not take(b"\x01" * 160)
+        media.feed(b"\x01" * 160)  # declined, so it goes through the slow send_audio
+        await anyio.sleep(0.01)
+        stt.can = True
+        assert not take(b"\x02" * 160)  # the STT could, but frame 1 is not out yet
+        media.feed(b"\x02" * 160)
+        stt.release.set()
+        await anyio.sleep(0.01)
+        assert take(b"\x03" * 160)  # the queue is drained: taken again
+    assert stt.awaited == [b"\x01" * 160, b"\x02" * 160]
+    assert stt.now == [b"\x03" * 160]

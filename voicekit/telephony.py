@@ -104,8 +104,9 @@ class MediaStream(ABC):
 
         Call ``take`` on the event loop's thread (the socket's own callback), never from
         another thread; it returns whether it took the frame. A frame it does not take,
-        and every frame after it that arrives while it waits, is iterated as usual, so
-        the order is kept. The default cannot.
+        and every frame after it until the iterator has yielded everything queued, is
+        iterated as usual, so the order is kept. ``offer_audio(None)`` may come more
+        than once, and from inside ``take``. The default cannot.
         """
         return False
 

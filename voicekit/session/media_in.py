@@ -53,6 +53,7 @@ class InboundMedia:
         self._pipeline = pipeline
         self._task_group = task_group
         self.call_id = call_id
+        self._sending = False  # a frame is being awaited through stt_stream.send_audio
 
     def detach(self) -> None:
         """The call is over: drop the callbacks that point back at the session."""
@@ -72,10 +73,13 @@ class InboundMedia:
                     self._clock.received(fmt.duration_ms(len(event.data)), now())
                     data = self._converter.process(event.data)
                     if data:
+                        self._sending = True  # no frame is taken past this one meanwhile
                         try:
                             await stt_stream.send_audio(data)
                         except VoiceKitError as exc:
                             logger.warning("call=%s: STT send failed: %s", self.call_id, exc)
+                        finally:
+                            self._sending = False
                 elif isinstance(event, MarkReached):
                     pipeline = self._pipeline()
                     if pipeline is not None:
@@ -107,6 +111,8 @@ class InboundMedia:
         send_now = stt_stream.send_audio_now
 
         def take(data: bytes) -> bool:
+            if self._sending:
+                return False  # an earlier frame is still on its way through send_audio
             at = now()
             try:
                 if not send_now(data):

@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 _DROPS = FoldedWarning(logger)  # a client that reconnects to be dropped again cannot flood
 
 HIGH_WATER = 32  # messages waiting for the app before reading pauses
-
 CLOSE_TIMEOUT_S = 2.0
 WRITE_BACKLOG_BYTES = 1 << 20  # paced audio keeps a few KiB queued; a MiB is a peer not reading
 CONTROL_FRAMES_PER_S = 50

@@ -142,22 +142,23 @@ class SonioxStream(PersistentWebSocket, STTStream):
     async def send_audio(self, data: bytes) -> None:
         if self.closing or not data:
             return
-        start = self._sent_ms
-        self._sent_ms += self.format.duration_ms(len(data))
-        self._replay.append((start, data))
-        self._trim_replay()
+        self._record(data)
         await self.send_now(data)  # if it cannot go now, the replay sends it
 
     def send_audio_now(self, data: bytes) -> bool:
         if self.closing or not data:
             return True  # as send_audio: nothing to send
-        start = self._sent_ms
         if not self.write_now(data):
             return False
+        self._record(data)  # only once written: False must leave the stream as it was
+        return True
+
+    def _record(self, data: bytes) -> None:
+        """Count ``data`` as sent and keep it for a replay until its words are final."""
+        start = self._sent_ms
         self._sent_ms += self.format.duration_ms(len(data))
         self._replay.append((start, data))
         self._trim_replay()
-        return True
 
     def _trim_replay(self) -> None:
         covered = self._state.final_ms

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import sysconfig
 import textwrap
 from collections.abc import Callable, Iterator
 from importlib import invalidate_caches
@@ -14,21 +12,24 @@ from typing import Any
 
 import pytest
 
-from tests.rewrite_cache import read_shared_rewrites, rewrite_for_workers, tell_worker
+from tests import bytecode_cache, rewrite_cache
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    read_shared_rewrites(config)
+    bytecode_cache.read_prefix(config)
+    rewrite_cache.read_shared_rewrites(config)
 
 
 @pytest.hookimpl(optionalhook=True)  # the xdist hooks: absent with -p no:xdist
 def pytest_xdist_setupnodes(config: pytest.Config) -> None:
-    rewrite_for_workers(config)
+    bytecode_cache.fill_for_workers(config)
+    rewrite_cache.rewrite_for_workers(config)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    tell_worker(node)
+    rewrite_cache.tell_worker(node)
+    bytecode_cache.tell_worker(node)
 
 
 @pytest.fixture
@@ -46,74 +47,19 @@ def run_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def child_bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Where ``PYTHONDONTWRITEBYTECODE`` is set (many CI images set it), the suite's child
-    processes (the CLI, ``voicekit serve``, the docs' blocks) keep compiled bytecode in
-    one directory of this run's temp dir, shared by the workers, instead of each child
-    compiling voicekit from source again: the checkout still gets no ``__pycache__``.
-    Nothing changes where the variable is not set.
-
-    Python then looks for *every* module's bytecode in that directory, the standard
-    library's and the virtualenv's too, so the first worker there fills it with links to
-    the bytecode they already have: otherwise the first children would each compile
-    pydantic, httpx, the openai SDK and the rest from source (1.5 s of CPU each, and
-    pip's 371 modules for the one that installs the example plugin)."""
+    processes (the CLI, ``voicekit serve``, the docs' blocks) read and write bytecode in
+    this run's shared directory (``tests/bytecode_cache.py``) instead of each compiling
+    voicekit, and whatever else the directory lacks, from source. Nothing changes where
+    the variable is not set."""
     if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
         yield
         return
-    shared = run_temp_dir(tmp_path_factory) / "child-bytecode"
-    seed_bytecode_prefix(shared)
+    prefix = run_temp_dir(tmp_path_factory) / bytecode_cache.DIRECTORY
+    bytecode_cache.seed_bytecode_prefix(prefix)  # already done by the controller under xdist
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("PYTHONDONTWRITEBYTECODE")
-        patch.setenv("PYTHONPYCACHEPREFIX", str(shared))
+        patch.setenv("PYTHONPYCACHEPREFIX", str(prefix))
         yield
-
-
-def seed_bytecode_prefix(prefix: Path) -> None:
-    """Hard-link (or copy, across file systems) the standard library's and the installed
-    packages' ``__pycache__/*.pyc`` into ``prefix`` where ``PYTHONPYCACHEPREFIX`` looks
-    for them (a tenth of a second for ten thousand files). Only the process that creates
-    ``prefix`` does it; a child that starts meanwhile compiles what it needs, as without
-    this. Python checks each file against its source as usual and replaces a stale one
-    with a new file, never writing through the link."""
-    try:
-        prefix.mkdir(parents=True)
-    except FileExistsError:
-        return
-    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "purelib", "platlib")}
-    suffix = f".{sys.implementation.cache_tag}.pyc"
-    for root in roots:
-        _link_bytecode(root, prefix, suffix, skip=roots - {root})
-
-
-def _link_bytecode(directory: str, prefix: Path, suffix: str, skip: set[str]) -> None:
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.is_dir(follow_symlinks=False) or entry.path in skip:
-            continue
-        if entry.name != "__pycache__":
-            _link_bytecode(entry.path, prefix, suffix, skip)
-            continue
-        target = prefix / directory.lstrip(os.sep)
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-            for pyc in os.scandir(entry.path):
-                if pyc.name.endswith(suffix):
-                    _link(pyc.path, target / pyc.name)
-        except OSError:
-            continue  # those modules are compiled by the first child that needs them
-
-
-def _link(source: str, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except FileExistsError:
-        pass  # a child compiled it first
-    except OSError:  # another file system: a child only ever sees a whole file
-        aside = target.with_name(f"{target.name}.{os.getpid()}")
-        shutil.copyfile(source, aside)
-        os.replace(aside, target)
 
 
 PluginDistFactory = Callable[..., Path]
@@ -188,7 +134,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     early = {id(item) for item in slow + waits}
     rest = [item for item in items if id(item) not in early]
     free = [block for block in range(workers) if block >= len(slow)] or list(range(workers))
-    waits_of = {block: waits[i :: len(free)] for i, block in enumerate(free)}
+    waits_of = {
+        block: _rotated(waits[i :: len(free)], i, len(free)) for i, block in enumerate(free)
+    }
     ordered: list[pytest.Item] = []
     remaining = len(items)
     for block in range(workers):
@@ -199,3 +147,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         ordered += heads + rest[:taken]
         rest = rest[taken:]
     items[:] = ordered + rest
+
+
+def _rotated(share: list[pytest.Item], i: int, blocks: int) -> list[pytest.Item]:
+    """Block ``i``'s share of the waiting tests, started ``i / blocks`` of the way in.
+    Dealt round-robin, the n-th waiting test of every block would come from the same
+    module (``test_server.py``'s loopback calls, say) and all wait at once; rotated, one
+    block's child process computes while another's loopback call waits."""
+    start = len(share) * i // max(1, blocks)
+    return share[start:] + share[:start]

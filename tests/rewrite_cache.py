@@ -2,9 +2,9 @@
 
 pytest rewrites every test module's ``assert`` statements so a failure shows its values,
 and caches the result as a ``.pyc`` beside the module, unless Python may not write
-bytecode (``PYTHONDONTWRITEBYTECODE``, which many CI images set). Then each of the six
-xdist workers parses and rewrites all of ``tests/`` again: about a second of CPU each,
-six seconds of a suite that is bound by two cores.
+bytecode (``PYTHONDONTWRITEBYTECODE``, which many CI images set). Then each xdist
+worker parses and rewrites all of ``tests/`` again: about a second of CPU each, for a
+suite that is bound by two cores.
 
 Where bytecode may not be written, the controlling process rewrites the test modules the
 run names once, in a thread while the workers start, into a new directory in pytest's

@@ -1,0 +1,166 @@
+"""One bytecode directory per run for the workers and the tests' child processes, where
+Python may not write bytecode beside the sources (``PYTHONDONTWRITEBYTECODE``, which
+many CI images set).
+
+Without it every xdist worker compiles voicekit and its plugins from source as it
+imports them, and so does every child process the tests start (the CLI, ``voicekit
+serve``, the docs' programs): a tenth to a fifth of a second each, some fifty times a
+run. With it:
+
+- the controlling process fills a new directory in this run's pytest temp directory, in
+  a thread while the workers start: hard links (copies across file systems) to the
+  bytecode the standard library and the installed packages already have in their
+  ``__pycache__`` (about ten thousand files in a tenth of a second), then the checkout's
+  own packages, compiled;
+- each worker is told the directory with its start-up data and reads bytecode from it
+  (``sys.pycache_prefix``); it still writes nothing;
+- the child processes get it as ``PYTHONPYCACHEPREFIX`` and may write to it, so what
+  one compiles the next one reads.
+
+Python checks every file against its source as usual and replaces a stale one with a
+new file, never writing through a link. A module imported before the directory is
+filled is compiled in memory, as without all this. The checkout gets no ``__pycache__``.
+"""
+
+from __future__ import annotations
+
+import os
+import py_compile
+import shutil
+import sys
+import sysconfig
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = [
+    "DIRECTORY",
+    "bytecode_prefix",
+    "fill_for_workers",
+    "read_prefix",
+    "seed_bytecode_prefix",
+    "tell_worker",
+]
+
+DIRECTORY = "bytecode"  # in the run's pytest temp directory
+WORKER_INPUT_KEY = "shared_bytecode_prefix"
+JOIN_TIMEOUT_S = 5.0
+PACKAGE_GLOBS = ("voicekit", "plugins/*/voicekit_*")  # the checkout's importable packages
+
+_prefix: Path | None = None
+
+
+def bytecode_prefix() -> Path | None:
+    """The directory this process reads (a worker) or filled (the controller), if any."""
+    return _prefix
+
+
+def read_prefix(config: pytest.Config) -> None:
+    """Call from ``pytest_configure``: a worker reads bytecode from the shared directory."""
+    global _prefix
+    shared = getattr(config, "workerinput", {}).get(WORKER_INPUT_KEY)
+    if shared and sys.dont_write_bytecode:
+        _prefix = Path(shared)
+        sys.pycache_prefix = shared
+
+
+def fill_for_workers(config: pytest.Config) -> None:
+    """Call from xdist's ``pytest_xdist_setupnodes``: the controller fills the directory
+    in a thread while the workers start."""
+    global _prefix
+    factory = getattr(config, "_tmp_path_factory", None)
+    if not sys.dont_write_bytecode or not isinstance(factory, pytest.TempPathFactory):
+        return  # bytecode lives beside the sources, or there is no run directory
+    prefix = factory.getbasetemp() / DIRECTORY
+    stop = threading.Event()
+
+    def fill() -> None:
+        if not seed_bytecode_prefix(prefix):
+            return
+        for source in _checkout_sources(config.rootpath):
+            if stop.is_set():
+                return
+            try:
+                py_compile.compile(str(source), cfile=_cached(prefix, source), doraise=True)
+            except (py_compile.PyCompileError, OSError):
+                continue  # whoever imports it compiles it, and reports any error in it
+
+    filler = threading.Thread(target=fill, name="fill bytecode", daemon=True)
+    filler.start()
+    _prefix = prefix
+
+    def cleanup() -> None:
+        stop.set()
+        filler.join(timeout=JOIN_TIMEOUT_S)
+
+    config.add_cleanup(cleanup)
+
+
+def tell_worker(node: Any) -> None:
+    """Call from xdist's ``pytest_configure_node``: the worker learns the directory with
+    its start-up data, not from the environment."""
+    if _prefix is not None:
+        node.workerinput[WORKER_INPUT_KEY] = str(_prefix)
+
+
+def seed_bytecode_prefix(prefix: Path) -> bool:
+    """Link the standard library's and the installed packages' ``__pycache__/*.pyc`` into
+    ``prefix``, where ``PYTHONPYCACHEPREFIX`` looks for them. Only the caller that
+    creates ``prefix`` does it (True); False if it already existed."""
+    try:
+        prefix.mkdir(parents=True)
+    except FileExistsError:
+        return False
+    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "purelib", "platlib")}
+    suffix = f".{sys.implementation.cache_tag}.pyc"
+    for root in roots:
+        _link_bytecode(root, prefix, suffix, skip=roots - {root})
+    return True
+
+
+def _link_bytecode(directory: str, prefix: Path, suffix: str, skip: set[str]) -> None:
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False) or entry.path in skip:
+            continue
+        if entry.name != "__pycache__":
+            _link_bytecode(entry.path, prefix, suffix, skip)
+            continue
+        target = prefix / directory.lstrip(os.sep)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for pyc in os.scandir(entry.path):
+                if pyc.name.endswith(suffix):
+                    _link(pyc.path, target / pyc.name)
+        except OSError:
+            continue  # those modules are compiled by the first process that needs them
+
+
+def _link(source: str, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        pass  # a child compiled it first
+    except OSError:  # another file system: a reader only ever sees a whole file
+        aside = target.with_name(f"{target.name}.{os.getpid()}")
+        shutil.copyfile(source, aside)
+        os.replace(aside, target)
+
+
+def _checkout_sources(root: Path) -> Iterator[Path]:
+    for pattern in PACKAGE_GLOBS:
+        for package in sorted(root.glob(pattern)):
+            yield from sorted(p for p in package.rglob("*.py") if p.is_file())
+
+
+def _cached(prefix: Path, source: Path) -> str:
+    """Where Python looks for ``source``'s bytecode under ``PYTHONPYCACHEPREFIX``."""
+    head = os.path.dirname(os.path.abspath(source)).lstrip(os.sep)
+    name = f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+    return str(prefix / head / name)

@@ -1,0 +1,42 @@
+"""The suite's shared bytecode directory (tests/bytecode_cache.py) is in effect."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import voicekit.session.session
+from tests.bytecode_cache import bytecode_prefix, seed_bytecode_prefix
+
+
+@pytest.mark.skipif(
+    not sys.dont_write_bytecode or "PYTEST_XDIST_WORKER" not in os.environ,
+    reason="only xdist workers where PYTHONDONTWRITEBYTECODE is set read shared bytecode",
+)
+def test_this_worker_reads_the_bytecode_the_controller_compiled() -> None:
+    prefix = bytecode_prefix()
+    assert prefix is not None, "the controller did not share its directory (an xdist change?)"
+    assert sys.pycache_prefix == str(prefix)
+    cached = Path(voicekit.session.session.__cached__)
+    assert prefix in cached.parents
+    deadline = time.monotonic() + 60  # filled while the workers start; this may come first
+    while not cached.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cached.is_file()
+
+
+def test_the_directory_is_seeded_once_with_links_to_existing_bytecode(tmp_path: Path) -> None:
+    prefix = tmp_path / "bytecode"
+    assert seed_bytecode_prefix(prefix)
+    assert not seed_bytecode_prefix(prefix)  # someone else's: left alone
+    source = Path(json.__file__)
+    own = source.parent / "__pycache__" / f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+    if not own.is_file():
+        pytest.skip("this Python's standard library has no bytecode to link")
+    linked = prefix / str(source.parent).lstrip(os.sep) / own.name
+    assert linked.read_bytes() == own.read_bytes()

@@ -8,10 +8,10 @@ serve``, the docs' programs): a tenth to a fifth of a second each, some fifty ti
 run. With it:
 
 - the controlling process fills a new directory in this run's pytest temp directory, in
-  a thread while the workers start: hard links (copies across file systems) to the
-  bytecode the standard library and the installed packages already have in their
-  ``__pycache__`` (about ten thousand files in a tenth of a second), then the checkout's
-  own packages, compiled;
+  a thread while the workers start: hard links to the bytecode the standard library and
+  the installed packages already have in their ``__pycache__`` (about ten thousand files
+  in a fifth of a second; where it cannot link, as from another file system, nothing is
+  shared with the workers), then the checkout's own packages, compiled;
 - each worker is told the directory with its start-up data and reads bytecode from it
   (``sys.pycache_prefix``); it still writes nothing;
 - the child processes get it as ``PYTHONPYCACHEPREFIX`` and may write to it, so what
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import py_compile
-import shutil
 import sys
 import sysconfig
 import threading
@@ -69,22 +68,39 @@ def read_prefix(config: pytest.Config) -> None:
 
 def fill_for_workers(config: pytest.Config) -> None:
     """Call from xdist's ``pytest_xdist_setupnodes``: the controller fills the directory
-    in a thread while the workers start."""
+    in a thread while the workers start. Where it cannot hard-link into the run's temp
+    directory (another file system, ``fs.protected_hardlinks``), the workers are not told
+    of it (with only voicekit in it they would compile every installed package from
+    source) and the child processes use it as a plain, empty cache."""
     global _prefix
     factory = getattr(config, "_tmp_path_factory", None)
     if not sys.dont_write_bytecode or not isinstance(factory, pytest.TempPathFactory):
         return  # bytecode lives beside the sources, or there is no run directory
     prefix = factory.getbasetemp() / DIRECTORY
+    try:
+        prefix.mkdir(parents=True)
+    except OSError:
+        return
+    if not _links_work(prefix):
+        return
     stop = threading.Event()
 
     def fill() -> None:
-        if not seed_bytecode_prefix(prefix):
+        if not _seed(prefix, stop):
             return
         for source in _checkout_sources(config.rootpath):
             if stop.is_set():
                 return
             try:
-                py_compile.compile(str(source), cfile=_cached(prefix, source), doraise=True)
+                py_compile.compile(
+                    str(source),
+                    cfile=_cached(prefix, source),
+                    doraise=True,
+                    optimize=0,  # what the workers and children run, whatever -O pytest has
+                    # A hash of the bytes compiled: an edit while this runs is never
+                    # stamped on the older code, as a modification time could be.
+                    invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+                )
             except (py_compile.PyCompileError, OSError):
                 continue  # whoever imports it compiles it, and reports any error in it
 
@@ -109,19 +125,47 @@ def tell_worker(node: Any) -> None:
 def seed_bytecode_prefix(prefix: Path) -> bool:
     """Link the standard library's and the installed packages' ``__pycache__/*.pyc`` into
     ``prefix``, where ``PYTHONPYCACHEPREFIX`` looks for them. Only the caller that
-    creates ``prefix`` does it (True); False if it already existed."""
+    creates ``prefix`` does it; True if it linked them all."""
     try:
         prefix.mkdir(parents=True)
     except FileExistsError:
         return False
-    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "purelib", "platlib")}
-    suffix = f".{sys.implementation.cache_tag}.pyc"
-    for root in roots:
-        _link_bytecode(root, prefix, suffix, skip=roots - {root})
+    return _links_work(prefix) and _seed(prefix, threading.Event())
+
+
+def _links_work(prefix: Path) -> bool:
+    """Whether the installed bytecode can be hard-linked into ``prefix``: never copied,
+    which would be hundreds of megabytes per run."""
+    probe = prefix / ".probe"
+    try:
+        os.link(_some_installed_bytecode(), probe)
+    except (OSError, StopIteration):
+        return False
+    probe.unlink()
     return True
 
 
-def _link_bytecode(directory: str, prefix: Path, suffix: str, skip: set[str]) -> None:
+def _some_installed_bytecode() -> str:
+    cache = Path(os.__file__).parent / "__pycache__"
+    return next(str(p) for p in cache.glob(f"os.{sys.implementation.cache_tag}.pyc"))
+
+
+def _seed(prefix: Path, stop: threading.Event) -> bool:
+    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "purelib", "platlib")}
+    suffix = f".{sys.implementation.cache_tag}.pyc"
+    try:
+        for root in roots:
+            _link_bytecode(root, prefix, suffix, roots - {root}, stop)
+    except OSError:
+        return False  # the rest is compiled by whoever imports it, as without this
+    return not stop.is_set()
+
+
+def _link_bytecode(
+    directory: str, prefix: Path, suffix: str, skip: set[str], stop: threading.Event
+) -> None:
+    if stop.is_set():
+        return
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -129,28 +173,19 @@ def _link_bytecode(directory: str, prefix: Path, suffix: str, skip: set[str]) ->
     for entry in entries:
         if not entry.is_dir(follow_symlinks=False) or entry.path in skip:
             continue
+        if entry.name in ("site-packages", "dist-packages"):
+            continue  # the base interpreter's packages under its standard library
         if entry.name != "__pycache__":
-            _link_bytecode(entry.path, prefix, suffix, skip)
+            _link_bytecode(entry.path, prefix, suffix, skip, stop)
             continue
         target = prefix / directory.lstrip(os.sep)
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-            for pyc in os.scandir(entry.path):
-                if pyc.name.endswith(suffix):
-                    _link(pyc.path, target / pyc.name)
-        except OSError:
-            continue  # those modules are compiled by the first process that needs them
-
-
-def _link(source: str, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except FileExistsError:
-        pass  # a child compiled it first
-    except OSError:  # another file system: a reader only ever sees a whole file
-        aside = target.with_name(f"{target.name}.{os.getpid()}")
-        shutil.copyfile(source, aside)
-        os.replace(aside, target)
+        target.mkdir(parents=True, exist_ok=True)
+        for pyc in os.scandir(entry.path):
+            if pyc.name.endswith(suffix):
+                try:
+                    os.link(pyc.path, target / pyc.name)
+                except FileExistsError:
+                    pass  # a child compiled it first
 
 
 def _checkout_sources(root: Path) -> Iterator[Path]:

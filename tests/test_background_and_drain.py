@@ -3,6 +3,10 @@ call that starts while it waits."""
 
 from __future__ import annotations
 
+import errno
+import json
+from pathlib import Path
+
 import anyio
 import pytest
 
@@ -78,3 +82,27 @@ def test_a_record_that_cannot_be_serialised_is_logged_not_raised(
     record = CallRecord(call=CallInfo("call-x", provider_data={"deep": deep}), started_at=0.0)
     calls._write_file(record)
     assert "could not serialise the call record" in caplog.text and "call-x" in caplog.text
+
+
+def test_a_record_appears_whole_and_a_failed_write_leaves_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tool reading the records directory while calls end never finds half a record,
+    and a disk that fills mid-write leaves no partial file behind."""
+    from voicekit.records import CallRecord
+
+    settings = load_settings(server={"records_dir": str(tmp_path)})
+    calls = CallManager(settings, stt=FakeSTT(), llm=FakeLLM(), tts=FakeTTS())
+    calls._write_file(CallRecord(call=CallInfo("call-w"), started_at=0.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["call-w.json"]
+    assert json.loads((tmp_path / "call-w.json").read_text())["call"]["call_id"] == "call-w"
+
+    def disk_full(self: Path, text: str) -> int:
+        with self.open("w") as out:
+            out.write(text[:100])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    calls._write_file(CallRecord(call=CallInfo("call-full"), started_at=0.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["call-w.json"]
+    assert "could not write the call record" in caplog.text and "call-full" in caplog.text

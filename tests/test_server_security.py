@@ -71,7 +71,9 @@ async def test_a_live_calls_token_admits_one_connection_and_none_after_the_call(
         await until(lambda: r.calls.records)
         assert await refused_with(media_url(r), header, call.call_id) == 1008  # call is over
         assert r.calls.calls_total == 1
-    saved = json.loads((tmp_path / "records" / f"{call.call_id}.json").read_text())
+    path = tmp_path / "records" / f"{call.call_id}.json"
+    await until(path.exists)  # written in a worker thread once the call is over
+    saved = json.loads(path.read_text())
     assert saved["turns"][0]["heard_text"] == "Hi there."  # the real call's record survived
     refusals = [m for m in caplog.messages if "refused a media stream" in m]
     assert refusals == [

@@ -14,6 +14,8 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -223,11 +225,17 @@ class CallManager:
     def _write_file(self, record: CallRecord) -> None:
         directory = self.settings.server.records_dir
         assert directory is not None
+        path = Path(directory) / f"{record.call.call_id.replace('/', '_')}.json"
+        # Written aside, then renamed: whoever reads the directory (a tail, a collector)
+        # never sees half a record.
+        aside = path.with_name(f".{path.name}.{threading.get_ident()}")
         try:
             Path(directory).mkdir(parents=True, exist_ok=True)
-            path = Path(directory) / f"{record.call.call_id.replace('/', '_')}.json"
-            path.write_text(json.dumps(dataclasses.asdict(record), indent=2, default=str))
+            aside.write_text(json.dumps(dataclasses.asdict(record), indent=2, default=str))
+            os.replace(aside, path)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                aside.unlink(missing_ok=True)
             logger.error("call=%s: could not write the call record: %s", record.call.call_id, exc)
         except Exception:  # a value the record cannot hold must not skip the call's hang-up
             logger.exception("call=%s: could not serialise the call record", record.call.call_id)

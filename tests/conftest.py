@@ -119,7 +119,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     rest of the suite. The tests marked ``waits`` (a few seconds each of a loopback
     server or a child process) open the other blocks: left where they fall, several
     ended up together at the end of the run, with one worker waiting while the other
-    five had finished; placed behind a real-time call, they ran after it.
+    others had finished; placed behind a real-time call, they ran after it.
     """
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:

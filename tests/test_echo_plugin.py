@@ -46,6 +46,7 @@ def echo_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "pip",
             "install",
             "--quiet",
+            "--no-cache-dir",  # nothing written to the user's pip cache
             "--no-deps",
             "--no-build-isolation",
             "--no-index",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import textwrap
@@ -18,6 +19,19 @@ from tests import bytecode_cache, rewrite_cache
 def pytest_configure(config: pytest.Config) -> None:
     bytecode_cache.read_prefix(config)
     rewrite_cache.read_shared_rewrites(config)
+    if hasattr(config, "workerinput"):
+        atexit.register(_exit_without_teardown)
+
+
+def _exit_without_teardown() -> None:
+    """A worker's last step, after pytest and every later ``atexit`` handler are done:
+    leave without the interpreter's teardown. That teardown (freeing every module, the
+    piper and onnxruntime sessions, the SDKs) took about 0.4 s of CPU per worker, all
+    eight at the end of the run when nothing else overlaps it: 1.5 s of the suite's wall
+    time. The controller has every result by then and ignores a worker's exit status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @pytest.hookimpl(optionalhook=True)  # the xdist hooks: absent with -p no:xdist

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -96,13 +99,46 @@ def test_a_record_appears_whole_and_a_failed_write_leaves_nothing(
     calls._write_file(CallRecord(call=CallInfo("call-w"), started_at=0.0))
     assert [p.name for p in tmp_path.iterdir()] == ["call-w.json"]
     assert json.loads((tmp_path / "call-w.json").read_text())["call"]["call_id"] == "call-w"
+    longest = "v" * 250  # the longest id whose record name fits a 255-byte file name
+    calls._write_file(CallRecord(call=CallInfo(longest), started_at=0.0))
+    assert (tmp_path / f"{longest}.json").is_file()
+    (tmp_path / f"{longest}.json").unlink()
 
-    def disk_full(self: Path, text: str) -> int:
-        with self.open("w") as out:
-            out.write(text[:100])
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real_fdopen = os.fdopen
 
-    monkeypatch.setattr(Path, "write_text", disk_full)
+    def disk_full(fd: int, mode: str) -> Any:
+        out = real_fdopen(fd, mode)
+
+        def write(data: bytes) -> int:
+            out.raw.write(data[:100])  # type: ignore[attr-defined]
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        out.write = write  # type: ignore[method-assign]
+        return out
+
+    monkeypatch.setattr(os, "fdopen", disk_full)
     calls._write_file(CallRecord(call=CallInfo("call-full"), started_at=0.0))
     assert [p.name for p in tmp_path.iterdir()] == ["call-w.json"]
     assert "could not write the call record" in caplog.text and "call-full" in caplog.text
+
+
+def test_records_written_at_once_from_many_threads_are_each_whole(tmp_path: Path) -> None:
+    """Calls end together, and pre-forked server processes may share one directory: no
+    write takes over another's file, and no aside file is left."""
+    from voicekit.records import CallRecord
+
+    settings = load_settings(server={"records_dir": str(tmp_path)})
+    calls = CallManager(settings, stt=FakeSTT(), llm=FakeLLM(), tts=FakeTTS())
+
+    def write(n: int) -> None:
+        for i in range(20):
+            call_id = "same" if i % 2 else f"call-{n}-{i}"
+            calls._write_file(CallRecord(call=CallInfo(call_id), started_at=float(n)))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 8 * 10 + 1 and not [n for n in names if n.startswith(".")]
+    for name in names:
+        record = json.loads((tmp_path / name).read_text())
+        assert record["call"]["call_id"] == name.removesuffix(".json")

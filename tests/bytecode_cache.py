@@ -35,6 +35,8 @@ from typing import Any
 
 import pytest
 
+from tests.controller_work import in_background, run_temp_root
+
 __all__ = [
     "DIRECTORY",
     "bytecode_prefix",
@@ -46,7 +48,6 @@ __all__ = [
 
 DIRECTORY = "bytecode"  # in the run's pytest temp directory
 WORKER_INPUT_KEY = "shared_bytecode_prefix"
-JOIN_TIMEOUT_S = 5.0
 PACKAGE_GLOBS = ("voicekit", "plugins/*/voicekit_*")  # the checkout's importable packages
 
 _prefix: Path | None = None
@@ -73,19 +74,18 @@ def fill_for_workers(config: pytest.Config) -> None:
     of it (with only voicekit in it they would compile every installed package from
     source) and the child processes use it as a plain, empty cache."""
     global _prefix
-    factory = getattr(config, "_tmp_path_factory", None)
-    if not sys.dont_write_bytecode or not isinstance(factory, pytest.TempPathFactory):
+    root = run_temp_root(config)
+    if not sys.dont_write_bytecode or root is None:
         return  # bytecode lives beside the sources, or there is no run directory
-    prefix = factory.getbasetemp() / DIRECTORY
+    prefix = root / DIRECTORY
     try:
         prefix.mkdir(parents=True)
     except OSError:
         return
     if not _links_work(prefix):
         return
-    stop = threading.Event()
 
-    def fill() -> None:
+    def fill(stop: threading.Event) -> None:
         if not _seed(prefix, stop):
             return
         for source in _checkout_sources(config.rootpath):
@@ -104,15 +104,8 @@ def fill_for_workers(config: pytest.Config) -> None:
             except (py_compile.PyCompileError, OSError):
                 continue  # whoever imports it compiles it, and reports any error in it
 
-    filler = threading.Thread(target=fill, name="fill bytecode", daemon=True)
-    filler.start()
+    in_background(config, "fill bytecode", fill)
     _prefix = prefix
-
-    def cleanup() -> None:
-        stop.set()
-        filler.join(timeout=JOIN_TIMEOUT_S)
-
-    config.add_cleanup(cleanup)
 
 
 def tell_worker(node: Any) -> None:

@@ -41,10 +41,11 @@ from typing import Any
 
 import pytest
 
+from tests.controller_work import in_background, run_temp_root
+
 __all__ = ["read_shared_rewrites", "rewrite_for_workers", "shared_cache", "tell_worker"]
 
 WORKER_INPUT_KEY = "shared_rewrite_cache"
-JOIN_TIMEOUT_S = 5.0  # one module's rewrite at most, then the run ends regardless
 
 
 _shared: Path | None = None
@@ -85,15 +86,13 @@ def rewrite_for_workers(config: pytest.Config) -> None:
     state = config.stash.get(rewrite.assertstate_key, None)
     if state is None:
         return  # assertion rewriting is off (--assert=plain)
-    shared = _run_directory(config)
-    if shared is None:
-        return
-    _shared = shared
+    root = run_temp_root(config)
+    if root is None:
+        return  # -p no:tmpdir: the workers rewrite for themselves
+    shared = _shared = Path(tempfile.mkdtemp(prefix="rewritten-tests-", dir=root))
     sources = _test_modules(config)
 
-    stop = threading.Event()
-
-    def rewrite_all() -> None:
+    def rewrite_all(stop: threading.Event) -> None:
         for source in sources:
             if stop.is_set():
                 return
@@ -106,18 +105,14 @@ def rewrite_for_workers(config: pytest.Config) -> None:
             except Exception:  # the worker rewrites it, and reports any error in it
                 continue
 
-    # While the workers start (a second or two of importing pytest and the conftest),
-    # in the test modules' collection order. A worker that gets to a module first
+    # In the test modules' collection order. A worker that gets to a module first
     # rewrites it itself; a file is only ever seen whole (written aside, then renamed).
-    writer = threading.Thread(target=rewrite_all, name="rewrite tests", daemon=True)
-    writer.start()
-
-    def cleanup() -> None:
-        stop.set()  # an interrupted run does not wait for the rest
-        writer.join(timeout=JOIN_TIMEOUT_S)
-        shutil.rmtree(shared, ignore_errors=True)
-
-    config.add_cleanup(cleanup)
+    in_background(
+        config,
+        "rewrite tests",
+        rewrite_all,
+        after=lambda: shutil.rmtree(shared, ignore_errors=True),
+    )
 
 
 def tell_worker(node: Any) -> None:
@@ -126,15 +121,6 @@ def tell_worker(node: Any) -> None:
     whoever started pytest share)."""
     if _shared is not None:
         node.workerinput[WORKER_INPUT_KEY] = str(_shared)
-
-
-def _run_directory(config: pytest.Config) -> Path | None:
-    """A new directory in this run's pytest temp directory (pytest prunes old ones, a
-    killed run's after pytest's three-day lock timeout); None without one."""
-    factory = getattr(config, "_tmp_path_factory", None)
-    if not isinstance(factory, pytest.TempPathFactory):
-        return None  # -p no:tmpdir: the workers rewrite for themselves
-    return Path(tempfile.mkdtemp(prefix="rewritten-tests-", dir=factory.getbasetemp()))
 
 
 def _test_modules(config: pytest.Config) -> list[Path]:

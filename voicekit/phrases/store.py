@@ -13,16 +13,15 @@ it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import secrets
 import stat
 import struct
 from pathlib import Path
 from typing import Any
 
+from voicekit.files import write_whole
 from voicekit.phrases.key import PhraseKey
 from voicekit.tts import Alignment, AudioChunk
 
@@ -145,14 +144,10 @@ class PhraseStore:
         if len(raw) > MAX_PHRASE_BYTES:
             return f"larger than {MAX_PHRASE_BYTES} bytes"
         path = self.path(key)
-        side = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            side.write_bytes(raw)
-            os.replace(side, path)
+            write_whole(path, raw)
         except OSError as exc:
             logger.warning("phrase cache: cannot write %s: %s", path.name, exc)
-            with contextlib.suppress(OSError):
-                side.unlink(missing_ok=True)
             return f"cannot write to {self.directory}: {exc.strerror or exc}"
         return None

@@ -14,8 +14,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
-import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import anyio
 from voicekit.config.resolve import PUBLIC_URL_MISSING
 from voicekit.config.settings import VoiceKitSettings
 from voicekit.errors import ConfigError
+from voicekit.files import write_whole
 from voicekit.llm import LLM
 from voicekit.lograte import FoldedWarning
 from voicekit.phrases import phrase_cache
@@ -229,7 +228,7 @@ class CallManager:
             path = Path(directory) / f"{record.call.call_id.replace('/', '_')}.json"
             text = json.dumps(dataclasses.asdict(record), indent=2, default=str)
             Path(directory).mkdir(parents=True, exist_ok=True)
-            _write_whole(path, text.encode())
+            write_whole(path, text.encode())
         except OSError as exc:
             logger.error("call=%s: could not write the call record: %s", record.call.call_id, exc)
         except Exception:  # a value the record cannot hold must not skip the call's hang-up
@@ -266,25 +265,3 @@ class CallManager:
             session.caller_hung_up("shutdown")
         with anyio.move_on_after(5):
             await self._idle.wait()
-
-
-def _write_whole(path: Path, data: bytes) -> None:
-    """Write ``path`` so that a reader of its directory (a tail, a collector) never sees
-    half of it: into a new file of a short random name (any id length that fits as
-    ``path`` fits; unique across threads and forked server processes sharing the
-    directory), then renamed. Nothing is left behind if that fails."""
-    while True:
-        aside = path.with_name(f".writing-{secrets.token_hex(8)}.tmp")
-        try:
-            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
-        except FileExistsError:
-            continue
-        break
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(aside, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            aside.unlink()
-        raise

@@ -7,6 +7,7 @@ collector whatever became of their guesses."""
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,7 @@ from tests.session_helpers import (  # noqa: F401
 from voicekit.flows import FlowRuntime, WebhookResult, parse_flow
 from voicekit.flows.model import FunctionNode
 from voicekit.records import CallRecord
+from voicekit.session.speculation import QuietAfterFinal
 from voicekit.stt import EndOfTurn, Transcript, TurnLikelyOver
 from voicekit.testing import FakeSTTStream
 
@@ -547,3 +549,21 @@ async def test_no_tool_runs_for_a_guess_the_caller_answered_mm_mm() -> None:
     record = await run_call(call, guess_then_no("Book it?", "Mm-mm."))
     assert ran == [] and record.turns[0].speculation == "discarded"
     assert call.llm.requests[-1][-1].content == "Book it? Mm-mm."  # the model hears the no
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_quiet_timer_fires_when_the_loop_was_late_to_start_it(backend: str) -> None:
+    """A final heard while the loop is busy: the quiet has already lasted when the timer
+    first runs. It fires at once; a negative sleep raised ValueError and ended the call
+    (anyio 4.16 and trio refuse one), which the load benchmark hit at 200 calls."""
+    fired: list[float] = []
+
+    async def main() -> None:
+        quiet = QuietAfterFinal(0.01, lambda: fired.append(anyio.current_time()))
+        async with anyio.create_task_group() as tg:
+            quiet.heard()
+            quiet.final(tg)
+            time.sleep(0.03)  # noqa: ASYNC251  (a busy loop: the timer task has not run yet)
+
+    anyio.run(main, backend=backend)
+    assert len(fired) == 1

@@ -25,7 +25,7 @@ import anyio
 import sniffio
 from anyio.abc import TaskGroup
 
-__all__ = ["detached", "released_on_cancel", "spawn"]
+__all__ = ["detached", "first_error", "released_on_cancel", "spawn"]
 
 
 async def released_on_cancel(func: Callable[..., Awaitable[Any]], *args: Any) -> None:
@@ -51,3 +51,11 @@ def spawn(tg: TaskGroup, func: Callable[..., Awaitable[Any]], *args: Any) -> Non
 def detached() -> None:
     """What a call's callbacks are replaced with once it is over: a callable that
     returns nothing and holds nothing, so no reference cycle keeps the call alive."""
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The error a task group wrapped (its first, at any depth): what a log line should
+    name, where ``ExceptionGroup: unhandled errors in a TaskGroup`` says nothing."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -32,7 +32,7 @@ from voicekit.session.playout import Playout
 from voicekit.session.reply_audio import ReplyAudio
 from voicekit.session.reply_state import PlaybackState, Reply, ReplyKind, RequestMeter
 from voicekit.session.tool_runner import ToolRunner
-from voicekit.tasks import spawn
+from voicekit.tasks import first_error, spawn
 from voicekit.text import SentenceSegmenter
 from voicekit.tts import TTSSession, Utterance
 
@@ -66,12 +66,6 @@ def _results_by_call(steps: list[ToolStep]) -> dict[tuple[str, str], str]:
         for call in step.calls
         if (result := step.results.get(call.id)) is not None and not result.startswith("Error")
     }
-
-
-def _first_error(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 class ReplyPipeline:
@@ -127,7 +121,7 @@ class ReplyPipeline:
                 await reply.confirmed.wait()  # a speculation: until the caller's turn is known
                 await self._wait_played(reply)
             except Exception as exc:
-                reply.fail(_first_error(exc))
+                reply.fail(first_error(exc))
                 logger.warning(
                     "call=%s reply %d (%s) failed: %s",
                     self.call_id,

@@ -24,6 +24,7 @@ from anyio.abc import TaskGroup
 
 from voicekit.audio import AudioConverter
 from voicekit.config.sections import AgentSettings, TurnSettings
+from voicekit.errors import VoiceKitError
 from voicekit.llm import LLM
 from voicekit.metrics import stamp
 from voicekit.phrases import PhraseCache, VoicePhrases
@@ -48,7 +49,7 @@ from voicekit.session.speculation_start import SpeculationStart
 from voicekit.session.tool_runner import ToolRunner
 from voicekit.session.voicemail import VoicemailDetector
 from voicekit.stt import STT, EndOfTurn, SpeechStarted, STTStream, Transcript, TurnLikelyOver
-from voicekit.tasks import spawn
+from voicekit.tasks import first_error, spawn
 from voicekit.telephony import MediaStream
 from voicekit.tools import FunctionTool, call_tools
 from voicekit.tts import TTS
@@ -249,7 +250,14 @@ class CallSession:
                     await self.ending.ended.wait()
                     tg.cancel_scope.cancel()
         except Exception as exc:  # a provider that cannot open ends this call, not the server
-            logger.error("call=%s failed: %s: %s", self.call_id, type(exc).__name__, exc)
+            cause = first_error(exc)
+            logger.error(
+                "call=%s failed: %s: %s",
+                self.call_id,
+                type(cause).__name__,
+                cause,
+                exc_info=None if isinstance(cause, VoiceKitError) else cause,  # a bug: where
+            )
             self.ending.end("error")
         finally:
             self._tg = None  # its tasks are over: nothing more may be started

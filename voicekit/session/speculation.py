@@ -245,7 +245,7 @@ class QuietAfterFinal:
         try:
             while True:
                 event, since = self._final
-                await anyio.sleep(since + self.quiet_s - anyio.current_time())
+                await anyio.sleep(max(0.0, since + self.quiet_s - anyio.current_time()))
                 if self._final[0] != event:
                     continue  # a newer final: the quiet is counted from it
                 if event == self._events:  # nothing from the STT since

@@ -13,6 +13,7 @@ from voicekit_telnyx.frames import (
     Connected,
     MediaFrame,
     StartFrame,
+    inbound_audio,
     media_frame,
     parse_frame,
 )
@@ -244,11 +245,57 @@ def test_thousands_of_malformed_frames_raise_only_bad_frame() -> None:
     assert sum(kinds.values()) > 4000
 
 
+def test_the_fast_path_takes_exactly_the_inbound_audio_the_parser_would() -> None:
+    """``inbound_audio`` (the socket callback's path) returns a payload for precisely the
+    frames ``parse_frame`` reads as non-empty inbound media, and the same bytes."""
+    from tests.malformed_frames import malformed_frames
+
+    audio = b"\x7f" * 160
+    payload = base64.b64encode(audio).decode()
+    good = [
+        media_frame(audio),
+        json.dumps(
+            {
+                "event": "media",
+                "sequence_number": "4",
+                "media": {"payload": payload, "track": "inbound", "chunk": "2", "timestamp": "5"},
+                "stream_id": "s",
+            }
+        ),
+        json.dumps({"media": {"track": "inbound", "payload": payload}, "event": "media"}),
+    ]
+    others = [
+        json.dumps({"event": "media", "media": {"track": "outbound", "payload": payload}}),
+        json.dumps({"event": "media", "media": {"track": 1, "payload": payload}}),
+        json.dumps({"event": "media", "media": {"payload": payload[:-1]}}),
+        json.dumps({"event": "media", "media": {"payload": "\u00e9" * 8}}),
+        json.dumps({"event": "media", "media": {"payload": payload + "=="}}),
+        json.dumps({"event": "media", "media": {"payload": 7}}),
+        json.dumps({"event": "media", "media": [payload]}),
+        json.dumps([{"event": "media", "media": {"payload": payload}}]),
+        json.dumps({"event": "mark", "mark": {"name": "m"}}),
+        media_frame(audio).encode("utf-16"),
+        '{"event": "media", "media": {"payload": "' + payload + '"}} x',
+    ]
+    for raw in good:
+        assert inbound_audio(raw) == audio == inbound_audio(raw.encode())
+    for raw in [*others, *malformed_frames(3000)]:
+        try:
+            frame = parse_frame(raw)
+        except BadFrame:
+            frame = None
+        got = inbound_audio(raw)
+        if isinstance(frame, MediaFrame) and frame.track == "inbound" and frame.payload:
+            assert got == frame.payload, raw
+        else:
+            assert not got, raw  # None, or an empty payload the stream skips either way
+
+
 @pytest.mark.parametrize(
     "start, problem",
     [
         ({"media_format": {"encoding": "PCMU", "sample_rate": 500}}, "sample_rate 500"),
-        ({"media_format": {"encoding": "L16", "sample_rate": 1e400}}, "sample_rate inf"),
+        ({"media_format": {"encoding": "L16", "sample_rate": "inf"}}, "sample_rate 'inf'"),
         ({"media_format": {"encoding": "PCMU", "channels": 2}}, "only mono"),
         ({"media_format": "PCMU"}, "not an object"),
     ],
@@ -285,7 +332,16 @@ def test_custom_parameters_keep_plain_values_only_and_a_record_can_hold_them() -
 
 
 def test_deep_nesting_and_huge_numbers_are_bad_json() -> None:
-    for raw in ("[" * 30_000, "9" * 5000, '{"event": "media", "media": ' + "[" * 20_000):
+    """Nor are NaN and Infinity JSON, nor a number past a double (``1e400``)."""
+    start = '{"event": "start", "start": {"media_format": {"sample_rate": %s}}}'
+    for raw in (
+        "[" * 30_000,
+        "9" * 5000,
+        '{"event": "media", "media": ' + "[" * 20_000,
+        start % "1e400",
+        start % "Infinity",
+        start % "NaN",
+    ):
         with pytest.raises(BadFrame) as err:
             parse_frame(raw)
         assert err.value.kind == "bad_json"

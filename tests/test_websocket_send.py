@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import websockets
-from websockets.protocol import State
+from websockets.protocol import Side, State
 
-from voicekit.websocket import send_message
+from voicekit.websocket import client_frame, send_message
 
 pytestmark = pytest.mark.anyio
 
@@ -35,6 +35,74 @@ async def test_messages_arrive_in_order_without_awaiting_send() -> None:
             del ws.send
             await ws.close()
     assert received == [bytes([i]) * 160 for i in range(50)] + ["done"]
+
+
+SIZES = [0, 1, 125, 126, 160, 65535, 65536, 70_000]
+
+
+async def test_every_frame_size_is_built_here_and_arrives_intact() -> None:
+    """Binary and text (UTF-8) messages of each length encoding: 7-bit, 16-bit, 64-bit."""
+    received: list[str | bytes] = []
+    sent: list[str | bytes] = [bytes([n % 251]) * n for n in SIZES]
+    sent += ["\u00e9" * (n // 2) for n in SIZES]
+
+    async def collect(ws: Any) -> None:
+        async for message in ws:
+            received.append(message)
+
+    async with websockets.serve(collect, "127.0.0.1", 0, max_size=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with websockets.connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
+
+            def not_websockets_framing(*args: Any) -> None:
+                raise AssertionError("framed by websockets, not here")
+
+            ws.protocol.send_binary = ws.protocol.send_text = not_websockets_framing
+            for message in sent:
+                await send_message(ws, message)
+            del ws.protocol.send_binary, ws.protocol.send_text
+            await ws.close()
+    assert received == sent
+
+
+async def test_bytes_websockets_has_queued_go_first_through_its_own_framing() -> None:
+    """A frame websockets has serialised but not written yet (a pong, say) must not be
+    overtaken: the message then goes through websockets, which writes both in order."""
+    received: list[str | bytes] = []
+
+    async def collect(ws: Any) -> None:
+        async for message in ws:
+            received.append(message)
+
+    async with websockets.serve(collect, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with websockets.connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
+            ws.protocol.send_text(b"queued first")  # serialised, not yet written
+            await send_message(ws, b"then this")
+            await ws.close()
+    assert received == ["queued first", b"then this"]
+
+
+def test_frames_are_masked_with_a_fresh_key_each() -> None:
+    """Keys come from the system's random source, 1024 at a time: they differ from frame
+    to frame, across the refills too, and each frame unmasks to its payload."""
+    from websockets.frames import Frame
+    from websockets.streams import StreamReader
+
+    payload = b"\x00" * 8  # masked zeros are the key itself, repeated
+    keys = []
+    for _ in range(3000):
+        frame = client_frame(0x2, payload)
+        assert frame[:2] == bytes((0x82, 0x80 | len(payload)))
+        keys.append(frame[2:6])
+        assert frame[6:] == keys[-1] * 2
+        reader = StreamReader()
+        reader.feed_data(frame)
+        parser = Frame.parse(reader.read_exact, mask=True)
+        with pytest.raises(StopIteration) as done:
+            next(parser)
+        assert done.value.value.data == payload
+    assert len(set(keys)) > 2990  # 32-bit keys: a few repeats by chance at most
 
 
 class FakeConnection:
@@ -78,8 +146,17 @@ async def test_a_busy_or_closing_socket_takes_send(connection: Any) -> None:
     assert connection.sent == [b"audio"]
 
 
-async def test_a_failed_write_aborts_and_raises_oserror() -> None:
+@pytest.mark.parametrize("framed_here", [False, True])
+async def test_a_failed_write_aborts_and_raises_oserror(framed_here: bool) -> None:
     connection = FakeConnection()
+    if framed_here:  # a client connection with nothing queued: the frame is built here
+
+        def write(data: bytes) -> None:
+            raise ConnectionResetError("peer went away")
+
+        connection.protocol.side, connection.protocol.extensions = Side.CLIENT, []
+        connection.protocol.writes = []
+        connection.transport.write = write
     with pytest.raises(OSError, match="peer went away"):
         await send_message(connection, b"audio")
     assert connection.aborted and connection.sent == []

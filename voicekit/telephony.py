@@ -18,6 +18,7 @@ from voicekit.provider import Provider, ProviderKind, SettingsT
 
 __all__ = [
     "TEXT_HANDLER_EXTENSION",
+    "TEXT_WRITER_EXTENSION",
     "CallHost",
     "CallInfo",
     "Dtmf",
@@ -32,6 +33,10 @@ __all__ = [
 # The ASGI scope extension through which voicekit's server lets a media route set a
 # synchronous handler for the socket's text messages (see MediaStream.offer_audio).
 TEXT_HANDLER_EXTENSION = "voicekit.text_handler"
+# ... and a function that writes a text message at once, from any coroutine or callback on
+# the event loop's thread, returning False (nothing written) when the message must go
+# through the ASGI ``send`` instead (the socket closing, or its write buffer full).
+TEXT_WRITER_EXTENSION = "voicekit.text_writer"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,17 @@ cheap per frame and hardened for clients from the internet.
   stream into whole frames itself, delivers the common case (a masked, unfragmented text
   or binary frame) directly and hands every other frame, whole, to websockets, so every
   rule websockets enforces still applies and its parser is always between frames.
+- Each message the app sends would go through Starlette's ``WebSocket.send``, its
+  exception wrapper, uvicorn's ``send`` and websockets' framing: several awaits and
+  objects for a 60 ms media message. :meth:`MediaWebSocketProtocol.write_text_now` frames
+  a text message itself and writes it at once, offered to the app through the scope.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +29,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from voicekit.lograte import FoldedWarning
-from voicekit.telephony import TEXT_HANDLER_EXTENSION
+from voicekit.telephony import TEXT_HANDLER_EXTENSION, TEXT_WRITER_EXTENSION
 
 try:  # websockets' C helper, as its own parser uses
     from websockets.speedups import apply_mask
@@ -47,6 +52,8 @@ CLOSE_TIMEOUT_S = 2.0
 WRITE_BACKLOG_BYTES = 1 << 20  # paced audio keeps a few KiB queued; a MiB is a peer not reading
 CONTROL_FRAMES_PER_S = 50
 _OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})  # continuation, data, control
+_SHORT = struct.Struct("!BBH")
+_LONG = struct.Struct("!BBQ")
 
 
 class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -81,6 +88,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
       while no earlier message is waiting in the queue, so the order is kept. A message
       it declines (False) is queued as usual. A handler that raises is logged and
       dropped, and the message is queued.
+    - The scope's ``TEXT_WRITER_EXTENSION`` is :meth:`write_text_now`.
     """
 
     handshake_timeout_s: float = 10.0
@@ -115,8 +123,9 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._text_handler = None  # it holds the call's STT stream; the scope holds us
         scope = getattr(self, "scope", None)
-        if scope is not None:
+        if scope is not None:  # both hold this protocol, which holds the scope
             scope.get("extensions", {}).pop(TEXT_HANDLER_EXTENSION, None)
+            scope.get("extensions", {}).pop(TEXT_WRITER_EXTENSION, None)
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
@@ -126,10 +135,38 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)  # not set when the handshake was refused
         if scope is not None:
-            scope.setdefault("extensions", {})[TEXT_HANDLER_EXTENSION] = self._set_text_handler
+            extensions = scope.setdefault("extensions", {})
+            extensions[TEXT_HANDLER_EXTENSION] = self._set_text_handler
+            extensions[TEXT_WRITER_EXTENSION] = self.write_text_now
 
     def _set_text_handler(self, handler: Callable[[str], bool] | None) -> None:
         self._text_handler = handler
+
+    def write_text_now(self, text: str) -> bool:
+        """Write ``text`` as one text message now, as ``send`` would; False, with nothing
+        written, where ``send`` would wait or fail (the handshake not answered, a close
+        under way, the peer gone, the write buffer above its high-water mark), so the
+        app then sends it the usual way and the order of its messages is kept."""
+        if (
+            not self.handshake_complete
+            or self.close_sent
+            or self.disconnected
+            or self.initial_response is not None
+            or not self.writable.is_set()
+            or self.conn.state is not State.OPEN
+            or self.transport.is_closing()
+        ):
+            return False
+        data = text.encode()
+        size = len(data)
+        if size < 126:
+            head = bytes((0x81, size))
+        elif size < 0x10000:
+            head = _SHORT.pack(0x81, 126, size)
+        else:
+            head = _LONG.pack(0x81, 127, size)
+        self.transport.write(head + data)
+        return True
 
     def _handshake_expired(self) -> None:
         self._handshake_timer = None

@@ -3,6 +3,12 @@
 Sequence numbers, chunks and timestamps are strings on the wire. Only the inbound track
 is caller audio. Anything malformed raises :class:`BadFrame`, which the stream logs,
 counts and skips.
+
+JSON is read with orjson: a call's media socket brings 50 frames a second, and orjson
+reads one in a third of the standard library's time. It is also the stricter reader a
+socket from the internet needs: UTF-8 only (bytes in UTF-16 or UTF-32 are refused, as
+are lone surrogates), no NaN or Infinity, numbers that fit a double, and nesting no
+deeper than 1024 (the standard library recurses until Python's own limit).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from voicekit.audio import AudioFormat
 
 __all__ = [
@@ -23,6 +31,7 @@ __all__ = [
     "MediaFrame",
     "StartFrame",
     "clear_frame",
+    "inbound_audio",
     "mark_frame",
     "media_frame",
     "parse_frame",
@@ -143,12 +152,16 @@ def _format(media_format: Any) -> AudioFormat:
 
 def _loads(raw: str | bytes) -> Any:
     try:
-        # UTF-8 only: json.loads would take bytes in UTF-16 or UTF-32 too.
-        return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    except RecursionError:
-        raise BadFrame("bad_json", "nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, 5000-digit numbers
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:  # also: too deep, too big a number, not UTF-8
         raise BadFrame("bad_json", str(exc)[:80]) from None
+
+
+def _base64(text: str) -> bytes:
+    """Strict base64 (``binascii.Error``, a ValueError, for anything else), in C: the
+    ``base64`` module's ``validate=True`` checks the alphabet with a regular expression
+    first."""
+    return binascii.a2b_base64(text, strict_mode=True)
 
 
 MAX_CUSTOM_PARAMETERS = 64
@@ -186,8 +199,8 @@ def parse_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
         if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
             raise BadFrame("bad_media", "no media.payload")
         try:
-            payload = base64.b64decode(media["payload"], validate=True)
-        except (binascii.Error, ValueError):
+            payload = _base64(media["payload"])
+        except ValueError:  # binascii.Error, or a payload that is not ASCII
             raise BadFrame("bad_base64", "media.payload is not base64") from None
         track = media.get("track", "inbound")
         if not isinstance(track, str):
@@ -236,6 +249,31 @@ def parse_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
             str(info.get("detail", ""))[:200],
         )
     raise BadFrame("unknown_event", repr(event)[:40])
+
+
+def inbound_audio(raw: str | bytes) -> bytes | None:
+    """The caller's audio in a media frame of the inbound track, or None for any other
+    frame and anything malformed (:func:`parse_frame` then says what it is).
+
+    The path of every caller frame from the socket's callback: one read of the JSON, no
+    frame object. The caller checks the size first.
+    """
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or data.get("event") != "media":
+        return None
+    media = data.get("media")
+    if type(media) is not dict or media.get("track", "inbound") != "inbound":
+        return None
+    payload = media.get("payload")
+    if type(payload) is not str:
+        return None
+    try:
+        return _base64(payload)
+    except ValueError:
+        return None
 
 
 def media_frame(audio: bytes) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 from voicekit.audio import AudioFormat
 from voicekit.telephony import (
     TEXT_HANDLER_EXTENSION,
+    TEXT_WRITER_EXTENSION,
     CallInfo,
     Dtmf,
     InboundAudio,
@@ -32,6 +33,7 @@ from voicekit_telnyx.frames import (
     StartFrame,
     StopFrame,
     clear_frame,
+    inbound_audio,
     mark_frame,
     media_frame,
     parse_frame,
@@ -93,6 +95,15 @@ class TelnyxMediaStream(MediaStream):
         self.error_frames = 0  # Telnyx's error events: the first is a warning, the rest debug
         self.close_code: int | None = None  # of the socket, once it is gone
         self.stopped = False  # Telnyx ended the stream with its ``stop`` frame
+        # voicekit's server writes a message at once, past the ASGI layers (any other
+        # server: None, and every message goes through ``send_text``).
+        self._write_now: Callable[[str], bool] | None = self._extensions().get(
+            TEXT_WRITER_EXTENSION
+        )
+
+    def _extensions(self) -> dict[str, Any]:
+        scope = getattr(self.websocket, "scope", None) or {}
+        return scope.get("extensions") or {}
 
     # -- start ---------------------------------------------------------------------------
 
@@ -248,8 +259,7 @@ class TelnyxMediaStream(MediaStream):
     def offer_audio(self, take: Callable[[bytes], bool] | None) -> bool:
         """Inbound audio frames go to ``take`` from the socket's callback (voicekit's own
         server offers that through the scope; any other ASGI server does not)."""
-        scope = getattr(self.websocket, "scope", None) or {}
-        set_handler = (scope.get("extensions") or {}).get(TEXT_HANDLER_EXTENSION)
+        set_handler = self._extensions().get(TEXT_HANDLER_EXTENSION)
         if set_handler is None:
             return False
         if take is None:
@@ -262,18 +272,12 @@ class TelnyxMediaStream(MediaStream):
         limit = self._max_frame_bytes
 
         def handle(text: str) -> bool:
-            try:
-                frame = parse_frame(text, max_bytes=limit)
-            except BadFrame:
-                return False  # __aiter__ counts it
-            if (
-                not isinstance(frame, MediaFrame)
-                or frame.track != "inbound"
-                or not frame.payload
-                or len(frame.payload) % block
-            ):
+            # Anything declined here goes through __aiter__, which parses it again and
+            # counts or routes it: only a usable caller frame is taken.
+            if len(text) > limit:
                 return False
-            if not take(frame.payload):
+            payload = inbound_audio(text)
+            if not payload or len(payload) % block or not take(payload):
                 return False
             self.frames_in += 1
             return True
@@ -284,6 +288,9 @@ class TelnyxMediaStream(MediaStream):
     async def _send(self, text: str) -> None:
         if self._closed:
             return
+        write_now = self._write_now
+        if write_now is not None and not self._send_lock.locked() and write_now(text):
+            return  # nothing was waiting to go before it
         async with self._send_lock:
             try:
                 await self.websocket.send_text(text)

@@ -12,6 +12,7 @@ from voicekit_soniox import SonioxSTT
 from voicekit_soniox.settings import SonioxSettings
 from voicekit_soniox.tokens import MalformedResponse, TokenState
 
+from tests.session_helpers import until
 from voicekit.audio import PCM_16K, ULAW_8K, AudioFormat
 from voicekit.errors import ProviderAuthError, ProviderError
 from voicekit.stt import EndOfTurn, SpeechStarted, STTEvent, Transcript, TurnLikelyOver
@@ -137,6 +138,28 @@ async def test_audio_sent_during_a_reconnect_goes_out_once_and_in_order() -> Non
     assert finals(events) == ["first turn here", "second one"]
     replayed = sx.streams[0].audio_bytes + sx.streams[1].audio_bytes - len(audio)
     assert 0 <= replayed <= len(audio)
+
+
+async def test_a_reconnect_replays_no_more_than_replay_s_of_audio() -> None:
+    """A long turn with no final word yet when the socket drops: the replay is the last
+    ``replay_s`` of audio exactly, however the per-frame bookkeeping batches its trims,
+    and what is held meanwhile stays bounded."""
+    faults = Faults(drop_after=15, drops=1)  # a partial every 200 ms: about 3 s in
+    audio = voice(4000, ULAW_8K)  # four seconds of speech, nothing final until its end
+    words = " ".join(f"word{n}" for n in range(20))
+    async with SonioxEmulator(utterances=[words], endpoint_ms=3000, faults=faults) as sx:
+        stt = stt_for(sx, replay_s=0.5)
+        async with stt.stream(ULAW_8K) as stream:
+            for i in range(0, len(audio), 160):
+                await stream.send_audio(audio[i : i + 160])
+                held = sum(len(a) for *_, a in stream._replay)  # type: ignore[attr-defined]
+                assert held <= ULAW_8K.bytes_for_ms(500 + 1000 + 20)
+                await anyio.sleep(0.0005)
+            await until(lambda: len(sx.streams) == 2, limit_s=5)
+        # Closing waited for Soniox's "finished": every byte sent has been counted.
+    assert faults.dropped == 1
+    replayed = sx.streams[0].audio_bytes + sx.streams[1].audio_bytes - len(audio)
+    assert 0 < replayed <= ULAW_8K.bytes_for_ms(500)
 
 
 @pytest.mark.parametrize("drop_after", [2, 5])

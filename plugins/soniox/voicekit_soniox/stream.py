@@ -34,6 +34,8 @@ __all__ = ["SonioxStream"]
 
 logger = logging.getLogger(__name__)
 
+TRIM_SLACK_MS = 1000.0  # audio kept past replay_s before the oldest is let go, in one pass
+
 
 class SonioxStream(PersistentWebSocket, STTStream):
     provider: ClassVar[str] = PROVIDER
@@ -58,7 +60,10 @@ class SonioxStream(PersistentWebSocket, STTStream):
         self.format = fmt
         self._state = TokenState(likely_over_ms=settings.likely_over_ms or None)
         self._sent_ms = 0.0  # audio sent over the whole call
-        self._replay: deque[tuple[float, bytes]] = deque()  # (start_ms, audio) not yet final
+        # (start_ms, end_ms, audio) not yet covered by final results
+        self._replay: deque[tuple[float, float, bytes]] = deque()
+        self._replay_ms = settings.replay_s * 1000
+        self._bytes_per_s = fmt.bytes_per_second
         self._fin = anyio.Event()
         self._finished = anyio.Event()
         send, recv = anyio.create_memory_object_stream[STTEvent | Exception](math.inf)
@@ -102,16 +107,17 @@ class SonioxStream(PersistentWebSocket, STTStream):
 
         ``send_audio`` only queues while this runs (the socket is not ``connected`` yet),
         so everything goes out once, in order."""
+        self._trim_replay()  # exactly the last ``replay_s`` at most
         start = self._replay[0][0] if self._replay else self._sent_ms
         self._state.offset_ms = start
         self._state.in_speech = False
         self._state.partial = ""
         sent_to = start
-        while pending := [(t, a) for t, a in self._replay if t >= sent_to]:
-            for at, audio in pending:
+        while pending := [item for item in self._replay if item[0] >= sent_to]:
+            for _, end, audio in pending:
                 if not await self.send_locked(audio):
                     return  # dropped again: the reader notices and reconnects
-                sent_to = at + self.format.duration_ms(len(audio))
+                sent_to = end
         logger.info(
             "call=%s: Soniox: replayed %.0f ms of audio", self.call_id, self._sent_ms - start
         )
@@ -154,22 +160,24 @@ class SonioxStream(PersistentWebSocket, STTStream):
         return True
 
     def _record(self, data: bytes) -> None:
-        """Count ``data`` as sent and keep it for a replay until its words are final."""
+        """Count ``data`` as sent and keep it for a replay until its words are final.
+
+        Runs for every frame: what is older than ``replay_s`` goes in batches, once
+        ``TRIM_SLACK_MS`` more is held (a reconnect trims exactly first), and what final
+        results cover goes as they arrive (:meth:`on_message`)."""
         start = self._sent_ms
-        self._sent_ms += self.format.duration_ms(len(data))
-        self._replay.append((start, data))
-        self._trim_replay()
+        end = self._sent_ms = start + len(data) * 1000.0 / self._bytes_per_s
+        replay = self._replay
+        replay.append((start, end, data))
+        if end - replay[0][0] > self._replay_ms + TRIM_SLACK_MS:
+            self._trim_replay()
 
     def _trim_replay(self) -> None:
         covered = self._state.final_ms
-        limit = self._sent_ms - self.settings.replay_s * 1000
-        while self._replay:
-            start, audio = self._replay[0]
-            end = start + self.format.duration_ms(len(audio))
-            if end <= covered or start < limit:
-                self._replay.popleft()
-            else:
-                break
+        limit = self._sent_ms - self._replay_ms
+        replay = self._replay
+        while replay and (replay[0][1] <= covered or replay[0][0] < limit):
+            replay.popleft()
 
     async def finalize(self) -> FinalizeOutcome:
         """``{"type": "finalize"}``, then wait for Soniox's ``<fin>``."""

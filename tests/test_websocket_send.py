@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -9,20 +11,27 @@ import pytest
 import websockets
 from websockets.protocol import Side, State
 
-from voicekit.websocket import client_frame, send_message
+from voicekit.websocket import send_message
+from voicekit.ws_frames import client_frame
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_messages_arrive_in_order_without_awaiting_send() -> None:
+@contextlib.asynccontextmanager
+async def collecting_server(**options: Any) -> AsyncIterator[tuple[int, list[str | bytes]]]:
+    """A loopback websockets server keeping every message it receives: (port, messages)."""
     received: list[str | bytes] = []
 
     async def collect(ws: Any) -> None:
         async for message in ws:
             received.append(message)
 
-    async with websockets.serve(collect, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
+    async with websockets.serve(collect, "127.0.0.1", 0, **options) as server:
+        yield server.sockets[0].getsockname()[1], received
+
+
+async def test_messages_arrive_in_order_without_awaiting_send() -> None:
+    async with collecting_server() as (port, received):
         async with websockets.connect(f"ws://127.0.0.1:{port}") as ws:
 
             async def must_not_be_called(message: Any) -> None:
@@ -42,16 +51,9 @@ SIZES = [0, 1, 125, 126, 160, 65535, 65536, 70_000]
 
 async def test_every_frame_size_is_built_here_and_arrives_intact() -> None:
     """Binary and text (UTF-8) messages of each length encoding: 7-bit, 16-bit, 64-bit."""
-    received: list[str | bytes] = []
     sent: list[str | bytes] = [bytes([n % 251]) * n for n in SIZES]
     sent += ["\u00e9" * (n // 2) for n in SIZES]
-
-    async def collect(ws: Any) -> None:
-        async for message in ws:
-            received.append(message)
-
-    async with websockets.serve(collect, "127.0.0.1", 0, max_size=None) as server:
-        port = server.sockets[0].getsockname()[1]
+    async with collecting_server(max_size=None) as (port, received):
         async with websockets.connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
 
             def not_websockets_framing(*args: Any) -> None:
@@ -68,14 +70,7 @@ async def test_every_frame_size_is_built_here_and_arrives_intact() -> None:
 async def test_bytes_websockets_has_queued_go_first_through_its_own_framing() -> None:
     """A frame websockets has serialised but not written yet (a pong, say) must not be
     overtaken: the message then goes through websockets, which writes both in order."""
-    received: list[str | bytes] = []
-
-    async def collect(ws: Any) -> None:
-        async for message in ws:
-            received.append(message)
-
-    async with websockets.serve(collect, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
+    async with collecting_server() as (port, received):
         async with websockets.connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
             ws.protocol.send_text(b"queued first")  # serialised, not yet written
             await send_message(ws, b"then this")

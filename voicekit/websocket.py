@@ -9,8 +9,6 @@ not compress, and permessage-deflate costs CPU on every frame.
 
 from __future__ import annotations
 
-import os
-import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,17 +18,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 from websockets.protocol import Side, State
 from websockets.uri import parse_uri
 
-try:  # websockets' C helper, as its own framing uses
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover  (a build without the C extension)
-    from websockets.utils import apply_mask
-
 from voicekit.provider_errors import network_error, retry_after_s, status_error
 from voicekit.retry import RetryPolicy
 from voicekit.tls import client_tls
+from voicekit.ws_frames import client_frame
 
 __all__ = [
-    "client_frame",
     "close_websocket",
     "connect_websocket",
     "send_message",
@@ -165,42 +158,6 @@ def write_message_now(ws: Any, message: bytes | str) -> bool:
         ws.transport.abort()
         raise OSError(f"WebSocket write failed: {exc}") from exc
     return True
-
-
-class _Masks:
-    """Masking keys for client frames, cut from one read of the system's random source
-    per ``count`` frames: RFC 6455 asks for unpredictable keys, not for a system call
-    per frame (websockets makes one for each)."""
-
-    def __init__(self, count: int = 1024) -> None:
-        self.count = count
-        self._pool = b""
-        self._at = 0
-
-    def next(self) -> bytes:
-        at = self._at
-        if at >= len(self._pool):
-            self._pool, at = os.urandom(4 * self.count), 0
-        self._at = at + 4
-        return self._pool[at : at + 4]
-
-
-_masks = _Masks()
-_SHORT = struct.Struct("!BBH")
-_LONG = struct.Struct("!BBQ")
-
-
-def client_frame(opcode: int, payload: bytes) -> bytes:
-    """One final, masked, uncompressed client frame (RFC 6455, 5.2) of ``payload``."""
-    mask = _masks.next()
-    size = len(payload)
-    if size < 126:
-        head = bytes((0x80 | opcode, 0x80 | size))
-    elif size < 0x10000:
-        head = _SHORT.pack(0x80 | opcode, 0x80 | 126, size)
-    else:
-        head = _LONG.pack(0x80 | opcode, 0x80 | 127, size)
-    return head + mask + apply_mask(payload, mask)
 
 
 async def close_websocket(ws: Any, timeout_s: float = 1.0) -> None:

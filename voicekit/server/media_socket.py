@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -30,11 +29,7 @@ from websockets.protocol import State
 
 from voicekit.lograte import FoldedWarning
 from voicekit.telephony import TEXT_HANDLER_EXTENSION, TEXT_WRITER_EXTENSION
-
-try:  # websockets' C helper, as its own parser uses
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover  (a build without the C extension)
-    from websockets.utils import apply_mask
+from voicekit.ws_frames import apply_mask, server_frame
 
 __all__ = [
     "CLOSE_TIMEOUT_S",
@@ -52,8 +47,6 @@ CLOSE_TIMEOUT_S = 2.0
 WRITE_BACKLOG_BYTES = 1 << 20  # paced audio keeps a few KiB queued; a MiB is a peer not reading
 CONTROL_FRAMES_PER_S = 50
 _OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})  # continuation, data, control
-_SHORT = struct.Struct("!BBH")
-_LONG = struct.Struct("!BBQ")
 
 
 class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -157,15 +150,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             or self.transport.is_closing()
         ):
             return False
-        data = text.encode()
-        size = len(data)
-        if size < 126:
-            head = bytes((0x81, size))
-        elif size < 0x10000:
-            head = _SHORT.pack(0x81, 126, size)
-        else:
-            head = _LONG.pack(0x81, 127, size)
-        self.transport.write(head + data)
+        self.transport.write(server_frame(0x1, text.encode()))
         return True
 
     def _handshake_expired(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 import trio
 
@@ -230,3 +231,27 @@ async def test_no_retry_once_part_of_the_reply_went_to_the_tts() -> None:
     assert record.turns[0].error is not None
     assert record.turns[0].heard_text == "First sentence is spoken."
     assert record.turns[1].heard_text == "Sorry."
+
+
+@pytest.mark.parametrize("bug", [False, True])
+async def test_a_failed_call_logs_the_error_inside_its_task_group(
+    bug: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not "ExceptionGroup: unhandled errors in a TaskGroup": the error itself, with its
+    traceback when it is a bug rather than a voicekit error (a provider outage)."""
+    from voicekit.errors import ProviderUnavailable
+
+    call = make_call()
+    error = RuntimeError("boom") if bug else ProviderUnavailable("down", provider="x")
+
+    async def fails(stt_stream: Any) -> None:
+        raise error
+
+    call.session._stt_loop = fails  # type: ignore[method-assign]
+    with caplog.at_level("ERROR", logger="voicekit.session.session"):
+        record = await run_call(call, lambda call: anyio.sleep(1))
+    assert record.end_reason == "error"
+    [line] = [r for r in caplog.records if " failed: " in r.getMessage()]
+    name = "RuntimeError: boom" if bug else "ProviderUnavailable: "
+    assert name in line.getMessage()
+    assert (line.exc_info is not None) is bug

@@ -439,3 +439,29 @@ def test_json_in_bytes_must_be_utf8() -> None:
         with pytest.raises(BadFrame) as err:
             parse_frame(frame.encode(encoding))
         assert err.value.kind == "bad_json"
+
+
+def test_the_plugin_imports_without_its_extra_and_says_what_to_install() -> None:
+    """Without orjson (the telnyx extra), the plugin still imports, so discovery lists it
+    and names the missing extra; reading a frame says what to install."""
+    script = """
+import sys
+class NoOrjson:
+    def find_spec(self, name, path=None, target=None):
+        if name == "orjson":
+            raise ModuleNotFoundError("No module named 'orjson'", name="orjson")
+sys.meta_path.insert(0, NoOrjson())
+import voicekit_telnyx
+from voicekit_telnyx.frames import parse_frame
+try:
+    parse_frame('{"event": "stop"}')
+except ModuleNotFoundError as exc:
+    print(exc.name, exc)
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.startswith("orjson ") and "pip install 'voicekit[telnyx]'" in done.stdout

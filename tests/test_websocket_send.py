@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -155,3 +156,19 @@ async def test_a_failed_write_aborts_and_raises_oserror(framed_here: bool) -> No
     with pytest.raises(OSError, match="peer went away"):
         await send_message(connection, b"audio")
     assert connection.aborted and connection.sent == []
+
+
+def test_a_forked_child_draws_its_own_masking_keys() -> None:
+    """The key pool is per process: a child never repeats keys its parent still holds."""
+    client_frame(0x2, b"")  # the parent has a pool with keys left
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next three keys, then leave at once
+        os.write(write, b"".join(client_frame(0x2, b"")[2:6] for _ in range(3)))
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 12)
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = b"".join(client_frame(0x2, b"")[2:6] for _ in range(3))
+    assert len(child) == 12 and child != parent

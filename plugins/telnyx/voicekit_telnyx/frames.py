@@ -18,11 +18,24 @@ import binascii
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
-
-import orjson
+from typing import Any, NoReturn
 
 from voicekit.audio import AudioFormat
+
+try:
+    from orjson import JSONDecodeError as _JSONError
+    from orjson import loads as _json
+except ModuleNotFoundError:  # no telnyx extra: the plugin still registers, and creating
+    # its provider names what to install (as for nacl); reading a frame says so too.
+    _JSONError = ValueError  # type: ignore[misc,assignment]
+
+    def _json(raw: str | bytes) -> NoReturn:  # type: ignore[misc]
+        raise ModuleNotFoundError(
+            "voicekit_telnyx reads media frames with orjson, which its extra installs: "
+            "pip install 'voicekit[telnyx]'",
+            name="orjson",
+        )
+
 
 __all__ = [
     "CODECS",
@@ -152,8 +165,8 @@ def _format(media_format: Any) -> AudioFormat:
 
 def _loads(raw: str | bytes) -> Any:
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:  # also: too deep, too big a number, not UTF-8
+        return _json(raw)
+    except _JSONError as exc:  # also: too deep, too big a number, not UTF-8
         raise BadFrame("bad_json", str(exc)[:80]) from None
 
 
@@ -259,8 +272,8 @@ def inbound_audio(raw: str | bytes) -> bytes | None:
     frame object. The caller checks the size first.
     """
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        data = _json(raw)
+    except _JSONError:
         return None
     if type(data) is not dict or data.get("event") != "media":
         return None

@@ -140,9 +140,9 @@ def write_message_now(ws: Any, message: bytes | str) -> bool:
     opcode = 0x1 if isinstance(message, str) else 0x2
     frame: bytes | None = None
     if (
-        getattr(protocol, "side", None) is Side.CLIENT
-        and not getattr(protocol, "extensions", True)
-        and not getattr(protocol, "writes", True)
+        getattr(protocol, "side", None) is Side.CLIENT  # so a websockets protocol
+        and not protocol.extensions
+        and not protocol.writes
     ):
         frame = client_frame(opcode, payload)
     elif opcode == 0x1:

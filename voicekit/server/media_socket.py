@@ -254,28 +254,46 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             second = data[pos + 1] if end - pos > 1 else 0x80  # taken as masked until here
             if not second & 0x80 or (first & 0x0F) not in _OPCODES:
                 break  # unmasked or an unknown opcode: websockets refuses it from its header
+            size = second & 0x7F
+            if (
+                (first == 0x81 or first == 0x82)  # FIN, no RSV, text or binary
+                and size != 127  # a 7- or 16-bit length
+                and end - pos > 1
+                and conn.current_size is None  # not inside a fragmented message
+            ):  # every media frame: read here, in line
+                head = pos + 2
+                if size == 126:
+                    if end - head < 2:
+                        self._keep(data, pos, 0)
+                        return
+                    size = (data[head] << 8) | data[head + 1]
+                    head += 2
+                if limit is not None and size > limit:
+                    break  # over the message limit: websockets refuses it from its header
+                stop = head + 4 + size
+                if stop > end:
+                    self._keep(data, pos, stop - pos)
+                    return
+                payload = apply_mask(data[head + 4 : stop], data[head : head + 4])
+                pos = stop
+                if first == 0x81:
+                    self._text_message(payload)
+                else:
+                    self.curr_msg_data_type = "bytes"
+                    self.frames = [payload]
+                    self.send_receive_event_to_app()
+                continue
             room = (
                 limit if limit is None or conn.current_size is None else limit - conn.current_size
             )
-            stop = self._frame_end(data, pos, room)
-            if stop is None or stop > end:  # its header or its payload is still arriving
-                self._partial = bytearray(data[pos:])
-                self._partial_needed = 0 if stop is None else stop - pos
+            whole = self._frame_end(data, pos, room)
+            if whole is None or whole > end:  # its header or its payload is still arriving
+                self._keep(data, pos, 0 if whole is None else whole - pos)
                 return
-            if stop < 0:
+            if whole < 0:
                 break  # over the message limit: websockets refuses it from its header
-            if (
-                (first == 0x81 or first == 0x82)  # FIN, no RSV, text or binary
-                and (second & 0x7F) != 127  # a 7- or 16-bit length
-                and conn.current_size is None
-            ):
-                head = pos + (4 if (second & 0x7F) == 126 else 2)
-                self.curr_msg_data_type = "text" if first == 0x81 else "bytes"
-                self.frames = [apply_mask(data[head + 4 : stop], data[head : head + 4])]
-                self.send_receive_event_to_app()
-            else:
-                self._to_websockets(data[pos:stop])
-            pos = stop
+            self._to_websockets(data[pos:whole])
+            pos = whole
         if pos < end:
             self._framing = False  # websockets takes the rest, and everything after it
             self._to_websockets(data[pos:])
@@ -305,6 +323,12 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             return -1
         return head + (4 if second & 0x80 else 0) + length
 
+    def _keep(self, data: bytes, pos: int, needed: int) -> None:
+        """Hold the frame starting at ``pos``, still arriving: ``needed`` bytes in all
+        (0 while its header is not all here)."""
+        self._partial = bytearray(data[pos:])
+        self._partial_needed = needed
+
     def _to_websockets(self, data: bytes) -> None:
         super().data_received(data)
 
@@ -314,6 +338,11 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
+        self._text_message(data)
+
+    def _text_message(self, data: bytes) -> None:
+        """A whole text message: to the app's handler, else the queue (as bytes if it is
+        not UTF-8, for the app to skip and count)."""
         try:
             text = data.decode()
         except UnicodeDecodeError:

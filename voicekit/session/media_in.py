@@ -107,7 +107,7 @@ class InboundMedia:
         where the audio passes through unconverted: a resampler must not have consumed a
         frame that then goes the usual way."""
         received = self._clock.received
-        duration_ms = self.media.inbound_format.duration_ms
+        bytes_per_s = self.media.inbound_format.bytes_per_second  # duration_ms, in line
         send_now = stt_stream.send_audio_now
 
         def take(data: bytes) -> bool:
@@ -124,7 +124,7 @@ class InboundMedia:
                     "call=%s: STT send failed: %s: %s", self.call_id, type(exc).__name__, exc
                 )
                 self.media.offer_audio(None)
-            received(duration_ms(len(data)), at)
+            received(len(data) * 1000.0 / bytes_per_s, at)
             return True
 
         return take

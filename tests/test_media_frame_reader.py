@@ -461,6 +461,38 @@ async def test_the_reader_and_websockets_alone_agree_on_any_stream(
         assert stock[0] == expected[: len(stock[0])]
 
 
+LENGTH_EDGES = [0, 125, 126, 127, 65535 % MAX_BYTES, MAX_BYTES]  # odd: text, even: binary
+
+
+def _payload(n: int) -> bytes:
+    return bytes([65 + n % 26]) * n
+
+
+@pytest.mark.parametrize("cut", range(1, 9))
+async def test_frames_at_each_length_encoding_edge_cut_inside_their_headers(
+    cut: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Payloads at the 7-bit / 16-bit boundary and at the message limit, each frame cut
+    ``cut`` bytes in (inside its length or its mask): the reader and websockets alone
+    deliver the same messages, then the same 1009 for a frame one byte over the limit,
+    refused from its header."""
+    from voicekit.server.media_socket import MediaWebSocketProtocol
+
+    frames = [frame(0x1 if n % 2 else 0x2, _payload(n)) for n in LENGTH_EDGES]
+    frames.append(frame(0x2, b"x" * (MAX_BYTES + 1)))
+    expected = [
+        ("text", _payload(n).decode()) if n % 2 else ("bytes", _payload(n)) for n in LENGTH_EDGES
+    ]
+    data = b"".join(frames)
+    starts = [0, *itertools.accumulate(len(f) for f in frames[:-1])]
+    cuts = [start + cut for start in starts if start + cut < len(data)]
+    fast = await outcome(data, cuts, True)
+    monkeypatch.setattr(MediaWebSocketProtocol, "_parser_idle", lambda self: False)
+    stock = await outcome(data, cuts, True)
+    assert fast == (expected, 1009)
+    assert stock[1] == 1009 and stock[0] == expected[: len(stock[0])]
+
+
 async def test_a_client_that_pings_and_never_reads_is_dropped_not_buffered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -158,6 +158,7 @@ async def test_a_failed_write_aborts_and_raises_oserror(framed_here: bool) -> No
     assert connection.aborted and connection.sent == []
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a platform without fork has no child to test")
 def test_a_forked_child_draws_its_own_masking_keys() -> None:
     """The key pool is per process: a child never repeats keys its parent still holds."""
     client_frame(0x2, b"")  # the parent has a pool with keys left

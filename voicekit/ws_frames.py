@@ -52,7 +52,8 @@ class _Masks:
 
 
 _masks = _Masks()
-os.register_at_fork(after_in_child=_masks.reset)
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
+    os.register_at_fork(after_in_child=_masks.reset)
 
 
 def client_frame(opcode: int, payload: bytes) -> bytes:

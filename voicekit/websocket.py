@@ -23,12 +23,7 @@ from voicekit.retry import RetryPolicy
 from voicekit.tls import client_tls
 from voicekit.ws_frames import client_frame
 
-__all__ = [
-    "close_websocket",
-    "connect_websocket",
-    "send_message",
-    "write_message_now",
-]
+__all__ = ["close_websocket", "connect_websocket", "send_message", "write_message_now"]
 
 
 def _secure(url: str) -> bool:

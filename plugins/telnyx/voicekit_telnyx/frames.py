@@ -284,7 +284,7 @@ def inbound_audio(raw: str | bytes) -> bytes | None:
     if type(payload) is not str:
         return None
     try:
-        return binascii.a2b_base64(payload, strict_mode=True)  # _base64, without a call
+        return _base64(payload)
     except ValueError:
         return None
 

@@ -40,6 +40,19 @@ def test_one_mapping_from_status_to_error(status: int | None, kind: type, retrya
         assert "check ACME_API_KEY" in str(error)
 
 
+def test_the_status_is_said_once_and_a_refused_keys_answer_is_not_quoted() -> None:
+    """Plugins word their messages differently; the error names the status exactly once,
+    and a 401's body (which may quote part of the key) stays out of it."""
+    said = status_error(401, "Acme refused the connection (HTTP 401)", provider="a", key_env="K")
+    unsaid = status_error(401, "Acme refused the connection", provider="a", key_env="K", detail="x")
+    expected = "Acme refused the connection (HTTP 401): the key was refused; check K"
+    assert str(said).endswith(expected) and str(unsaid).endswith(expected)
+    assert str(said).count("401") == 1
+    limited = status_error(429, "Acme refused", provider="a", detail="too many")
+    assert str(limited).endswith("Acme refused (HTTP 429): too many")
+    assert str(status_error(None, "Acme failed", provider="a")).endswith("Acme failed")
+
+
 def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert retry_after_s({"retry-after": "3"}) == 3.0
     assert retry_after_s({"Retry-After": "0.5"}) == 0.5

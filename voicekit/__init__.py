@@ -43,6 +43,8 @@ if TYPE_CHECKING:
         ProviderError,
         ProviderNotFoundError,
         ProviderTimeoutError,
+        ProviderUnavailable,
+        RateLimited,
         VoiceKitError,
     )
     from voicekit.flows import Flow, FlowError, FlowRuntime, load_flow
@@ -96,6 +98,8 @@ _EXPORTS: dict[str, str] = {
     "ProviderError": "voicekit.errors",
     "ProviderNotFoundError": "voicekit.errors",
     "ProviderTimeoutError": "voicekit.errors",
+    "ProviderUnavailable": "voicekit.errors",
+    "RateLimited": "voicekit.errors",
     "VoiceKitError": "voicekit.errors",
     "Flow": "voicekit.flows",
     "FlowError": "voicekit.flows",
@@ -185,6 +189,8 @@ __all__ = [
     "ProviderRegistry",
     "ProviderSettings",
     "ProviderTimeoutError",
+    "ProviderUnavailable",
+    "RateLimited",
     "Resampler",
     "Responder",
     "STTStream",

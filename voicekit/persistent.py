@@ -11,7 +11,8 @@ hook                   what the subclass does there
 =====================  ====================================================================
 ``url()``,             where and how to connect (the key goes in a header, never a log)
 ``headers()``
-``on_connected()``     the first message of every connection (a config), under the lock
+``on_connected()``     the first message of every connection (a config), under the lock,
+                       sent with ``send_locked``
 ``on_reconnect()``     re-send what was owed when the socket dropped, under the lock;
                        sends use ``send_locked`` (the socket is ``usable`` then, not yet
                        ``connected``, so other senders still wait)
@@ -24,16 +25,25 @@ hook                   what the subclass does there
 ``on_failure(error)``  the connection is gone for good: fail what waits on it
 =====================  ====================================================================
 
+``on_connected``, ``on_reconnect`` and ``goodbye`` are coroutines (``async def``); the
+others are plain functions, called from the reader between two messages. A subclass that
+declares one the other way fails when the class is defined, not silently in a call.
+
 State: ``usable`` (socket open and initialised) and ``connected`` (usable and nothing
 owed). ``send()`` takes the lock; ``send_now()`` writes without it when connected (audio,
 50 messages a second), and reports False when the message must wait for the replay.
+A sender that records what it owes (so that ``on_reconnect`` can re-send it) records and
+sends under ``async with self.locked():`` with ``send_locked``: a replay then either ran
+before (and the message goes out now) or runs after (and re-sends it), never both.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar, Self
 
 import anyio
 from websockets.exceptions import ConnectionClosed
@@ -49,6 +59,17 @@ from voicekit.websocket import close_websocket, connect_websocket, send_message,
 __all__ = ["PersistentWebSocket"]
 
 logger = logging.getLogger(__name__)
+
+_COROUTINE_HOOKS = ("on_connected", "on_reconnect", "goodbye")
+_PLAIN_HOOKS = (
+    "url",
+    "headers",
+    "on_message",
+    "close_error",
+    "stream_done",
+    "keepalive_message",
+    "on_failure",
+)
 
 
 class PersistentWebSocket(AsyncResource):
@@ -86,6 +107,19 @@ class PersistentWebSocket(AsyncResource):
         self._tasks = self.own(
             BackgroundTasks(f"{self.provider} call={self.call_id}", on_error=self._task_failed)
         )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse a hook declared the wrong way: an ``async def on_message`` would only
+        make a coroutine that nothing awaits (no error, and nothing ever arrives)."""
+        super().__init_subclass__(**kwargs)
+        for name in _COROUTINE_HOOKS + _PLAIN_HOOKS:
+            hook = getattr(cls, name) if name in cls.__dict__ else None
+            if not callable(hook):
+                continue
+            wants_coroutine = name in _COROUTINE_HOOKS
+            if inspect.iscoroutinefunction(hook) != wants_coroutine:
+                kind = "async def" if wants_coroutine else "a plain def (not async def)"
+                raise TypeError(f"{cls.__qualname__}.{name} must be {kind}")
 
     # -- the hooks ------------------------------------------------------------------------
 
@@ -139,7 +173,9 @@ class PersistentWebSocket(AsyncResource):
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> Self:
+        """Connect (with the retry policy), send ``on_connected``'s first message and start
+        reading; a refused or failed connection raises the mapped ProviderError."""
         async with self._lock:
             await self._open()
         self._connected = True
@@ -161,13 +197,17 @@ class PersistentWebSocket(AsyncResource):
         )
         self._now = loop_clock()  # the loop the connection lives in
         self._last_send = self._now()
+        self._usable = True  # for on_connected's send_locked; other senders wait on the lock
         try:
             await self.on_connected()
         except (ConnectionClosed, OSError) as exc:
+            self._usable = False
             raise ProviderUnavailable(
                 f"{self.label} closed the connection at once: {exc}", provider=self.provider
             ) from None
-        self._usable = True
+        except BaseException:
+            self._usable = False
+            raise
 
     async def aclose(self) -> None:
         """The graceful goodbye (cut short by the caller's timeout or cancellation), then
@@ -193,6 +233,18 @@ class PersistentWebSocket(AsyncResource):
                 await self.stop_owned_tasks()
 
     # -- sending --------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def locked(self) -> AsyncIterator[None]:
+        """Hold the send lock: record what is owed and send it (``send_locked``) as one
+        step, so a reconnect's replay cannot send it as well."""
+        async with self._lock:
+            yield
+
+    def start_task(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``func(*args)`` in the background for as long as this connection: stopped
+        by ``aclose``, and a failure (a bug) fails the connection instead of vanishing."""
+        self._tasks.start(func, *args)
 
     async def send(self, message: str | bytes) -> bool:
         """Send under the lock; False (and nothing sent) while the socket is down."""

@@ -63,14 +63,19 @@ def status_error(
 ) -> ProviderError:
     """The error for a provider's answer with HTTP ``status`` (None: no status known).
 
-    ``message`` says what failed ("ElevenLabs refused the connection"); ``detail`` is
-    what the provider said, quoted (shortened) after it.
+    ``message`` says what failed ("ElevenLabs refused the connection"), with or without
+    the status in it: ``(HTTP 503)`` is added when it does not say ``HTTP 503`` already.
+    ``detail`` is what the provider said, quoted (shortened) after it, except for 401
+    and 403: a refused key's answer often quotes part of the key, and a secret never
+    reaches an error message or a log.
     """
+    if status is not None and f"HTTP {status}" not in message:
+        message = f"{message} (HTTP {status})"
     text = message if not detail else f"{message}: {detail[:MAX_DETAIL_CHARS]}"
     if status in (401, 403):
         hint = f"; check {key_env}" if key_env else ""
         return ProviderAuthError(
-            f"{message} (HTTP {status}: the key was refused){hint}",
+            f"{message}: the key was refused{hint}",
             provider=provider,
             status_code=status,
             code=code,

@@ -217,7 +217,7 @@ class ElevenLabsSession(PersistentWebSocket, TTSSession):
             await self._slots.acquire()
             ctx.holds_slot = True
             self._contexts[ctx.id] = ctx
-        async with self._lock:
+        async with self.locked():
             await self._sync_locked(ctx)
 
     async def _sync_locked(self, ctx: _Context) -> None:
@@ -257,14 +257,14 @@ class ElevenLabsSession(PersistentWebSocket, TTSSession):
         ctx = self._contexts.get(utt.context_id)
         if ctx is None:
             return
-        async with self._lock:
+        async with self.locked():
             if ctx.initialized and not ctx.close_sent:
                 message = {"context_id": ctx.id, "close_context": True}
                 ctx.close_sent = await self.send_locked(json.dumps(message))
         if not ctx.initialized or not self.usable or self.closing:
             self._forget(ctx)
         else:
-            self._tasks.start(self._release_later, ctx)
+            self.start_task(self._release_later, ctx)
 
     async def _release_later(self, ctx: _Context) -> None:
         await anyio.sleep(max(2.0, self.settings.timeout))

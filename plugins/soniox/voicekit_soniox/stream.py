@@ -21,7 +21,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from voicekit.audio import AudioFormat
-from voicekit.errors import ProviderError
+from voicekit.errors import ProviderError, ProviderUnavailable
 from voicekit.persistent import PersistentWebSocket
 from voicekit.stt import FinalizeOutcome, STTEvent, STTStream
 from voicekit_soniox.tokens import PROVIDER, MalformedResponse, TokenState
@@ -100,7 +100,11 @@ class SonioxStream(PersistentWebSocket, STTStream):
         return config
 
     async def on_connected(self) -> None:
-        await self._ws.send(json.dumps(self._config()))
+        if not await self.send_locked(json.dumps(self._config())):
+            raise ProviderUnavailable(
+                "Soniox closed the connection before taking its configuration",
+                provider=PROVIDER,
+            )
 
     async def on_reconnect(self) -> None:
         """Replay the audio not yet covered by final results, then what arrived meanwhile.

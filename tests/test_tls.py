@@ -140,3 +140,26 @@ async def test_the_scheme_is_read_as_websockets_reads_it(
         port = server.sockets[0].getsockname()[1]
         await close_websocket(await connect(port, "WSS"), 1.0)
     assert len(fresh_tls) == 1
+
+
+def test_the_llm_sdks_use_the_shared_context_instead_of_building_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The openai and anthropic SDKs build a TLS context (a whole CA bundle) for every
+    client they are not given one for; the plugins give them the process's."""
+    from voicekit_anthropic import AnthropicLLM, AnthropicSettings
+    from voicekit_openai import OpenAILLM, OpenAISettings
+
+    client_tls(HTTP1_ALPN)  # built once for the process, before counting
+    built: list[int] = []
+    create = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(1)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    openai_llm = OpenAILLM(OpenAISettings.model_validate({"api_key": "sk-test"}))
+    anthropic_llm = AnthropicLLM(AnthropicSettings.model_validate({"api_key": "sk-test"}))
+    assert openai_llm.client is not None and anthropic_llm.client is not None
+    assert built == []

@@ -95,4 +95,42 @@ def test_full_collections_happen_when_no_call_is_up_or_after_many_calls() -> Non
         assert policy.collections == 3
         assert not any(isinstance(o, Cycle) for o in gc.get_objects())
     finally:
-        gc.set_threshold(*thresholds)
+        policy.give_back(thresholds)
+
+
+def test_a_heap_grown_by_cycles_no_call_left_is_collected_with_calls_up() -> None:
+    """Garbage cycles that no call end accounts for (abandoned pipelined requests, say)
+    are collected once the heap has grown enough, with no call ending at all."""
+    thresholds = gc.get_threshold()
+    policy = IdleCollector(growth_blocks=200_000)
+    try:
+        gc.collect()
+        policy.take_over()
+
+        class Node:
+            pass
+
+        def leave_cycles(n: int) -> None:
+            """Cycles that lived long enough to reach the oldest generation (as a queued
+            request does until its connection closes), then became garbage."""
+            alive = []
+            for _ in range(n):
+                a, b = Node(), Node()
+                a.b, b.a = b, a  # type: ignore[attr-defined]
+                alive.append(a)
+            gc.collect(1)  # survivors of a middle collection move to the oldest generation
+            alive.clear()
+
+        leave_cycles(10_000)
+        assert policy.growth_collections == 0  # a little garbage waits for an idle moment
+        assert any(isinstance(o, Node) for o in gc.get_objects())
+        for _ in range(40):  # far more than the bound: the middle collections see it
+            leave_cycles(20_000)
+            if policy.growth_collections and not any(isinstance(o, Node) for o in gc.get_objects()):
+                break
+        assert policy.growth_collections >= 1
+        assert gc.get_threshold()[2] == NEVER  # back to no automatic full collections
+        assert policy.collections == 0  # no call ended: it was the growth
+    finally:
+        policy.give_back(thresholds)
+        gc.collect()

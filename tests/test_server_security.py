@@ -4,8 +4,10 @@ calls over the limit, huge bodies, half-sent requests and odd tokens."""
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ from tests.server_helpers import Rig, rig
 from voicekit.audio import ULAW_8K
 from voicekit.config import load_settings
 from voicekit.errors import CallRefused, ConfigError
+from voicekit.lograte import FoldedRecords
 from voicekit.server import create_app
+from voicekit.server._uvicorn import MAX_PIPELINED, UVICORN_CLIENT_WARNINGS
 from voicekit.testing import FakeLLM, FakeSTT, FakeTTS, voice
 
 pytestmark = pytest.mark.anyio
@@ -492,3 +496,99 @@ async def test_a_call_id_that_is_not_a_telnyx_id_is_refused(tmp_path: Path, call
         )
         assert reply.status_code == 400
         assert r.telnyx.commands == []
+
+
+# -- what a third round of attacks found ----------------------------------------------------
+
+HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+async def test_a_few_pipelined_requests_are_all_answered_in_order(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
+        async with stream:
+            await stream.send(HEALTH * 5 + b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            with anyio.fail_after(5):
+                while received.count(b"HTTP/1.1 ") < 6:
+                    received += await stream.receive()
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3})", received)
+        assert statuses == [b"200"] * 5 + [b"404"]
+
+
+async def test_a_flood_of_pipelined_requests_closes_the_connection_and_keeps_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """uvicorn parses every pipelined request in a read and queues them all: 1,764 per
+    60 KB read, each a reference cycle kept until a full collection. Past MAX_PIPELINED
+    waiting the connection is closed, and its queue is let go of with it."""
+    async with rig(tmp_path) as r:
+        for _ in range(3):
+            stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
+            async with stream:
+                await stream.send(HEALTH * 1764)
+                received = await read_until_closed(stream)
+            assert received.count(b"HTTP/1.1 200") <= MAX_PIPELINED + 1
+        queued = [
+            p
+            for p in gc.get_objects()
+            if type(p).__name__ == "DeadlineHTTPProtocol" and getattr(p, "pipeline", None)
+        ]
+        assert queued == []  # no connection holds queued requests any more
+        async with httpx.AsyncClient() as client:  # and the server goes on serving
+            assert (await client.get(f"{r.server.http_url}/healthz")).status_code == 200
+    warnings = [rec for rec in caplog.records if "pipelined requests waiting" in rec.message]
+    assert len(warnings) == 1  # three floods, one line (folded)
+
+
+async def test_a_signed_webhook_is_accepted_however_its_bytes_arrive(tmp_path: Path) -> None:
+    """The header limit counts the request line and headers only: a 70 kB signed body
+    sent in the same write as its headers was refused with 431."""
+    async with rig(tmp_path, server={"max_body_bytes": 256 * 1024}) as r:
+        body = json.dumps(
+            {
+                "data": {
+                    "record_type": "event",
+                    "event_type": "call.bogus",
+                    "id": "ev-large-1",
+                    "payload": {"call_control_id": "v3:x", "padding": "p" * 70_000},
+                }
+            }
+        ).encode()
+        headers = "".join(f"{k}: {v}\r\n" for k, v in r.phone.sign(body).items())
+        request = (
+            b"POST /telephony/telnyx/webhook HTTP/1.1\r\nHost: x\r\nconnection: close\r\n"
+            + headers.encode()
+            + b"content-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
+        async with stream:
+            await stream.send(request)  # one write
+            response = await read_until_closed(stream)
+    assert response.startswith(b"HTTP/1.1 200"), response[:200]
+
+
+def test_uvicorns_warnings_about_a_clients_bytes_are_folded() -> None:
+    """3,000 malformed request lines wrote 3,000 warnings from uvicorn itself."""
+    clock = [0.0]
+    folding = FoldedRecords(UVICORN_CLIENT_WARNINGS, clock=lambda: clock[0])
+    passed = []
+    for i in range(3000):
+        clock[0] = i * 0.001
+        record = logging.LogRecord(
+            "uvicorn.error", logging.WARNING, "x", 1, "Invalid HTTP request received.", None, None
+        )
+        if folding.filter(record):
+            passed.append(record.getMessage())
+    other = logging.LogRecord("uvicorn.error", logging.WARNING, "x", 1, "Started", None, None)
+    assert passed == ["Invalid HTTP request received."] and folding.filter(other)
+    clock[0] = 20.0
+    late = logging.LogRecord(
+        "uvicorn.error", logging.WARNING, "x", 1, "Invalid HTTP request received.", None, None
+    )
+    assert folding.filter(late)
+    assert late.getMessage() == (
+        "Invalid HTTP request received. (and 2999 more like it in the last 20 s)"
+    )

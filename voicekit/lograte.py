@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-__all__ = ["FoldedWarning"]
+__all__ = ["FoldedRecords", "FoldedWarning"]
 
 
 class FoldedWarning:
@@ -39,3 +39,37 @@ class FoldedWarning:
             args = (*args, now - self._last)
         self.logger.warning(msg, *args)
         self._last, self.folded = now, 0
+
+
+class FoldedRecords(logging.Filter):
+    """The same folding for another library's log lines (a logging filter): a record whose
+    message is one of ``messages`` passes at most once per interval for each message, and
+    the next one that passes says how many were folded in."""
+
+    def __init__(
+        self,
+        messages: frozenset[str],
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.messages = messages
+        self.interval_s = interval_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._folded: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        if not isinstance(msg, str) or msg not in self.messages:
+            return True
+        now = self._clock()
+        last = self._last.get(msg)
+        if last is not None and now - last < self.interval_s:
+            self._folded[msg] = self._folded.get(msg, 0) + 1
+            return False
+        folded = self._folded.pop(msg, 0)
+        if last is not None and folded:
+            record.msg = f"{msg} (and {folded} more like it in the last {now - last:.0f} s)"
+        self._last[msg] = now
+        return True

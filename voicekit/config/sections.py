@@ -231,7 +231,7 @@ class ServerSettings(_Section):
         "beyond it calls are rejected as busy.",
     )
     max_body_bytes: int = Field(
-        default=1_048_576,
+        default=65_536,
         ge=1024,
         le=64 * 1_048_576,
         description="Largest HTTP request body (webhooks); larger ones get 413 while reading.",

@@ -9,6 +9,12 @@ finishes its request.
   forever (200 of them were held over 60 s). :func:`http_protocol` gives each request a
   deadline: its headers and body must have arrived ``request_timeout_s`` after the
   connection opened or the previous response ended, or the connection is closed (408).
+- uvicorn parses every pipelined request in a read at once and queues each one, with its
+  scope, until the requests before it are answered; a client that sent 60 KB of
+  ``GET /healthz`` (1,764 requests) on each of 100 connections and read nothing grew a
+  server by 330 MB a round, all of it reference cycles. At most ``MAX_PIPELINED``
+  requests may wait on a connection; more closes it, and a closed connection lets go of
+  what was queued at once.
 """
 
 from __future__ import annotations
@@ -22,16 +28,19 @@ from typing import Any, cast
 
 import uvicorn
 
+from voicekit.lograte import FoldedRecords, FoldedWarning
 from voicekit.server.media_socket import MediaWebSocketProtocol
 
 __all__ = [
     "MAX_HEADER_BYTES",
+    "MAX_PIPELINED",
     "Server",
     "http_protocol",
     "server_config",
 ]
 
 logger = logging.getLogger(__name__)
+_pipelining = FoldedWarning(logger)
 
 
 class Server(uvicorn.Server):
@@ -99,6 +108,9 @@ _TOO_LARGE_RESPONSE = (
 )
 
 
+MAX_PIPELINED = 16  # requests queued behind the one being answered, on one connection
+
+
 def no_delay(transport: asyncio.BaseTransport) -> None:
     """Turn Nagle's algorithm off for a TCP connection. asyncio does so only when the
     listening socket was made with protocol ``IPPROTO_TCP``; one made with protocol 0 (as
@@ -117,9 +129,10 @@ class _RequestDeadline:
     fires, a request whose headers and body have all arrived since is left alone (the app
     is working on it, or the connection became a WebSocket); anything else (nothing sent,
     half a request, a trickled body, or an idle keep-alive trickling bytes) is closed.
-    Bytes that arrive before a request's headers are complete are counted too: past
-    ``MAX_HEADER_BYTES`` the connection is answered 431 and closed (httptools has no limit
-    of its own, and one endless header line would otherwise grow without bound).
+    The bytes of a request's line and headers are counted too: past ``MAX_HEADER_BYTES``
+    the connection is answered 431 and closed (httptools has no limit of its own, and one
+    endless header line would otherwise grow without bound). Only the headers count: a
+    body that arrives in the same read as its headers is the body limit's business.
     """
 
     request_timeout_s: float = 10.0
@@ -129,12 +142,14 @@ class _RequestDeadline:
     _deadline: asyncio.TimerHandle | None = None
     _armed_for: Any = None
     _header_bytes = 0
+    _header_tail = b""  # the last bytes counted, for an end of headers split across reads
 
     def _arm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
         self._armed_for = self.cycle
         self._header_bytes = 0
+        self._header_tail = b""
         self._deadline = self.loop.call_later(self.request_timeout_s, self._expired)
 
     def _in_headers(self) -> bool:
@@ -165,7 +180,8 @@ class _RequestDeadline:
 
     def data_received(self, data: bytes) -> None:
         if self._in_headers():
-            self._header_bytes += len(data)
+            self._header_bytes += _header_part(self._header_tail, data)
+            self._header_tail = data[-3:]
             if self._header_bytes > MAX_HEADER_BYTES:
                 peer = self.transport.get_extra_info("peername")
                 logger.info(
@@ -177,10 +193,27 @@ class _RequestDeadline:
                 self.transport.close()
                 return
         super().data_received(data)  # type: ignore[misc]
+        queued: Any = getattr(self, "pipeline", None)  # httptools' (h11 reads one at a time)
+        if queued and len(queued) > MAX_PIPELINED and not self.transport.is_closing():
+            peer = self.transport.get_extra_info("peername")
+            _pipelining.warning(
+                "closed a connection from %s: %d pipelined requests waiting (at most %d)",
+                peer[0] if peer else "?",
+                len(queued),
+                MAX_PIPELINED,
+            )
+            queued.clear()
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)  # type: ignore[misc]
+        # Requests still queued would never be answered; each one refers to this protocol
+        # (its response callback) and this protocol to the queue: a cycle only a full
+        # collection frees, and voicekit serve runs those only when callers cannot hear it.
+        queued = getattr(self, "pipeline", None)
+        if queued:
+            queued.clear()
 
     def handle_websocket_upgrade(self, *args: Any) -> None:
         # The connection is the WebSocket protocol's from here (it has its own handshake
@@ -200,6 +233,16 @@ class _RequestDeadline:
             self._arm()
 
 
+def _header_part(tail: bytes, data: bytes) -> int:
+    """How many bytes of ``data`` belong to the request line and headers: all of them, or
+    up to the blank line that ends the headers (which may begin in ``tail``, the last
+    bytes of the previous read)."""
+    end = (tail + data).find(b"\r\n\r\n")
+    if end < 0:
+        return len(data)
+    return max(0, end + 4 - len(tail))
+
+
 def http_protocol(request_timeout_s: float) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol (httptools when installed, else h11) with request deadlines."""
     try:
@@ -217,7 +260,7 @@ def server_config(app: Any, settings: Any, *, host: str, port: int, **options: A
     """The uvicorn configuration every voicekit server runs with: the protocols above and
     the limits of ``[server]`` (``settings`` is a ``ServerSettings``)."""
     options.setdefault("lifespan", "on")
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -232,3 +275,25 @@ def server_config(app: Any, settings: Any, *, host: str, port: int, **options: A
         timeout_keep_alive=settings.keep_alive_timeout_s,
         **options,
     )
+    fold_uvicorn_warnings()
+    return config
+
+
+# uvicorn's own warnings about what a client sent: anyone can repeat them at will.
+UVICORN_CLIENT_WARNINGS = frozenset(
+    {
+        "Invalid HTTP request received.",
+        "Unsupported upgrade request.",
+        "No supported WebSocket library detected. Please use \"pip install 'uvicorn[standard]'\", "
+        "or install 'websockets' or 'wsproto' manually.",
+        "Exceeded concurrency limit.",
+    }
+)
+
+
+def fold_uvicorn_warnings() -> None:
+    """Fold uvicorn's warnings about a client's bytes (``voicekit.lograte``): 3,000
+    malformed request lines wrote 3,000 lines at the default verbosity."""
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, FoldedRecords) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(FoldedRecords(UVICORN_CLIENT_WARNINGS))

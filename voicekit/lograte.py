@@ -15,6 +15,30 @@ from collections.abc import Callable
 __all__ = ["FoldedRecords", "FoldedWarning"]
 
 
+class _Fold:
+    """One kind of line: the first passes, then at most one per interval, each saying how
+    many were held back since the last one that passed."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.last: float | None = None
+        self.folded = 0  # since the last line that passed
+
+    def admit(self, now: float) -> str | None:
+        """None: fold this one. Otherwise what to add to the line that passes."""
+        last = self.last
+        if last is not None and now - last < self.interval_s:
+            self.folded += 1
+            return None
+        note = (
+            f" (and {self.folded} more like it in the last {now - last:.0f} s)"
+            if (last is not None and self.folded)
+            else ""
+        )
+        self.last, self.folded = now, 0
+        return note
+
+
 class FoldedWarning:
     def __init__(
         self,
@@ -23,22 +47,15 @@ class FoldedWarning:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.logger = logger
-        self.interval_s = interval_s
         self._clock = clock
-        self._last: float | None = None
-        self.folded = 0  # since the last warning written
+        self._fold = _Fold(interval_s)
 
     def warning(self, msg: str, *args: object) -> None:
-        now = self._clock()
-        if self._last is not None and now - self._last < self.interval_s:
-            self.folded += 1
+        note = self._fold.admit(self._clock())
+        if note is None:
             self.logger.debug(msg, *args)
             return
-        if self._last is not None and self.folded:
-            msg += f" (and {self.folded} more like it in the last %.0f s)"
-            args = (*args, now - self._last)
-        self.logger.warning(msg, *args)
-        self._last, self.folded = now, 0
+        self.logger.warning(msg + note, *args)
 
 
 class FoldedRecords(logging.Filter):
@@ -54,22 +71,15 @@ class FoldedRecords(logging.Filter):
     ) -> None:
         super().__init__()
         self.messages = messages
-        self.interval_s = interval_s
         self._clock = clock
-        self._last: dict[str, float] = {}
-        self._folded: dict[str, int] = {}
+        self._folds = {msg: _Fold(interval_s) for msg in messages}
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.msg
         if not isinstance(msg, str) or msg not in self.messages:
             return True
-        now = self._clock()
-        last = self._last.get(msg)
-        if last is not None and now - last < self.interval_s:
-            self._folded[msg] = self._folded.get(msg, 0) + 1
+        note = self._folds[msg].admit(self._clock())
+        if note is None:
             return False
-        folded = self._folded.pop(msg, 0)
-        if last is not None and folded:
-            record.msg = f"{msg} (and {folded} more like it in the last {now - last:.0f} s)"
-        self._last[msg] = now
+        record.msg = msg + note
         return True

@@ -592,3 +592,27 @@ def test_uvicorns_warnings_about_a_clients_bytes_are_folded() -> None:
     assert late.getMessage() == (
         "Invalid HTTP request received. (and 2999 more like it in the last 20 s)"
     )
+
+
+async def test_a_second_start_frame_mid_stream_is_counted_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path, utterances=["hello"], replies=["Hi there."]) as r:
+        async with r.phone.call() as call:
+            await until(lambda: r.calls.active)
+            media = r.calls.active[call.call_id].media
+            fmt = media.inbound_format  # type: ignore[attr-defined]
+            start = {
+                "event": "start",
+                "start": {
+                    "call_control_id": "v3:someone-else",
+                    "media_format": {"encoding": "L16", "sample_rate": 16000, "channels": 1},
+                },
+            }
+            await call.send_raw(json.dumps(start))
+            await until(lambda: media.bad_frames["repeated_start"] == 1, 5)  # type: ignore[attr-defined]
+            assert media.inbound_format == fmt  # type: ignore[attr-defined]
+            await call.say(voice(600, ULAW_8K))
+            await until(lambda: r.calls.active[call.call_id].record.turns)
+        await until(lambda: r.calls.records)
+    assert r.calls.records[-1].turns[0].heard_text == "Hi there."

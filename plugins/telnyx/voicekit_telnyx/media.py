@@ -243,6 +243,8 @@ class TelnyxMediaStream(MediaStream):
                     self.stopped = True
                     yield StreamStopped("stopped by Telnyx")
                     return
+                elif isinstance(frame, StartFrame):  # the stream has started already
+                    self._count(BadFrame("repeated_start", "a start frame mid-stream"))
                 elif isinstance(frame, ErrorFrame):
                     self.error_frames += 1
                     logger.log(

@@ -616,3 +616,62 @@ async def test_a_second_start_frame_mid_stream_is_counted_and_changes_nothing(
             await until(lambda: r.calls.active[call.call_id].record.turns)
         await until(lambda: r.calls.records)
     assert r.calls.records[-1].turns[0].heard_text == "Hi there."
+
+
+async def test_endless_trailer_lines_after_a_chunked_body_are_cut_off(tmp_path: Path) -> None:
+    """Trailers are headers after the body: uncounted, 80 MB of ``a:`` lines grew a server
+    to 2.6 GB in 8 s. They count toward the header limit like any header."""
+    async with rig(tmp_path) as r:
+        stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
+        async with stream:
+            await stream.send(
+                b"POST /telephony/telnyx/webhook HTTP/1.1\r\nHost: x\r\n"
+                b"transfer-encoding: chunked\r\n\r\n0\r\n"
+            )
+            sent = 0
+            with anyio.fail_after(5):
+                try:
+                    while sent < 16 * 1_048_576:
+                        await stream.send(b"a:\r\n" * 4096)
+                        sent += 4 * 4096
+                        await anyio.sleep(0.001)
+                except (anyio.BrokenResourceError, OSError):
+                    pass
+                response = await read_until_closed(stream)
+        assert sent < 1_048_576
+        assert response == b"" or response.startswith(b"HTTP/1.1 431")
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{r.server.http_url}/healthz")).status_code == 200
+
+
+async def test_headers_near_the_limit_pass_however_their_end_is_split(tmp_path: Path) -> None:
+    """50 kB of headers and a 20 kB body: 200 whether the blank line that ends the headers
+    arrives whole or in three reads (``\\r\\n`` | ``\\r`` | ``\\n`` + body)."""
+    async with rig(tmp_path, server={"max_body_bytes": 256 * 1024}) as r:
+        body = json.dumps(
+            {
+                "data": {
+                    "record_type": "event",
+                    "event_type": "call.bogus",
+                    "id": "ev-split",
+                    "payload": {"call_control_id": "v3:x", "padding": "p" * 20_000},
+                }
+            }
+        ).encode()
+        signed = "".join(f"{k}: {v}\r\n" for k, v in r.phone.sign(body).items()).encode()
+        head = (
+            b"POST /telephony/telnyx/webhook HTTP/1.1\r\nHost: x\r\nconnection: close\r\n"
+            + signed
+            + b"x-pad: "
+            + b"q" * 50_000
+            + b"\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(body)}".encode()
+        )
+        for pieces in ([head + b"\r\n\r\n" + body], [head + b"\r\n", b"\r", b"\n" + body]):
+            stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
+            async with stream:
+                for piece in pieces:
+                    await stream.send(piece)
+                    await anyio.sleep(0.05)  # separate reads
+                response = await read_until_closed(stream)
+            assert response.startswith(b"HTTP/1.1 200"), (len(pieces), response[:120])

@@ -129,10 +129,13 @@ class _RequestDeadline:
     fires, a request whose headers and body have all arrived since is left alone (the app
     is working on it, or the connection became a WebSocket); anything else (nothing sent,
     half a request, a trickled body, or an idle keep-alive trickling bytes) is closed.
-    The bytes of a request's line and headers are counted too: past ``MAX_HEADER_BYTES``
-    the connection is answered 431 and closed (httptools has no limit of its own, and one
-    endless header line would otherwise grow without bound). Only the headers count: a
-    body that arrives in the same read as its headers is the body limit's business.
+    With httptools, every byte that is not body (request lines, headers, and the trailers
+    a chunked body may end with) is counted too: past ``MAX_HEADER_BYTES`` since the last
+    response the connection is answered 431 and closed. httptools has no limit of its own:
+    one endless header line grew a server to 859 MB, and endless trailer lines (which
+    uvicorn adds to the request's headers at 25-30 times their size on the wire) to 2.6 GB
+    in 8 s. Body bytes are the body limit's business, however the reads split them. h11
+    has its own limit (uvicorn's ``h11_max_incomplete_event_size``).
     """
 
     request_timeout_s: float = 10.0
@@ -141,19 +144,16 @@ class _RequestDeadline:
     cycle: Any
     _deadline: asyncio.TimerHandle | None = None
     _armed_for: Any = None
-    _header_bytes = 0
-    _header_tail = b""  # the last bytes counted, for an end of headers split across reads
+    _counts_headers = False  # httptools: counted here; h11: by h11
+    _header_bytes = 0  # bytes other than body since the last response
+    _body_bytes = 0
 
     def _arm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
         self._armed_for = self.cycle
         self._header_bytes = 0
-        self._header_tail = b""
         self._deadline = self.loop.call_later(self.request_timeout_s, self._expired)
-
-    def _in_headers(self) -> bool:
-        return self.cycle is self._armed_for and self.transport.get_protocol() is cast(Any, self)
 
     def _expired(self) -> None:
         self._deadline = None
@@ -178,10 +178,17 @@ class _RequestDeadline:
         no_delay(transport)
         self._arm()
 
+    def on_body(self, body: bytes) -> None:  # httptools' callback (h11 has none)
+        self._body_bytes += len(body)
+        super().on_body(body)  # type: ignore[misc]
+
     def data_received(self, data: bytes) -> None:
-        if self._in_headers():
-            self._header_bytes += _header_part(self._header_tail, data)
-            self._header_tail = data[-3:]
+        body_before = self._body_bytes
+        super().data_received(data)  # type: ignore[misc]
+        if self.transport.get_protocol() is not cast(Any, self) or self.transport.is_closing():
+            return  # upgraded to a WebSocket, or refused by the parser
+        if self._counts_headers:
+            self._header_bytes += len(data) - (self._body_bytes - body_before)
             if self._header_bytes > MAX_HEADER_BYTES:
                 peer = self.transport.get_extra_info("peername")
                 logger.info(
@@ -192,7 +199,6 @@ class _RequestDeadline:
                 self.transport.write(_TOO_LARGE_RESPONSE)
                 self.transport.close()
                 return
-        super().data_received(data)  # type: ignore[misc]
         queued: Any = getattr(self, "pipeline", None)  # httptools' (h11 reads one at a time)
         if queued and len(queued) > MAX_PIPELINED and not self.transport.is_closing():
             peer = self.transport.get_extra_info("peername")
@@ -233,16 +239,6 @@ class _RequestDeadline:
             self._arm()
 
 
-def _header_part(tail: bytes, data: bytes) -> int:
-    """How many bytes of ``data`` belong to the request line and headers: all of them, or
-    up to the blank line that ends the headers (which may begin in ``tail``, the last
-    bytes of the previous read)."""
-    end = (tail + data).find(b"\r\n\r\n")
-    if end < 0:
-        return len(data)
-    return max(0, end + 4 - len(tail))
-
-
 def http_protocol(request_timeout_s: float) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol (httptools when installed, else h11) with request deadlines."""
     try:
@@ -252,7 +248,10 @@ def http_protocol(request_timeout_s: float) -> type[asyncio.Protocol]:
     return type(
         "DeadlineHTTPProtocol",
         (_RequestDeadline, Base),
-        {"request_timeout_s": request_timeout_s},
+        {
+            "request_timeout_s": request_timeout_s,
+            "_counts_headers": Base.__name__ == "HttpToolsProtocol",
+        },
     )
 
 

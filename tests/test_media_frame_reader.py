@@ -22,6 +22,7 @@ import pytest
 from anyio.abc import SocketStream
 
 from voicekit.config.sections import ServerSettings
+from voicekit.server.media_socket import MediaWebSocketProtocol
 from voicekit.testing.emulators._server import LoopbackServer
 
 pytestmark = pytest.mark.anyio
@@ -578,3 +579,26 @@ async def test_an_upgraded_connection_leaves_no_http_side_behind() -> None:
         await until(lambda: http_sides() == 0)
     finally:
         await server.__aexit__(None, None, None)
+
+
+async def test_a_shutdown_just_after_the_peer_closed_closes_quietly() -> None:
+    """The peer's close is answered at once, but the connection leaves the server's list
+    only a moment later: a shutdown in between sent a second close, and websockets raised
+    InvalidState out of the server's shutdown (a flaky test teardown showed it)."""
+    app = EchoApp()
+    server, client = await connect(app)
+    try:
+        await client.send(frame(0x1, b"hello"))
+        await app.wait(1)
+        (protocol,) = [
+            c
+            for c in server._server.server_state.connections
+            if isinstance(c, MediaWebSocketProtocol)
+        ]
+        protocol.data_received(frame(0x8, struct.pack("!H", 1000)))  # the close arrives
+        protocol.shutdown()  # before connection_lost: no exception
+        assert protocol.transport.is_closing()
+        assert await client.close_code() == 1000  # the one close, answering the peer's
+    finally:
+        await server.__aexit__(None, None, None)
+    assert app.disconnect_code == 1000

@@ -124,6 +124,17 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             self._handshake_timer = None
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        """The server is stopping. uvicorn sends a close frame unless the app sent one; but
+        when the peer closed first, websockets has answered that close already and the
+        connection is closing, so a second close raised ``InvalidState`` out of the
+        server's shutdown (the socket is closed, and the app told, by the close itself)."""
+        if not self.close_sent and self.conn.state in (State.CLOSING, State.CLOSED):
+            self.stop_keepalive()
+            self.transport.close()
+            return
+        super().shutdown()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)  # not set when the handshake was refused

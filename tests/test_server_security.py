@@ -503,6 +503,13 @@ async def test_a_call_id_that_is_not_a_telnyx_id_is_refused(tmp_path: Path, call
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
+def padded_event(event_id: str, padding: int) -> bytes:
+    """A Telnyx event of about ``padding`` bytes, for webhooks near the size limits."""
+    payload = {"call_control_id": "v3:x", "padding": "p" * padding}
+    event = {"record_type": "event", "event_type": "call.bogus", "id": event_id}
+    return json.dumps({"data": {**event, "payload": payload}}).encode()
+
+
 async def test_a_few_pipelined_requests_are_all_answered_in_order(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
         stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
@@ -545,16 +552,7 @@ async def test_a_signed_webhook_is_accepted_however_its_bytes_arrive(tmp_path: P
     """The header limit counts the request line and headers only: a 70 kB signed body
     sent in the same write as its headers was refused with 431."""
     async with rig(tmp_path, server={"max_body_bytes": 256 * 1024}) as r:
-        body = json.dumps(
-            {
-                "data": {
-                    "record_type": "event",
-                    "event_type": "call.bogus",
-                    "id": "ev-large-1",
-                    "payload": {"call_control_id": "v3:x", "padding": "p" * 70_000},
-                }
-            }
-        ).encode()
+        body = padded_event("ev-large-1", 70_000)
         headers = "".join(f"{k}: {v}\r\n" for k, v in r.phone.sign(body).items())
         request = (
             b"POST /telephony/telnyx/webhook HTTP/1.1\r\nHost: x\r\nconnection: close\r\n"
@@ -648,16 +646,7 @@ async def test_headers_near_the_limit_pass_however_their_end_is_split(tmp_path: 
     """50 kB of headers and a 20 kB body: 200 whether the blank line that ends the headers
     arrives whole or in three reads (``\\r\\n`` | ``\\r`` | ``\\n`` + body)."""
     async with rig(tmp_path, server={"max_body_bytes": 256 * 1024}) as r:
-        body = json.dumps(
-            {
-                "data": {
-                    "record_type": "event",
-                    "event_type": "call.bogus",
-                    "id": "ev-split",
-                    "payload": {"call_control_id": "v3:x", "padding": "p" * 20_000},
-                }
-            }
-        ).encode()
+        body = padded_event("ev-split", 20_000)
         signed = "".join(f"{k}: {v}\r\n" for k, v in r.phone.sign(body).items()).encode()
         head = (
             b"POST /telephony/telnyx/webhook HTTP/1.1\r\nHost: x\r\nconnection: close\r\n"

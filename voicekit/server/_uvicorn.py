@@ -250,7 +250,7 @@ def http_protocol(request_timeout_s: float) -> type[asyncio.Protocol]:
         (_RequestDeadline, Base),
         {
             "request_timeout_s": request_timeout_s,
-            "_counts_headers": Base.__name__ == "HttpToolsProtocol",
+            "_counts_headers": hasattr(Base, "on_body"),  # httptools reports body bytes
         },
     )
 

@@ -8,6 +8,7 @@ import gc
 import json
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -211,11 +212,14 @@ async def test_webhook_bodies_are_capped_while_reading(tmp_path: Path) -> None:
             small = await r.phone.webhook("call.bogus", {"call_control_id": "v3:x"})
         # No content-length: the limit holds while the body streams in. The answer comes
         # after 5 kB of a body that would go on for ever, and the connection is closed.
+        # (Signature headers of the right shape, or the route refuses it before its body.)
+        signature = "".join(f"{k}: {v}\r\n" for k, v in r.phone.sign(b"{}").items())
         stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
         async with stream:
             await stream.send(
                 b"POST /telephony/telnyx/webhook HTTP/1.1\r\nHost: x\r\n"
-                b"transfer-encoding: chunked\r\n\r\n"
+                + signature.encode()
+                + b"transfer-encoding: chunked\r\n\r\n"
             )
             for _ in range(5):
                 await stream.send(b"3e8\r\n" + b"y" * 1000 + b"\r\n")
@@ -245,19 +249,27 @@ async def test_media_messages_over_the_limit_close_the_socket(tmp_path: Path) ->
         assert r.calls.records[-1].end_reason == "media_error"
 
 
-@pytest.mark.parametrize(
-    "request_bytes",
-    [
-        b"",  # connects and says nothing
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\n",  # headers never finished
-        b"POST /telephony/telnyx/webhook HTTP/1.1\r\nHost: x\r\ncontent-length: 100\r\n\r\n{",
-    ],
-    ids=["silent", "half_headers", "trickled_body"],
-)
+def signed_head(r: Rig, body: bytes, timestamp: int | None = None) -> bytes:
+    """A webhook's request line and headers, signed for ``body``, ready for its body."""
+    headers = "".join(f"{k}: {v}\r\n" for k, v in r.phone.sign(body, timestamp).items())
+    return (
+        b"POST /telephony/telnyx/webhook HTTP/1.1\r\nHost: x\r\n"
+        + headers.encode()
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+    )
+
+
+@pytest.mark.parametrize("request_kind", ["silent", "half_headers", "trickled_body"])
 async def test_half_finished_requests_are_closed_after_the_request_timeout(
-    tmp_path: Path, request_bytes: bytes
+    tmp_path: Path, request_kind: str
 ) -> None:
     async with rig(tmp_path, server={"request_timeout_s": 0.5}) as r:
+        request_bytes = {
+            "silent": b"",  # connects and says nothing
+            "half_headers": b"GET /healthz HTTP/1.1\r\nHost: x\r\n",  # never finished
+            # Signed headers (an unsigned request is refused before its body), then 1 byte.
+            "trickled_body": signed_head(r, b"{" + b" " * 99) + b"{",
+        }[request_kind]
         stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
         async with stream:
             if request_bytes:
@@ -274,6 +286,35 @@ async def test_half_finished_requests_are_closed_after_the_request_timeout(
         async with httpx.AsyncClient() as client:
             for _ in range(2):
                 assert (await client.get(f"{r.server.http_url}/healthz")).status_code == 200
+
+
+@pytest.mark.parametrize("signature", ["none", "stale", "not_base64"])
+async def test_an_unsigned_webhook_is_refused_before_its_body_is_read(
+    tmp_path: Path, signature: str
+) -> None:
+    """No signature, a stale timestamp or a malformed signature is decided from the
+    headers: the 401 comes at once and the connection closes, though the declared 60 kB
+    body never arrives (reading it first held the request until its deadline)."""
+    async with rig(tmp_path, server={"request_timeout_s": 30}) as r:
+        body = b"{" + b" " * 59_999
+        head = {
+            "none": b"POST /telephony/telnyx/webhook HTTP/1.1\r\nHost: x\r\n"
+            b"content-length: 60000\r\n\r\n",
+            "stale": signed_head(r, body, timestamp=int(time.time()) - 3600),
+            "not_base64": signed_head(r, body).replace(
+                b"telnyx-signature-ed25519: ", b"telnyx-signature-ed25519: %"
+            ),
+        }[signature]
+        stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
+        async with stream:
+            await stream.send(head + b"{")  # one byte of the body, and no more
+            with anyio.fail_after(5):  # the deadline is 30 s: only the headers decide
+                received = await read_until_closed(stream)
+        assert received.startswith(b"HTTP/1.1 401")
+        assert b"connection: close" in received.lower()
+        assert r.telephony.rejected_webhooks == 1
+        signed = await r.phone.webhook("call.bogus", {"call_control_id": "v3:x"})
+        assert signed.status_code == 200  # a signed one is still read and verified
 
 
 @pytest.mark.parametrize("where", ["query", "header"])

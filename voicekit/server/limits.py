@@ -7,6 +7,10 @@ telephony plugin adds is covered without the plugin doing anything: a declared
 ``Content-Length`` over the limit is refused before a byte is read, and a body that grows
 past it while streaming in (chunked, or lying about its length) is refused the moment it
 does. Either way the answer is 413 and the connection is closed.
+
+The limit is counted as the route reads, not by reading the body first: a route can
+answer from the headers alone (an unsigned webhook is refused before its body arrives)
+and the body is held once, by the route, not also here.
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ class BodyLimit:
     lifespan: Any = None  # the wrapped app's lifespan, for a parent app to run
 
     def __init__(self, app: Any, max_bytes: int) -> None:
+        from starlette.requests import ClientDisconnect  # starlette loads with the server
+
         self.app = app
         self.max_bytes = max_bytes
+        self._client_disconnect = ClientDisconnect
 
     def __getattr__(self, name: str) -> Any:  # app.state and friends, as on the wrapped app
         return getattr(self.app, name)
@@ -39,27 +46,36 @@ class BodyLimit:
         if declared is not None and declared > self.max_bytes:
             await self._refuse(scope, send, f"declares {declared} bytes")
             return
-        body = bytearray()
-        while True:
+        received = 0
+        refused = False
+        disconnected = False
+
+        async def limited_receive() -> Any:
+            nonlocal received, refused, disconnected
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client left before finishing its request: no one to answer
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await self._refuse(scope, send, f"sent more than {self.max_bytes} bytes")
-                return
-            if not message.get("more_body", False):
-                break
-        delivered = False
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    refused = True
+                    await self._refuse(scope, send, f"sent more than {self.max_bytes} bytes")
+                    return {"type": "http.disconnect"}  # no more of this body, for the route
+            elif message["type"] == "http.disconnect":
+                disconnected = True
+            return message
 
-        async def replay() -> Any:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
+        async def guarded_send(message: Any) -> None:
+            if not refused:  # after a 413 the route has nothing left to say
+                await send(message)
 
-        await self.app(scope, replay, send)
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception as exc:
+            if not (isinstance(exc, self._client_disconnect) and (refused or disconnected)):
+                raise
+            # A route reading a body that will not come (refused here, or the client left
+            # or timed out mid-body): nobody to answer, and nothing for uvicorn to log.
 
     async def _refuse(self, scope: Any, send: Any, why: str) -> None:
         client = scope.get("client")

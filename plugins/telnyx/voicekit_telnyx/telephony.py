@@ -39,7 +39,12 @@ from voicekit_telnyx.media import StreamRejected, TelnyxMediaStream
 from voicekit_telnyx.replay import SeenEvents
 from voicekit_telnyx.rest import TelnyxClient
 from voicekit_telnyx.settings import TelnyxSettings
-from voicekit_telnyx.webhooks import WebhookVerificationError, decode_public_key, verify_webhook
+from voicekit_telnyx.webhooks import (
+    WebhookVerificationError,
+    decode_public_key,
+    signature_headers,
+    verify_signed_body,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -185,16 +190,19 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
         from starlette.background import BackgroundTask
         from starlette.responses import JSONResponse
 
-        body = await request.body()  # size-capped by the server's body limit
         peer = request.client.host if request.client else "?"
+        tolerance = self.settings.webhook_tolerance_s
         try:
-            verify_webhook(
-                body, request.headers, self.public_key, tolerance=self.settings.webhook_tolerance_s
-            )
+            # Headers first: an unsigned or stale request is refused before its body is
+            # read, and its connection closed, so the body is never read at all.
+            signed = signature_headers(request.headers, tolerance=tolerance)
         except WebhookVerificationError as exc:
-            self.rejected_webhooks += 1
-            self._rejections.warning("rejected a Telnyx webhook from %s: %s", peer, exc)
-            return JSONResponse({"error": "invalid signature"}, status_code=401)
+            return self._rejected(peer, exc, close=True)
+        body = await request.body()  # size-capped by the server's body limit
+        try:
+            verify_signed_body(body, signed, self.public_key)
+        except WebhookVerificationError as exc:
+            return self._rejected(peer, exc, close=False)
         try:
             event = TelnyxWebhook.model_validate_json(body)
         except ValidationError as exc:
@@ -209,6 +217,14 @@ class TelnyxTelephony(Telephony[TelnyxSettings]):
             return JSONResponse({"ok": True, "duplicate": True})
         task = self._dispatch(host, event.data.event_type, event.data.payload or CallPayload())
         return JSONResponse({"ok": True}, background=BackgroundTask(task) if task else None)
+
+    def _rejected(self, peer: str, exc: WebhookVerificationError, *, close: bool) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.rejected_webhooks += 1
+        self._rejections.warning("rejected a Telnyx webhook from %s: %s", peer, exc)
+        headers = {"connection": "close"} if close else None
+        return JSONResponse({"error": "invalid signature"}, status_code=401, headers=headers)
 
     def _dispatch(self, host: CallHost, event_type: str, payload: CallPayload) -> Any:
         call_id = payload.call_control_id

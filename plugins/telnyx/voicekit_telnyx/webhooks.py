@@ -12,10 +12,18 @@ import base64
 import binascii
 import time
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from voicekit.errors import VoiceKitError
 
-__all__ = ["WebhookVerificationError", "decode_public_key", "verify_webhook"]
+__all__ = [
+    "SignatureHeaders",
+    "WebhookVerificationError",
+    "decode_public_key",
+    "signature_headers",
+    "verify_signed_body",
+    "verify_webhook",
+]
 
 SIGNATURE_HEADER = "telnyx-signature-ed25519"
 TIMESTAMP_HEADER = "telnyx-timestamp"
@@ -38,18 +46,21 @@ def decode_public_key(value: str) -> bytes:
     return key
 
 
-def verify_webhook(
-    body: bytes,
-    headers: Mapping[str, str],
-    public_key: bytes,
-    *,
-    tolerance: int = 300,
-    now: float | None = None,
-) -> None:
-    """Raise :class:`WebhookVerificationError` unless ``body`` was signed by ``public_key``."""
-    from nacl.exceptions import BadSignatureError
-    from nacl.signing import VerifyKey
+class SignatureHeaders(NamedTuple):
+    """A webhook's signature headers, checked for shape and age; the body is not yet read."""
 
+    timestamp: str
+    signature: bytes
+
+
+def signature_headers(
+    headers: Mapping[str, str], *, tolerance: int = 300, now: float | None = None
+) -> SignatureHeaders:
+    """The signature headers of a request that may be from Telnyx, or the reason it is not.
+
+    Everything that can be decided without the body is decided here, so a request with no
+    signature, a malformed one or a stale timestamp is refused before its body is read.
+    """
     lowered = {k.lower(): v for k, v in headers.items()}
     signature_b64 = lowered.get(SIGNATURE_HEADER)
     timestamp = lowered.get(TIMESTAMP_HEADER)
@@ -74,9 +85,31 @@ def verify_webhook(
         raise WebhookVerificationError(
             f"the Telnyx signature must decode to 64 bytes, got {len(signature)}"
         )
+    return SignatureHeaders(timestamp, signature)
+
+
+def verify_signed_body(body: bytes, signed: SignatureHeaders, public_key: bytes) -> None:
+    """Raise :class:`WebhookVerificationError` unless ``signed`` is ``public_key``'s
+    signature of ``body`` at its timestamp."""
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
     if len(public_key) != 32:
         raise WebhookVerificationError("the Telnyx public key must be 32 bytes")
     try:
-        VerifyKey(public_key).verify(f"{timestamp}|".encode() + body, signature)
+        VerifyKey(public_key).verify(f"{signed.timestamp}|".encode() + body, signed.signature)
     except BadSignatureError:
         raise WebhookVerificationError("the Telnyx signature does not match the body") from None
+
+
+def verify_webhook(
+    body: bytes,
+    headers: Mapping[str, str],
+    public_key: bytes,
+    *,
+    tolerance: int = 300,
+    now: float | None = None,
+) -> None:
+    """Raise :class:`WebhookVerificationError` unless ``body`` was signed by ``public_key``
+    (:func:`signature_headers`, then :func:`verify_signed_body`)."""
+    verify_signed_body(body, signature_headers(headers, tolerance=tolerance, now=now), public_key)

@@ -43,6 +43,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if hasattr(session.config, "workerinput"):
         gc.collect()
         gc.freeze()
+        gc.set_threshold(*WORKER_GC_THRESHOLDS)
+
+
+# A worker's young-generation collections at 50,000 allocations instead of 700: the tests
+# allocate fast and keep little, so most collections found nothing to free. About 3 % of
+# the suite's CPU (105.7 / 101.0 s against 109.7 / 103.3 s, alternating runs). A test
+# that measures collections sets its own thresholds and restores these.
+WORKER_GC_THRESHOLDS = (50_000, 20, 100)
 
 
 @pytest.hookimpl(optionalhook=True)  # the xdist hooks: absent with -p no:xdist

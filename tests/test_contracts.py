@@ -14,8 +14,8 @@ from voicekit.audio import ULAW_8K
 from voicekit.llm import LLM
 from voicekit.stt import STT
 from voicekit.testing import FakeLLM, FakeSTT, FakeTTS, silence, voice
-from voicekit.testing.contracts import LLMContract, STTContract, TTSContract
-from voicekit.testing.emulators import ElevenLabsEmulator, SonioxEmulator
+from voicekit.testing.contracts import LLMContract, ReconnectCase, STTContract, TTSContract
+from voicekit.testing.emulators import ElevenLabsEmulator, Faults, SonioxEmulator
 from voicekit.tts import TTS
 
 SPEECH = voice(900, ULAW_8K) + silence(1200, ULAW_8K)
@@ -37,6 +37,16 @@ class TestElevenLabs(TTSContract):
         async with ElevenLabsEmulator(ms_per_char=5, first_audio_ms=10) as el:
             settings = {"api_key": "test-elevenlabs-key", "url": el.url, "timeout": 5}
             yield ElevenLabsTTS(ElevenLabsSettings.model_validate(settings))
+
+    @pytest.fixture
+    async def reconnecting_tts(self) -> AsyncIterator[ReconnectCase[TTS]]:
+        faults = Faults(drop_after=3, drops=1)  # three audio messages into the utterance
+        async with ElevenLabsEmulator(
+            ms_per_char=5, first_audio_ms=10, chars_per_chunk=10, faults=faults
+        ) as el:
+            settings = {"api_key": "test-elevenlabs-key", "url": el.url, "timeout": 5}
+            tts = ElevenLabsTTS(ElevenLabsSettings.model_validate(settings))
+            yield ReconnectCase(tts, lambda: faults.dropped)
 
 
 class TestElevenLabsRest(TTSContract):
@@ -66,6 +76,17 @@ class TestSoniox(STTContract):
         async with SonioxEmulator(utterances=["hello there"] * 4, endpoint_ms=500) as sx:
             settings = {"api_key": "test-soniox-key", "url": sx.url, "timeout": 5}
             yield SonioxSTT(SonioxSettings.model_validate(settings))
+
+    @pytest.fixture
+    async def reconnecting_stt(self) -> AsyncIterator[ReconnectCase[STT]]:
+        faults = Faults(drop_after=2, drops=1)  # after the first partial words
+        async with SonioxEmulator(
+            utterances=["hello there"] * 4, endpoint_ms=500, faults=faults
+        ) as sx:
+            settings = {"api_key": "test-soniox-key", "url": sx.url, "timeout": 5}
+            yield ReconnectCase(
+                SonioxSTT(SonioxSettings.model_validate(settings)), lambda: faults.dropped
+            )
 
     @pytest.fixture
     def speech(self) -> bytes:

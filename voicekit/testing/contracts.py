@@ -27,8 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
 
 import anyio
 import pytest
@@ -39,7 +40,7 @@ from voicekit.llm import LLM, Message, TextDelta, ToolCall, Usage
 from voicekit.stt import STT, STTEvent, Transcript
 from voicekit.tts import TTS, AudioChunk, TTSSession, Utterance
 
-__all__ = ["LLMContract", "STTContract", "TTSContract"]
+__all__ = ["LLMContract", "ReconnectCase", "STTContract", "TTSContract"]
 
 # LLM-style fragments: words cut anywhere, spaces leading, punctuation alone.
 FRAGMENTS = ["Thanks", " for", " call", "ing", " voice", "kit", ".", " Your", " regu", "lar"]
@@ -69,6 +70,40 @@ async def _no_tasks_left(before: int | None, limit_s: float) -> None:
     assert (_loop_tasks() or 0) <= before, "background tasks still running after close"
 
 
+ProviderT = TypeVar("ProviderT")
+
+
+@dataclass(frozen=True)
+class ReconnectCase(Generic[ProviderT]):
+    """A provider whose service drops its connection once while it works, and a count of
+    the connections the service has dropped so far: the reconnect tests check it is at
+    least one afterwards, so a drop that never happened cannot pass for one survived.
+
+    With a voicekit emulator: ``Faults(drop_after=3, drops=1)`` and ``lambda:
+    faults.dropped``. Providers that hold no connection (HTTP per request, in process)
+    leave the fixture out and those tests are skipped, saying why.
+    """
+
+    provider: ProviderT
+    drops: Callable[[], int]
+
+
+def _reconnect_case(case: ReconnectCase[ProviderT] | None, fixture: str) -> ReconnectCase[Any]:
+    if case is None:
+        pytest.skip(f"no {fixture} fixture: this provider's reconnects are not checked")
+    return case
+
+
+def _without_cut_words(heard: list[str]) -> list[str]:
+    """The words heard, less a fragment said again whole just after it ("th the"): a word
+    the service had only half spoken when the connection dropped is repeated whole."""
+    return [
+        w
+        for i, w in enumerate(heard)
+        if not (i + 1 < len(heard) and heard[i + 1] != w and heard[i + 1].startswith(w))
+    ]
+
+
 async def _collect(utterance: Utterance, limit_s: float, why: str) -> list[AudioChunk]:
     chunks: list[AudioChunk] = []
     with anyio.fail_after(limit_s, reason=why):
@@ -89,8 +124,10 @@ class TTSContract(_Contract):
     """Contract tests for a TTS provider.
 
     Fixtures to provide: ``tts`` (the provider, ready to open sessions). Optional:
-    ``tts_format`` (default: the provider's first output format). ``min_ms_per_word``
-    is the least audio a word may take (a provider that drops text fails it).
+    ``tts_format`` (default: the provider's first output format); ``reconnecting_tts``
+    (a :class:`ReconnectCase` whose service drops the connection once mid-utterance;
+    without it the reconnect test is skipped). ``min_ms_per_word`` is the least audio a
+    word may take (a provider that drops text fails it).
     """
 
     min_ms_per_word: ClassVar[float] = 100.0
@@ -98,6 +135,20 @@ class TTSContract(_Contract):
     @pytest.fixture
     def tts_format(self, tts: TTS) -> AudioFormat:
         return tts.output_formats[0]
+
+    @pytest.fixture
+    def reconnecting_tts(self) -> ReconnectCase[TTS] | None:
+        return None
+
+    def _check_words(self, chunks: list[AudioChunk], fmt: AudioFormat, words: list[str]) -> None:
+        audio = b"".join(c.data for c in chunks)
+        assert audio, "no audio for the pushed text"
+        assert len(audio) % fmt.block_size == 0, "audio is not whole samples"
+        least = len(words) * self.min_ms_per_word
+        assert fmt.duration_ms(len(audio)) >= least, (
+            f"{fmt.duration_ms(len(audio)):.0f} ms of audio for {len(words)} words: "
+            f"text was dropped (at least {least:.0f} ms expected)"
+        )
 
     @contextlib.asynccontextmanager
     async def _session(self, tts: TTS, fmt: AudioFormat) -> AsyncIterator[TTSSession]:
@@ -121,19 +172,40 @@ class TTSContract(_Contract):
                 await utterance.push_text(fragment)
             await utterance.end()
             chunks = await _collect(utterance, self.timeout_s, "the audio did not end after end()")
-        audio = b"".join(c.data for c in chunks)
-        assert audio, "no audio for the pushed text"
-        assert len(audio) % tts_format.block_size == 0, "audio is not whole samples"
         words = "".join(FRAGMENTS).split()
-        least = len(words) * self.min_ms_per_word
-        assert tts_format.duration_ms(len(audio)) >= least, (
-            f"{tts_format.duration_ms(len(audio)):.0f} ms of audio for {len(words)} words: "
-            f"text was dropped (at least {least:.0f} ms expected)"
-        )
+        self._check_words(chunks, tts_format, words)
         aligned = [c.alignment for c in chunks if c.alignment is not None]
         if aligned:
             spoken = "".join("".join(a.chars) for a in aligned)
             assert spoken.split() == words, f"the alignment says {spoken!r}"
+
+    @pytest.mark.anyio
+    async def test_a_connection_dropped_mid_utterance_loses_and_repeats_no_word(
+        self, reconnecting_tts: ReconnectCase[TTS] | None, tts_format: AudioFormat
+    ) -> None:
+        """The service drops the connection while an utterance is being spoken: the audio
+        still speaks every word, in order, and none twice (a word the drop cut in half may
+        be said again whole); the session goes on to the next utterance."""
+        case = _reconnect_case(reconnecting_tts, "reconnecting_tts")
+        async with self._session(case.provider, tts_format) as session:
+            utterance = session.utterance()
+            for fragment in FRAGMENTS:
+                await utterance.push_text(fragment)
+            await utterance.end()
+            chunks = await _collect(utterance, self.timeout_s, "the audio did not end after end()")
+            second = session.utterance()
+            await second.push_text("Next reply. ")
+            await second.end()
+            after = await _collect(second, self.timeout_s, "the next utterance hung")
+        assert case.drops() >= 1, "the service dropped no connection: nothing was checked"
+        words = "".join(FRAGMENTS).split()
+        self._check_words(chunks, tts_format, words)
+        aligned = [c.alignment for c in chunks if c.alignment is not None]
+        if aligned:
+            heard = "".join("".join(a.chars) for a in aligned).split()
+            assert _without_cut_words(heard) == words, f"the alignment says {heard}"
+            assert len(heard) - len(words) <= 1, f"words said twice: {heard}"
+        assert after, "no audio for the utterance after the reconnect"
 
     @pytest.mark.anyio
     async def test_flush_gives_audio_without_end(self, tts: TTS, tts_format: AudioFormat) -> None:
@@ -207,7 +279,9 @@ class STTContract(_Contract):
 
     Fixtures to provide: ``stt`` (the provider), ``speech`` (audio in ``stt_format`` that
     the provider recognises as at least one word, ending in a second or more of silence).
-    Optional: ``stt_format`` (default: the provider's first input format).
+    Optional: ``stt_format`` (default: the provider's first input format);
+    ``reconnecting_stt`` (a :class:`ReconnectCase` whose service drops the connection
+    once while the speech streams in; without it the reconnect test is skipped).
     """
 
     frame_ms: ClassVar[float] = 20.0
@@ -223,11 +297,37 @@ class STTContract(_Contract):
             await stream.send_audio(audio[start : start + size])
             await anyio.sleep(self.pace_s)
 
+    @pytest.fixture
+    def reconnecting_stt(self) -> ReconnectCase[STT] | None:
+        return None
+
     @pytest.mark.anyio
     async def test_speech_becomes_a_final_transcript(
         self, stt: STT, stt_format: AudioFormat, speech: bytes
     ) -> None:
         """Audio in, final words out; finalize() makes pending words final and says so."""
+        finals = await self._final_words(stt, stt_format, speech)
+        assert finals, "no final words"
+
+    @pytest.mark.anyio
+    async def test_a_connection_dropped_mid_speech_changes_no_final_word(
+        self,
+        stt: STT,
+        reconnecting_stt: ReconnectCase[STT] | None,
+        stt_format: AudioFormat,
+        speech: bytes,
+    ) -> None:
+        """The service drops the connection while the speech streams in: the stream goes
+        on, and its final words are the ones the same speech gives without a drop, each
+        once (audio the service had not answered for is sent again, and no more)."""
+        case = _reconnect_case(reconnecting_stt, "reconnecting_stt")
+        expected = await self._final_words(stt, stt_format, speech)
+        heard = await self._final_words(case.provider, stt_format, speech)
+        assert case.drops() >= 1, "the service dropped no connection: nothing was checked"
+        assert heard == expected, f"with a drop: {heard}; without: {expected}"
+
+    async def _final_words(self, stt: STT, stt_format: AudioFormat, speech: bytes) -> list[str]:
+        """Stream ``speech``, finalize, close: the final transcripts' words, in order."""
         events: list[STTEvent] = []
         with anyio.fail_after(self.timeout_s, reason="opening a stream took too long"):
             stream = await stt.stream(stt_format, call_id="contract").__aenter__()
@@ -251,8 +351,9 @@ class STTContract(_Contract):
         finally:
             with anyio.fail_after(self.timeout_s, reason="__aexit__ after aclose() hung"):
                 await stream.__aexit__(None, None, None)
-        finals = [e.text for e in events if isinstance(e, Transcript) and e.is_final]
-        assert any(text.strip() for text in finals), f"no final words in {events}"
+        return [
+            w for e in events if isinstance(e, Transcript) and e.is_final for w in e.text.split()
+        ]
 
     @pytest.mark.anyio
     async def test_close_from_another_task_is_bounded_and_ends_the_events(

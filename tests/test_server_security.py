@@ -204,11 +204,14 @@ async def test_at_most_max_calls_agents_run_however_many_media_sockets_connect(
             assert len(r.calls.active) == 2 and r.calls.calls_total == 2
 
 
-async def test_webhook_bodies_are_capped_while_reading(tmp_path: Path) -> None:
+async def test_webhook_bodies_are_capped_while_reading(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     async with rig(tmp_path, server={"max_body_bytes": 4096}) as r:
         url = f"{r.server.http_url}/telephony/telnyx/webhook"
         async with httpx.AsyncClient() as client:
-            declared = await client.post(url, content=b"x" * 10_000)
+            for _ in range(20):  # a flood of them writes one warning, not twenty
+                declared = await client.post(url, content=b"x" * 10_000)
             small = await r.phone.webhook("call.bogus", {"call_control_id": "v3:x"})
         # No content-length: the limit holds while the body streams in. The answer comes
         # after 5 kB of a body that would go on for ever, and the connection is closed.
@@ -234,6 +237,12 @@ async def test_webhook_bodies_are_capped_while_reading(tmp_path: Path) -> None:
     assert response.startswith(b"HTTP/1.1 413")
     assert small.status_code == 200  # under the limit, signed: processed as usual
     assert r.telephony.rejected_webhooks == 0  # refused before any signature work
+    refusals = [
+        rec
+        for rec in caplog.records
+        if rec.name == "voicekit.server.limits" and rec.levelno >= logging.WARNING
+    ]
+    assert len(refusals) == 1 and "declares 10000 bytes" in refusals[0].getMessage()
 
 
 async def test_media_messages_over_the_limit_close_the_socket(tmp_path: Path) -> None:
@@ -288,7 +297,7 @@ async def test_half_finished_requests_are_closed_after_the_request_timeout(
                 assert (await client.get(f"{r.server.http_url}/healthz")).status_code == 200
 
 
-@pytest.mark.parametrize("signature", ["none", "stale", "not_base64"])
+@pytest.mark.parametrize("signature", ["none", "stale", "not_base64", "huge_timestamp"])
 async def test_an_unsigned_webhook_is_refused_before_its_body_is_read(
     tmp_path: Path, signature: str
 ) -> None:
@@ -304,6 +313,7 @@ async def test_an_unsigned_webhook_is_refused_before_its_body_is_read(
             "not_base64": signed_head(r, body).replace(
                 b"telnyx-signature-ed25519: ", b"telnyx-signature-ed25519: %"
             ),
+            "huge_timestamp": signed_head(r, body, timestamp=10**400),
         }[signature]
         stream = await anyio.connect_tcp("127.0.0.1", r.server.port)
         async with stream:

@@ -202,7 +202,19 @@ def test_signature_checks_follow_the_reference() -> None:
         (headers(now + 301), "301 s in the future"),
         ({"telnyx-timestamp": str(now)}, "missing"),
         (headers(now, sig=b"\x00" * 63), "64 bytes"),
-        ({**headers(now), "telnyx-timestamp": "soon"}, "not an integer"),
+    ] + [
+        # Not Unix seconds: words, signs, spaces, other scripts' digits, and numbers so
+        # long that the skew arithmetic would overflow (a 500 once, with a traceback).
+        ({**headers(now), "telnyx-timestamp": stamp}, "Unix seconds")
+        for stamp in [
+            "soon",
+            f"+{now}",
+            f" {now}",
+            "1_700_000_000",
+            "\u0661" * 10,  # Arabic-Indic digits
+            "1" + "0" * 400,
+            "-" + "9" * 400,
+        ]
     ]:
         with pytest.raises(WebhookVerificationError, match=match):
             verify_webhook(body, bad, public, now=now)

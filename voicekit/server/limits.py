@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..lograte import FoldedWarning
+
 __all__ = ["BodyLimit"]
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
         self._client_disconnect = ClientDisconnect
+        self._refusals = FoldedWarning(logger)  # a client sending huge bodies cannot flood
 
     def __getattr__(self, name: str) -> Any:  # app.state and friends, as on the wrapped app
         return getattr(self.app, name)
@@ -79,7 +82,7 @@ class BodyLimit:
 
     async def _refuse(self, scope: Any, send: Any, why: str) -> None:
         client = scope.get("client")
-        logger.warning(
+        self._refusals.warning(
             "refused a request to %s from %s: its body %s (limit [server] max_body_bytes = %d)",
             scope.get("path", "?"),
             client[0] if client else "?",

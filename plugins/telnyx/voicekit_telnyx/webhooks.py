@@ -27,6 +27,7 @@ __all__ = [
 
 SIGNATURE_HEADER = "telnyx-signature-ed25519"
 TIMESTAMP_HEADER = "telnyx-timestamp"
+_TIMESTAMP_DIGITS = 12  # Unix seconds stay under 13 digits until the year 33658
 
 
 class WebhookVerificationError(VoiceKitError):
@@ -66,10 +67,13 @@ def signature_headers(
     timestamp = lowered.get(TIMESTAMP_HEADER)
     if not signature_b64 or not timestamp:
         raise WebhookVerificationError("missing Telnyx signature or timestamp header")
-    try:
-        signed_at = int(timestamp)
-    except ValueError:
-        raise WebhookVerificationError("the Telnyx timestamp is not an integer") from None
+    # Unix seconds, ASCII digits only: int() alone takes signs, underscores, spaces and
+    # other scripts' digits, and a 400-digit number overflows the float arithmetic below.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > _TIMESTAMP_DIGITS:
+        raise WebhookVerificationError(
+            f"the Telnyx timestamp must be Unix seconds, at most {_TIMESTAMP_DIGITS} digits"
+        )
+    signed_at = int(timestamp)
     current = time.time() if now is None else now
     skew = signed_at - current
     if abs(skew) > tolerance:

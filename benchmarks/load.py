@@ -32,6 +32,10 @@ progress is one number. When the first level that missed had a load generator wh
 event loops lagged more than 10 ms (p99), a note says the capacity is a lower bound.
 
     python benchmarks/load.py [--calls 1,50,100,...,350] [--turns 2] [--ramp 5] [--no-pin]
+                              [--stt-send-ms 20]
+
+``--stt-send-ms 60``: the server sends the caller's audio to Soniox three frames a message
+(``[providers.soniox] send_ms``) instead of one, to measure what that saves.
 
 ``--local``: the offline providers instead (piper TTS and pocketsphinx STT in the
 server process, no phrase cache, so every reply is synthesised), the caller speaking a
@@ -112,6 +116,7 @@ records_dir = "{records}"
 [providers.soniox]
 url = "{soniox}"
 api_key = "test-soniox-key"
+send_ms = {stt_send_ms}
 [providers.elevenlabs]
 url = "{elevenlabs}"
 api_key = "test-elevenlabs-key"
@@ -448,11 +453,15 @@ async def caller_speech(local: bool) -> tuple[AudioFormat, bytes]:
     return PCM_16K, await speak(CALLER_LINE, PCM_16K)
 
 
-async def main(levels: list[int], turns: int, ramp_s: float, pin: bool, local: bool) -> None:
+async def main(
+    levels: list[int], turns: int, ramp_s: float, pin: bool, local: bool, stt_send_ms: int
+) -> None:
     server_cpus, load_cpus = cpu_split(pin)
     if load_cpus is not None:
         os.sched_setaffinity(0, load_cpus)
     print(f"CPUs: server {server_cpus or 'any'}, load generator {load_cpus or 'any'}")
+    if not local:
+        print(f"caller audio to Soniox in pieces of {stt_send_ms} ms ([providers.soniox] send_ms)")
     speech = await caller_speech(local)
     providers: subprocess.Popen[str] | None = None
     urls: dict[str, str] = {}
@@ -468,7 +477,12 @@ async def main(levels: list[int], turns: int, ramp_s: float, pin: bool, local: b
         config = workdir / "voicekit.toml"
         await anyio.Path(config).write_text(
             (CONFIG_LOCAL if local else CONFIG).format(
-                port=port, public_key=phone.public_key, telnyx=telnyx.url, records=records, **urls
+                port=port,
+                public_key=phone.public_key,
+                telnyx=telnyx.url,
+                records=records,
+                stt_send_ms=stt_send_ms,
+                **urls,
             )
         )
         server = await anyio.to_thread.run_sync(
@@ -554,6 +568,12 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=2)
     parser.add_argument("--ramp", type=float, default=5.0, help="seconds over which calls arrive")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin CPUs")
+    parser.add_argument(
+        "--stt-send-ms",
+        type=int,
+        default=20,
+        help="[providers.soniox] send_ms: caller audio to the STT in pieces of this many ms",
+    )
     args = parser.parse_args()
     levels = args.calls or ("1,2,3,4,6,8" if args.local else "1,50,100,150,200,250,300,350")
     anyio.run(
@@ -563,5 +583,6 @@ if __name__ == "__main__":
         args.ramp,
         args.pin,
         args.local,
+        args.stt_send_ms,
         backend_options={"use_uvloop": True},
     )

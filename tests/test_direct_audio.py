@@ -183,7 +183,11 @@ def test_without_the_servers_extension_nothing_is_offered() -> None:
 # -- Soniox ---------------------------------------------------------------------------------
 
 
-async def test_soniox_writes_at_once_and_a_reconnect_replays_what_it_wrote() -> None:
+@pytest.mark.parametrize("send_ms", [20, 60])
+async def test_soniox_writes_at_once_and_a_reconnect_replays_what_it_wrote(send_ms: int) -> None:
+    """Every frame at once (20), or three frames a message (60: a frame that does not
+    complete a piece is taken and held, and a piece that cannot be written leaves what is
+    held as it was, for the usual way): every word once, in order, across a reconnect."""
     from voicekit.testing.emulators._server import Faults
 
     faults = Faults(drop_after=3, drops=1, delay_ms=0)
@@ -191,7 +195,7 @@ async def test_soniox_writes_at_once_and_a_reconnect_replays_what_it_wrote() -> 
     events: list[Any] = []
     written = waited = 0
     async with SonioxEmulator(utterances=["first turn here", "second one"], faults=faults) as sx:
-        async with stt_for(sx).stream(ULAW_8K, call_id="call-7") as stream:
+        async with stt_for(sx, send_ms=send_ms).stream(ULAW_8K, call_id="call-7") as stream:
 
             async def collect() -> None:
                 async for event in stream:

@@ -89,6 +89,31 @@ async def test_happy_path_partials_finals_and_end_of_turn() -> None:
     assert sx.streams[0].audio_bytes == len(turns(1000, 500))  # every byte, untouched
 
 
+async def test_send_ms_sends_the_audio_in_pieces_and_every_byte_once() -> None:
+    """60 ms pieces of 20 ms frames: a third of the messages, the same bytes in the same
+    order, the same words; what is held when the audio ends is sent before its end."""
+    audio = turns(1000, 500)  # 3,100 ms: 155 frames, 51 whole pieces and 2 frames left
+    async with SonioxEmulator(utterances=["book a table for two", "at seven"]) as sx:
+        events = await run(stt_for(sx, send_ms=60), audio)
+    assert finals(events) == ["book a table for two", "at seven"]
+    assert sx.streams[0].audio_bytes == len(audio)
+    assert sx.streams[0].audio_messages == 52
+
+
+async def test_a_finalize_sends_the_held_audio_first() -> None:
+    async with SonioxEmulator(utterances=["one two three"], endpoint_ms=3000) as sx:
+        async with stt_for(sx, send_ms=100).stream(ULAW_8K) as stream:
+            speech = voice(700, ULAW_8K)
+            for i in range(0, len(speech), 160):
+                await stream.send_audio(speech[i : i + 160])
+            held = len(speech) % ULAW_8K.bytes_for_ms(100)
+            await until(lambda: sx.streams[0].audio_bytes == len(speech) - held)
+            with anyio.fail_after(5):
+                assert await stream.finalize() == "finalized"
+            assert sx.streams[0].audio_bytes == len(speech)  # before the finalize message
+            assert sx.streams[0].controls[-1] == {"type": "finalize"}
+
+
 async def test_pcm_and_legacy_key_in_config() -> None:
     async with SonioxEmulator(utterances=["hello"]) as sx:
         events = await run(stt_for(sx, api_key_in_config=True), turns(400, fmt=PCM_16K), PCM_16K)

@@ -43,6 +43,15 @@ class SonioxSettings(ProviderSettings):
         le=60,
         description="Audio kept for re-sending after a reconnect (seconds).",
     )
+    send_ms: int = Field(
+        default=20,
+        ge=20,
+        le=200,
+        description="Caller audio goes to Soniox in pieces of this many ms: 20 sends every "
+        "frame as it arrives; 40 or 60 sends a message per two or three frames (fewer "
+        "messages and system calls per call, so more calls per core) and the end of the "
+        "caller's speech reaches Soniox up to that much later less 20 ms.",
+    )
     url: str = Field(
         default="wss://stt-rt.soniox.com/transcribe-websocket",
         description="Real-time WebSocket URL.",

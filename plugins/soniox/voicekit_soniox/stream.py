@@ -64,6 +64,9 @@ class SonioxStream(PersistentWebSocket, STTStream):
         self._replay: deque[tuple[float, float, bytes]] = deque()
         self._replay_ms = settings.replay_s * 1000
         self._bytes_per_s = fmt.bytes_per_second
+        # Audio held until a piece of send_ms is whole (0: every frame goes at once).
+        self._piece_bytes = fmt.bytes_for_ms(settings.send_ms) if settings.send_ms > 20 else 0
+        self._pending = bytearray()
         self._fin = anyio.Event()
         self._finished = anyio.Event()
         send, recv = anyio.create_memory_object_stream[STTEvent | Exception](math.inf)
@@ -133,7 +136,9 @@ class SonioxStream(PersistentWebSocket, STTStream):
         return self._finished.is_set()
 
     async def goodbye(self) -> None:
-        """End of audio: an empty frame, then the remaining results and ``finished``."""
+        """End of audio: what is held, an empty frame, then the remaining results and
+        ``finished``."""
+        await self._send_held()
         if await self.send(b""):
             await self._finished.wait()
 
@@ -152,16 +157,39 @@ class SonioxStream(PersistentWebSocket, STTStream):
     async def send_audio(self, data: bytes) -> None:
         if self.closing or not data:
             return
+        if self._piece_bytes:
+            self._pending += data
+            if len(self._pending) < self._piece_bytes:
+                return
+            data = bytes(self._pending)
+            self._pending.clear()
         self._record(data)
         await self.send_now(data)  # if it cannot go now, the replay sends it
 
     def send_audio_now(self, data: bytes) -> bool:
         if self.closing or not data:
             return True  # as send_audio: nothing to send
+        if self._piece_bytes:
+            pending = self._pending
+            if len(pending) + len(data) < self._piece_bytes:
+                pending += data  # taken: it goes out with the frames that complete the piece
+                return True
+            if pending:
+                data = bytes(pending) + data
         if not self.write_now(data):
-            return False
+            return False  # nothing taken: the held audio is still held, in order
+        self._pending.clear()
         self._record(data)  # only once written: False must leave the stream as it was
         return True
+
+    async def _send_held(self) -> None:
+        """Send the audio held for a piece that is not whole yet (before a finalize or
+        the end of the audio, which must follow every byte of it)."""
+        if self._pending:
+            data = bytes(self._pending)
+            self._pending.clear()
+            self._record(data)
+            await self.send_now(data)
 
     def _record(self, data: bytes) -> None:
         """Count ``data`` as sent and keep it for a replay until its words are final.
@@ -188,6 +216,7 @@ class SonioxStream(PersistentWebSocket, STTStream):
         if not self.connected or self.closing:
             return "not_connected"
         self._fin = anyio.Event()
+        await self._send_held()
         if not await self.send(json.dumps({"type": "finalize"})):
             return "not_connected"
         with anyio.move_on_after(self.settings.timeout):

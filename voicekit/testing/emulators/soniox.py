@@ -60,6 +60,7 @@ class _Stream:
     to_pcm: AudioConverter | None = None
     audio_ms: float = 0.0
     audio_bytes: int = 0
+    audio_messages: int = 0
     sent: int = 0
     speech_start: float | None = None
     speech_end: float = 0.0
@@ -320,6 +321,7 @@ class SonioxEmulator(ServedEmulator):
     async def _audio(self, stream: _Stream, data: bytes) -> None:
         assert stream.fmt is not None and stream.to_pcm is not None
         stream.audio_bytes += len(data)
+        stream.audio_messages += 1
         whole = len(data) - len(data) % stream.fmt.block_size
         rms = _rms(stream, data[:whole])
         duration = stream.fmt.duration_ms(whole)
